@@ -1,0 +1,32 @@
+/* tools/cli.h: what every command shares: errors, usage, stdout checks. */
+#ifndef HF_TOOLS_CLI_H
+#define HF_TOOLS_CLI_H
+
+#include <stdio.h>
+
+#include "core/err.h"
+
+#define HF_COMMAND(name, summary) int cmd_##name(int argc, char **argv);
+#include "commands.h"
+#undef HF_COMMAND
+
+/* Print "<prog>: <err->msg>" to stderr; returns 1 (runtime failure). */
+int die_err(const char *prog, const struct hf_err *err);
+
+/* Print "<prog>: <message>" to stderr; returns 1. */
+int die(const char *prog, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Print usage to stderr after "<prog>: <message>"; returns 2. */
+int die_usage(const char *prog, const char *usage, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Flush stdout and check it: returns 0, or 1 after a message if a write
+ * failed (a full disk must not look like success). */
+int finish_stdout(const char *prog);
+
+/* Parse a non-negative integer option; returns 0 or -1. */
+int parse_long(const char *s, long min, long max, long *out);
+int parse_double(const char *s, double *out);
+
+#endif
