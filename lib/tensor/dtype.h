@@ -1,0 +1,61 @@
+/* lib/tensor/dtype.h: element types of safetensors files and their
+ * conversions to and from float32. */
+#ifndef HF_TENSOR_DTYPE_H
+#define HF_TENSOR_DTYPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Every dtype code of the safetensors format (docs/safetensors.md, s. 3). */
+enum hf_dtype {
+	HF_DTYPE_BOOL,
+	HF_DTYPE_U8,
+	HF_DTYPE_I8,
+	HF_DTYPE_I16,
+	HF_DTYPE_U16,
+	HF_DTYPE_F16,
+	HF_DTYPE_BF16,
+	HF_DTYPE_I32,
+	HF_DTYPE_U32,
+	HF_DTYPE_F32,
+	HF_DTYPE_F64,
+	HF_DTYPE_I64,
+	HF_DTYPE_U64,
+	HF_DTYPE_F8_E4M3,
+	HF_DTYPE_F8_E5M2,
+	HF_DTYPE_F8_E4M3FNUZ,
+	HF_DTYPE_F8_E5M2FNUZ,
+	HF_DTYPE_F8_E8M0,
+	HF_DTYPE_F6_E2M3,
+	HF_DTYPE_F6_E3M2,
+	HF_DTYPE_F4,
+	HF_DTYPE_C64,
+	HF_DTYPE_COUNT
+};
+
+/* "F32", "BF16", ... as in safetensors headers. */
+const char *hf_dtype_name(enum hf_dtype t);
+/* Parse a header dtype string (case-sensitive); -1 if unknown. */
+int hf_dtype_parse(const char *s);
+/* Bits per element: 4, 6, 8, 16, 32, 64. */
+unsigned hf_dtype_bits(enum hf_dtype t);
+
+/* Scalar conversions (bit-exact, round-to-nearest-even on narrowing). */
+float hf_f16_to_f32(uint16_t h);
+uint16_t hf_f32_to_f16(float f);
+float hf_bf16_to_f32(uint16_t b);
+uint16_t hf_f32_to_bf16(float f);	/* NaN -> 0x7FC0 (quiet) */
+float hf_f8e4m3_to_f32(uint8_t v);
+float hf_f8e5m2_to_f32(uint8_t v);
+
+/* Bulk conversions of n elements, vectorised where the CPU allows. */
+void hf_f16_to_f32_n(float *dst, const uint16_t *src, size_t n);
+void hf_f32_to_f16_n(uint16_t *dst, const float *src, size_t n);
+void hf_bf16_to_f32_n(float *dst, const uint16_t *src, size_t n);
+void hf_f32_to_bf16_n(uint16_t *dst, const float *src, size_t n);
+
+/* Any float-like dtype (F32 F16 BF16 F64 F8_*) to float32; returns -1 for
+ * types with no float meaning. */
+int hf_to_f32_n(float *dst, const void *src, enum hf_dtype t, size_t n);
+
+#endif

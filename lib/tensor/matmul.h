@@ -1,0 +1,25 @@
+/* lib/tensor/matmul.h: the CPU matrix products every model runs on.
+ * Weights are in HF nn.Linear layout, W[out][in] row-major, read in place
+ * (from the mmap) in their stored dtype; activations are float32. */
+#ifndef HF_TENSOR_MATMUL_H
+#define HF_TENSOR_MATMUL_H
+
+#include <stddef.h>
+
+#include "core/pool.h"
+#include "tensor/dtype.h"
+
+/* y[n][out] = x[n][in] . W[out][in]^T (+ bias[out] when bias != NULL).
+ * wt is HF_DTYPE_F32, HF_DTYPE_F16 or HF_DTYPE_BF16. n == 1 is the decode
+ * matrix-vector product (SIMD, rows split across the pool); n > 1 is the
+ * batched product (prompt processing). pool may be NULL (one thread).
+ * Sums in float32; results match hf_matmul_ref within 1e-5 relative. */
+void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
+	       const float *bias, size_t n, size_t in, size_t out,
+	       struct hf_pool *pool);
+
+/* The plain loop the fast paths are tested against. */
+void hf_matmul_ref(float *y, const float *x, const void *w, enum hf_dtype wt,
+		   const float *bias, size_t n, size_t in, size_t out);
+
+#endif
