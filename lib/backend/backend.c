@@ -1,0 +1,346 @@
+/* lib/backend/backend.c: what every backend shares: buffer bookkeeping,
+ * op records, recording and replay. */
+#include "backend/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+size_t hf_dtype_size(enum hf_dtype dt, size_t n)
+{
+	switch (dt) {
+	case HF_DTYPE_F16:
+	case HF_DTYPE_BF16:
+	case HF_DTYPE_I16:
+	case HF_DTYPE_U16:
+		return 2 * n;
+	case HF_DTYPE_F64:
+	case HF_DTYPE_I64:
+	case HF_DTYPE_U64:
+		return 8 * n;
+	case HF_DTYPE_BOOL:
+	case HF_DTYPE_U8:
+	case HF_DTYPE_I8:
+		return n;
+	default:
+		return 4 * n;
+	}
+}
+
+void hf_backend_free(struct hf_backend *be)
+{
+	if (be)
+		be->ops->destroy(be);
+}
+
+const char *hf_backend_name(const struct hf_backend *be)
+{
+	return be->ops->name;
+}
+
+void hf_backend_sync(struct hf_backend *be)
+{
+	if (be->ops->sync)
+		be->ops->sync(be);
+}
+
+static struct hf_buf *buf_new(struct hf_backend *be, enum hf_dtype dt,
+			      size_t n)
+{
+	struct hf_buf *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->be = be;
+	b->dtype = dt;
+	b->n = n;
+	b->size = hf_dtype_size(dt, n);
+	b->root = b;
+	return b;
+}
+
+int hf_buf_alloc(struct hf_buf **out, struct hf_backend *be,
+		 enum hf_dtype dt, size_t n, struct hf_err *err)
+{
+	struct hf_buf *b = buf_new(be, dt, n);
+
+	*out = NULL;
+	if (!b)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	b->flags = HF_BUF_OWNED;
+	if (be->ops->buf_alloc(be, b, err)) {
+		free(b);
+		return err ? err->code : HF_ENOMEM;
+	}
+	*out = b;
+	return 0;
+}
+
+int hf_buf_wrap(struct hf_buf **out, struct hf_backend *be, enum hf_dtype dt,
+		size_t n, const void *host, struct hf_err *err)
+{
+	struct hf_buf *b = buf_new(be, dt, n);
+
+	*out = NULL;
+	if (!b)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	b->flags = HF_BUF_WRAPPED;
+	if (be->ops->buf_wrap(be, b, host, err)) {
+		free(b);
+		return err ? err->code : HF_ENOMEM;
+	}
+	*out = b;
+	return 0;
+}
+
+int hf_buf_view(struct hf_buf **out, struct hf_buf *b, size_t first,
+		size_t n, struct hf_err *err)
+{
+	struct hf_buf *v;
+	size_t off = hf_dtype_size(b->dtype, first);
+
+	*out = NULL;
+	if (first > b->n || n > b->n - first)
+		return hf_err_set(err, HF_EINTERNAL,
+				  "view [%zu, %zu) outside a buffer of %zu",
+				  first, first + n, b->n);
+	v = buf_new(b->be, b->dtype, n);
+	if (!v)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	v->root = b->root;
+	v->off = b->off + off;
+	v->dev = b->dev;
+	v->host = b->host ? (char *)b->host + off : NULL;
+	v->flags = HF_BUF_VIEW;
+	*out = v;
+	return 0;
+}
+
+void hf_buf_free(struct hf_buf *b)
+{
+	if (!b)
+		return;
+	if (!(b->flags & HF_BUF_VIEW))
+		b->be->ops->buf_free(b->be, b);
+	free(b);
+}
+
+int hf_buf_upload(struct hf_buf *b, size_t off, const void *src,
+		  size_t bytes, struct hf_err *err)
+{
+	if (off > b->size || bytes > b->size - off)
+		return hf_err_set(err, HF_EINTERNAL,
+				  "upload of %zu bytes at %zu past a buffer of %zu",
+				  bytes, off, b->size);
+	return b->be->ops->upload(b->be, b, off, src, bytes, err);
+}
+
+int hf_buf_download(const struct hf_buf *b, size_t off, void *dst,
+		    size_t bytes, struct hf_err *err)
+{
+	if (off > b->size || bytes > b->size - off)
+		return hf_err_set(err, HF_EINTERNAL,
+				  "download of %zu bytes at %zu past a buffer of %zu",
+				  bytes, off, b->size);
+	return b->be->ops->download(b->be, b, off, dst, bytes, err);
+}
+
+int hf_graph_begin(struct hf_backend *be, struct hf_graph *g,
+		   struct hf_err *err)
+{
+	if (be->rec)
+		return hf_err_set(err, HF_EINVAL, "already recording a graph");
+	memset(g, 0, sizeof(*g));
+	be->rec = g;
+	be->rec_failed = 0;
+	return 0;
+}
+
+int hf_graph_end(struct hf_backend *be, struct hf_graph *g,
+		 struct hf_err *err)
+{
+	be->rec = NULL;
+	if (be->rec_failed)
+		return hf_err_set(err, HF_ENOMEM,
+				  "out of memory recording a graph");
+	if (be->ops->graph_compile)
+		return be->ops->graph_compile(be, g, err);
+	return 0;
+}
+
+void hf_graph_replay(struct hf_backend *be, struct hf_graph *g)
+{
+	if (be->ops->graph_replay && g->dev) {
+		be->ops->graph_replay(be, g);
+		return;
+	}
+	for (size_t i = 0; i < g->n; i++)
+		be->ops->exec(be, &g->ops[i]);
+}
+
+void hf_graph_free(struct hf_backend *be, struct hf_graph *g)
+{
+	if (!g)
+		return;
+	if (g->dev && be->ops->graph_free)
+		be->ops->graph_free(be, g);
+	free(g->ops);
+	memset(g, 0, sizeof(*g));
+}
+
+void hf_op_run(struct hf_backend *be, const struct hf_op *op)
+{
+	struct hf_graph *g = be->rec;
+
+	if (g) {
+		if (g->n == g->cap) {
+			size_t cap = g->cap ? 2 * g->cap : 64;
+			struct hf_op *ops = realloc(g->ops, cap * sizeof(*ops));
+
+			if (!ops)
+				be->rec_failed = 1;
+			else {
+				g->ops = ops;
+				g->cap = cap;
+			}
+		}
+		if (g->n < g->cap)
+			g->ops[g->n++] = *op;
+	}
+	be->ops->exec(be, op);
+}
+
+void hf_op_matmul(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		  struct hf_buf *bias, size_t n, size_t in, size_t out)
+{
+	struct hf_op op = { HF_OP_MATMUL, y, { x, w, bias },
+			    { (int64_t)n, (int64_t)in, (int64_t)out } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_rmsnorm(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		   size_t rows, size_t cols, float eps, int add_one)
+{
+	struct hf_op op = { HF_OP_RMSNORM, y, { x, w },
+			    { (int64_t)rows, (int64_t)cols, add_one },
+			    { eps } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_layernorm(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		     struct hf_buf *b, size_t rows, size_t cols, float eps)
+{
+	struct hf_op op = { HF_OP_LAYERNORM, y, { x, w, b },
+			    { (int64_t)rows, (int64_t)cols }, { eps } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_rope(struct hf_buf *x, struct hf_buf *pos, struct hf_buf *inv_freq,
+		size_t ntok, size_t heads, size_t head_dim, size_t rot_dim,
+		enum hf_rope_mode mode, float scaling)
+{
+	struct hf_op op = { HF_OP_ROPE, x, { x, pos, inv_freq },
+			    { (int64_t)ntok, (int64_t)heads,
+			      (int64_t)head_dim, (int64_t)rot_dim, mode },
+			    { scaling } };
+
+	hf_op_run(x->be, &op);
+}
+
+void hf_op_softmax(struct hf_buf *x, size_t rows, size_t cols)
+{
+	struct hf_op op = { HF_OP_SOFTMAX, x, { x },
+			    { (int64_t)rows, (int64_t)cols } };
+
+	hf_op_run(x->be, &op);
+}
+
+void hf_op_kv_store(struct hf_buf *cache, struct hf_buf *x, size_t B,
+		    size_t T, size_t C, size_t width, size_t past)
+{
+	struct hf_op op = { HF_OP_KV_STORE, cache, { x },
+			    { (int64_t)B, (int64_t)T, (int64_t)C,
+			      (int64_t)width, (int64_t)past } };
+
+	hf_op_run(cache->be, &op);
+}
+
+void hf_op_attention(struct hf_buf *o, struct hf_buf *q, struct hf_buf *k,
+		     struct hf_buf *v, struct hf_buf *mask, size_t B, size_t T,
+		     size_t C, size_t hq, size_t hkv, size_t d, size_t past,
+		     int causal, size_t window, float scale)
+{
+	struct hf_op op = { HF_OP_ATTENTION, o, { q, k, v, mask },
+			    { (int64_t)B, (int64_t)T, (int64_t)C, (int64_t)hq,
+			      (int64_t)hkv, (int64_t)d, (int64_t)past, causal,
+			      (int64_t)window },
+			    { scale } };
+
+	hf_op_run(o->be, &op);
+}
+
+void hf_op_glu(struct hf_buf *y, struct hf_buf *gate, struct hf_buf *up,
+	       size_t rows, size_t cols, enum hf_act act)
+{
+	struct hf_op op = { HF_OP_GLU, y, { gate, up },
+			    { (int64_t)rows, (int64_t)cols, act } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_act(struct hf_buf *y, struct hf_buf *x, size_t n, enum hf_act act)
+{
+	struct hf_op op = { HF_OP_ACT, y, { x }, { (int64_t)n, act } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_add(struct hf_buf *y, struct hf_buf *a, struct hf_buf *b, size_t n)
+{
+	struct hf_op op = { HF_OP_ADD, y, { a, b }, { (int64_t)n } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_scale(struct hf_buf *y, struct hf_buf *x, size_t n, float s)
+{
+	struct hf_op op = { HF_OP_SCALE, y, { x }, { (int64_t)n }, { s } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_get_rows(struct hf_buf *y, struct hf_buf *table, struct hf_buf *ids,
+		    size_t n, size_t dim, size_t rows)
+{
+	struct hf_op op = { HF_OP_GET_ROWS, y, { table, ids },
+			    { (int64_t)n, (int64_t)dim, (int64_t)rows } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_moe_route(struct hf_buf *w, struct hf_buf *experts,
+		     struct hf_buf *logits, size_t T, size_t E, size_t k)
+{
+	struct hf_op op = { HF_OP_MOE_ROUTE, w, { logits, experts },
+			    { (int64_t)T, (int64_t)E, (int64_t)k } };
+
+	hf_op_run(w->be, &op);
+}
+
+void hf_op_add_rows(struct hf_buf *y, struct hf_buf *x, struct hf_buf *rows,
+		    struct hf_buf *w, size_t n, size_t dim)
+{
+	struct hf_op op = { HF_OP_ADD_ROWS, y, { x, rows, w },
+			    { (int64_t)n, (int64_t)dim } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_copy(struct hf_buf *dst, struct hf_buf *src, size_t bytes)
+{
+	struct hf_op op = { HF_OP_COPY, dst, { src }, { (int64_t)bytes } };
+
+	hf_op_run(dst->be, &op);
+}

@@ -1,0 +1,264 @@
+/* lib/backend/backend.h: the compute interface every model is written
+ * against, once. A backend owns buffers (which may live on a device) and
+ * runs ops on them; the CPU backend (cpu/) runs them in host memory with
+ * the thread pool, a Vulkan backend (vulkan/) on a GPU.
+ *
+ * How a backend is built:
+ *  - Buffers. hf_buf_alloc() makes a buffer of n elements of a dtype;
+ *    hf_buf_wrap() makes one over host memory the caller keeps alive (the
+ *    CPU backend aliases it: mmap'd weights are never copied; a device
+ *    backend uploads it). hf_buf_view() is a window [off, off + size) of
+ *    another buffer (weights of a fused projection, one layer's KV cache).
+ *    hf_buf_upload()/hf_buf_download() move bytes to and from the host.
+ *  - Ops. Every op is one struct hf_op (an op code, a destination, up to
+ *    five source buffers, integer and float parameters whose meaning is
+ *    listed per op below) handed to the backend's exec(). The typed
+ *    functions hf_op_*() build the record; models call those.
+ *  - Graphs. Between hf_graph_begin() and hf_graph_end() every op is also
+ *    appended to the graph's list of records. The ops have run by the time
+ *    hf_graph_end() returns; hf_graph_replay() runs the same records again
+ *    on whatever the buffers hold now (new token ids, positions). The CPU
+ *    backend replays by calling exec() per record; a device backend turns
+ *    the list into one command buffer (its graph_compile hook) and submits
+ *    it. Parameters inside a record are fixed: what changes between
+ *    replays must live in a buffer.
+ *  - Ordering. Ops run in issue order; a device backend may queue them and
+ *    must finish them before hf_buf_download() returns.
+ *
+ * Dtypes: activations are float32 (HF_DTYPE_F32); token ids, positions and
+ * expert ids are int32 (HF_DTYPE_I32); matmul weights and embedding tables
+ * may be F32, F16 or BF16 and are read in their stored dtype.
+ *
+ * Shapes are row-major and given in the comments as (rows, cols). */
+#ifndef HF_BACKEND_BACKEND_H
+#define HF_BACKEND_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/pool.h"
+#include "tensor/dtype.h"
+
+struct hf_backend;
+
+struct hf_buf {
+	struct hf_backend *be;
+	enum hf_dtype dtype;
+	size_t n;		/* elements */
+	size_t size;		/* bytes */
+	struct hf_buf *root;	/* the buffer this views, or itself */
+	size_t off;		/* bytes from the start of root */
+	void *host;		/* host address of element 0, or NULL when the
+				 * buffer lives only on a device */
+	void *dev;		/* backend handle (of root) */
+	unsigned flags;		/* HF_BUF_* */
+};
+
+enum {
+	HF_BUF_OWNED = 1,	/* the backend allocated the memory */
+	HF_BUF_WRAPPED = 2,	/* caller's memory (CPU aliases it) */
+	HF_BUF_VIEW = 4,	/* a window of root */
+};
+
+/* Activation functions for HF_OP_ACT and HF_OP_GLU. */
+enum hf_act {
+	HF_ACT_SILU,		/* x * sigmoid(x) */
+	HF_ACT_GELU_ERF,	/* 0.5 x (1 + erf(x / sqrt 2)): "gelu" */
+	HF_ACT_GELU_TANH,	/* "gelu_new", "gelu_pytorch_tanh" */
+	HF_ACT_RELU,
+	HF_ACT_TANH,
+	HF_ACT_COUNT
+};
+
+/* RoPE conventions. */
+enum hf_rope_mode {
+	HF_ROPE_HALF,		/* rotate_half (HF Llama and the GPT-NeoX
+				 * layout): pairs (i, i + rot/2) */
+	HF_ROPE_INTERLEAVED,	/* GPT-J / Meta layout: pairs (2i, 2i + 1) */
+};
+
+enum hf_op_code {
+	/* y (n, out) = x (n, in) . w (out, in)^T + bias (out).
+	 * dst y F32, src0 x F32, src1 w F32/F16/BF16, src2 bias F32 or NULL.
+	 * ip: n, in, out. CPU: hf_matmul(). */
+	HF_OP_MATMUL,
+	/* y = x / sqrt(mean(x^2) + eps) * (w or 1 + w), rows of cols.
+	 * dst y, src0 x (may equal dst), src1 w (cols) F32.
+	 * ip: rows, cols, add_one (Gemma's (1 + w)). fp: eps. */
+	HF_OP_RMSNORM,
+	/* y = (x - mean) / sqrt(var + eps) * w + b, biased variance.
+	 * dst y, src0 x (may equal dst), src1 w, src2 b (cols).
+	 * ip: rows, cols. fp: eps. */
+	HF_OP_LAYERNORM,
+	/* Rotary embedding in place on x (ntok, heads * head_dim): the first
+	 * rot_dim dims of each head rotate by angle pos[t] * inv_freq[i],
+	 * cos and sin scaled by fp0 (HF attention_scaling, 1 mostly).
+	 * dst x, src0 x, src1 pos (ntok) I32, src2 inv_freq (rot_dim / 2) F32.
+	 * ip: ntok, heads, head_dim, rot_dim, mode (enum hf_rope_mode).
+	 * fp: scaling. Angles and cos/sin are float32, as in HF. */
+	HF_OP_ROPE,
+	/* Softmax over each row in place. dst x, src0 x. ip: rows, cols. */
+	HF_OP_SOFTMAX,
+	/* Write new keys or values into a cache: c[b][past + t] = x[b*T + t].
+	 * dst c (B, C, width), src0 x (B * T, width). ip: B, T, C, width, past. */
+	HF_OP_KV_STORE,
+	/* Scaled dot-product attention over a cache.
+	 * dst o (B * T, hq * d), src0 q (B * T, hq * d), src1 k (B, C, hkv * d),
+	 * src2 v (B, C, hkv * d), src3 mask (B, C) F32 (1 keep, 0 pad) or NULL.
+	 * Query t of row b sits at cache column past + t and sees columns
+	 * j < past + T with mask[b][j] != 0 and, when causal, j <= past + t,
+	 * and, when window > 0, (past + t) - j < window. Head h reads kv head
+	 * h / (hq / hkv) (GQA, MQA). A query that sees nothing gets zeros.
+	 * ip: B, T, C, hq, hkv, d, past, causal, window. fp: scale. */
+	HF_OP_ATTENTION,
+	/* y = act(gate) * up, (rows, cols) each; gate and up may be views.
+	 * dst y, src0 gate, src1 up. ip: rows, cols, act. */
+	HF_OP_GLU,
+	/* y = act(x), n elements. dst y, src0 x (may equal dst). ip: n, act. */
+	HF_OP_ACT,
+	/* y = a + b, n elements. dst y, src0 a, src1 b. ip: n. */
+	HF_OP_ADD,
+	/* y = x * s. dst y, src0 x. ip: n. fp: s. */
+	HF_OP_SCALE,
+	/* Gather rows: y[i] = float(table[ids[i]]) for an embedding lookup
+	 * (table F32/F16/BF16) or picking rows of an activation.
+	 * dst y (n, dim) F32, src0 table (rows, dim), src1 ids (n) I32.
+	 * ip: n, dim, rows (ids outside [0, rows) give zeros). */
+	HF_OP_GET_ROWS,
+	/* Mixtral routing: softmax over each row of router logits, the top k
+	 * experts, their probabilities renormalised to sum 1.
+	 * dst weights (T, k) F32, src0 logits (T, E) F32, src1 experts (T, k)
+	 * I32 (written, best first). ip: T, E, k. */
+	HF_OP_MOE_ROUTE,
+	/* Scatter-add for MoE: y[rows[i]] += w[i] * x[i].
+	 * dst y (?, dim), src0 x (n, dim), src1 rows (n) I32, src2 w (n) F32.
+	 * ip: n, dim. */
+	HF_OP_ADD_ROWS,
+	/* Copy n bytes: dst <- src0. ip: bytes. */
+	HF_OP_COPY,
+	HF_OP_COUNT
+};
+
+#define HF_OP_NSRC 5
+
+struct hf_op {
+	enum hf_op_code code;
+	struct hf_buf *dst;
+	struct hf_buf *src[HF_OP_NSRC];
+	int64_t ip[10];
+	float fp[2];
+};
+
+/* A recorded forward pass: a growing list of op records. */
+struct hf_graph {
+	struct hf_op *ops;
+	size_t n, cap;
+	void *dev;		/* the backend's compiled form, or NULL */
+};
+
+/* What a backend implements. Buffers: alloc fills b->dev (and b->host
+ * when host-visible); wrap aliases or uploads host; free releases what
+ * alloc or wrap made (never called for views). exec runs one op.
+ * graph_compile (optional) prepares g->dev after the first recording;
+ * graph_replay (optional, else exec per record) runs it; graph_free
+ * releases g->dev. sync waits for queued work. */
+struct hf_backend_ops {
+	const char *name;
+	int (*buf_alloc)(struct hf_backend *be, struct hf_buf *b,
+			 struct hf_err *err);
+	int (*buf_wrap)(struct hf_backend *be, struct hf_buf *b,
+			const void *host, struct hf_err *err);
+	void (*buf_free)(struct hf_backend *be, struct hf_buf *b);
+	int (*upload)(struct hf_backend *be, struct hf_buf *b, size_t off,
+		      const void *src, size_t bytes, struct hf_err *err);
+	int (*download)(struct hf_backend *be, const struct hf_buf *b,
+			size_t off, void *dst, size_t bytes,
+			struct hf_err *err);
+	void (*exec)(struct hf_backend *be, const struct hf_op *op);
+	int (*graph_compile)(struct hf_backend *be, struct hf_graph *g,
+			     struct hf_err *err);
+	void (*graph_replay)(struct hf_backend *be, struct hf_graph *g);
+	void (*graph_free)(struct hf_backend *be, struct hf_graph *g);
+	void (*sync)(struct hf_backend *be);
+	void (*destroy)(struct hf_backend *be);
+};
+
+struct hf_backend {
+	const struct hf_backend_ops *ops;
+	struct hf_graph *rec;	/* recording into this, or NULL */
+	int rec_failed;		/* a record could not be appended */
+	void *priv;
+};
+
+/* The CPU backend with nthreads threads (<= 0: all CPUs). */
+int hf_backend_cpu_create(struct hf_backend **out, int nthreads,
+			  struct hf_err *err);
+/* Its pool, for callers that run their own loops (NULL if not CPU). */
+struct hf_pool *hf_backend_cpu_pool(struct hf_backend *be);
+
+void hf_backend_free(struct hf_backend *be);	/* NULL is fine */
+const char *hf_backend_name(const struct hf_backend *be);
+void hf_backend_sync(struct hf_backend *be);
+
+/* Buffers. Each constructor's result is freed with hf_buf_free(); views
+ * must be freed before their root. */
+int hf_buf_alloc(struct hf_buf **out, struct hf_backend *be,
+		 enum hf_dtype dt, size_t n, struct hf_err *err);
+/* host must outlive the buffer (CPU aliases it, read only in practice). */
+int hf_buf_wrap(struct hf_buf **out, struct hf_backend *be, enum hf_dtype dt,
+		size_t n, const void *host, struct hf_err *err);
+/* Elements [first, first + n) of b (in b's dtype). */
+int hf_buf_view(struct hf_buf **out, struct hf_buf *b, size_t first,
+		size_t n, struct hf_err *err);
+void hf_buf_free(struct hf_buf *b);	/* NULL is fine */
+int hf_buf_upload(struct hf_buf *b, size_t off, const void *src,
+		  size_t bytes, struct hf_err *err);
+int hf_buf_download(const struct hf_buf *b, size_t off, void *dst,
+		    size_t bytes, struct hf_err *err);
+/* Bytes of n elements of dt. */
+size_t hf_dtype_size(enum hf_dtype dt, size_t n);
+
+/* Recording. begin fails if already recording. After end, a failed
+ * append (out of memory) is reported and the graph must not be replayed. */
+int hf_graph_begin(struct hf_backend *be, struct hf_graph *g,
+		   struct hf_err *err);
+int hf_graph_end(struct hf_backend *be, struct hf_graph *g,
+		 struct hf_err *err);
+void hf_graph_replay(struct hf_backend *be, struct hf_graph *g);
+void hf_graph_free(struct hf_backend *be, struct hf_graph *g);
+
+/* Issue one op (records it while recording). */
+void hf_op_run(struct hf_backend *be, const struct hf_op *op);
+
+/* Typed constructors for every op; see enum hf_op_code for meanings. */
+void hf_op_matmul(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		  struct hf_buf *bias, size_t n, size_t in, size_t out);
+void hf_op_rmsnorm(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		   size_t rows, size_t cols, float eps, int add_one);
+void hf_op_layernorm(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		     struct hf_buf *b, size_t rows, size_t cols, float eps);
+void hf_op_rope(struct hf_buf *x, struct hf_buf *pos, struct hf_buf *inv_freq,
+		size_t ntok, size_t heads, size_t head_dim, size_t rot_dim,
+		enum hf_rope_mode mode, float scaling);
+void hf_op_softmax(struct hf_buf *x, size_t rows, size_t cols);
+void hf_op_kv_store(struct hf_buf *cache, struct hf_buf *x, size_t B,
+		    size_t T, size_t C, size_t width, size_t past);
+void hf_op_attention(struct hf_buf *o, struct hf_buf *q, struct hf_buf *k,
+		     struct hf_buf *v, struct hf_buf *mask, size_t B, size_t T,
+		     size_t C, size_t hq, size_t hkv, size_t d, size_t past,
+		     int causal, size_t window, float scale);
+void hf_op_glu(struct hf_buf *y, struct hf_buf *gate, struct hf_buf *up,
+	       size_t rows, size_t cols, enum hf_act act);
+void hf_op_act(struct hf_buf *y, struct hf_buf *x, size_t n, enum hf_act act);
+void hf_op_add(struct hf_buf *y, struct hf_buf *a, struct hf_buf *b, size_t n);
+void hf_op_scale(struct hf_buf *y, struct hf_buf *x, size_t n, float s);
+void hf_op_get_rows(struct hf_buf *y, struct hf_buf *table, struct hf_buf *ids,
+		    size_t n, size_t dim, size_t rows);
+void hf_op_moe_route(struct hf_buf *w, struct hf_buf *experts,
+		     struct hf_buf *logits, size_t T, size_t E, size_t k);
+void hf_op_add_rows(struct hf_buf *y, struct hf_buf *x, struct hf_buf *rows,
+		    struct hf_buf *w, size_t n, size_t dim);
+void hf_op_copy(struct hf_buf *dst, struct hf_buf *src, size_t bytes);
+
+#endif

@@ -1,0 +1,285 @@
+/* lib/backend/cpu/cpu.c: the CPU backend. Buffers are host memory (wrapped
+ * buffers alias the caller's, so mmap'd weights are used in place); each
+ * op runs at once, split across the thread pool by rows when there is
+ * enough work to pay for waking the threads. */
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/matmul.h"
+
+struct cpu {
+	struct hf_backend be;
+	struct hf_pool *pool;
+};
+
+/* Below this many float operations an op runs on the calling thread. */
+#define PAR_MIN_WORK 32768
+
+static struct cpu *cpu_of(struct hf_backend *be)
+{
+	return (struct cpu *)be;
+}
+
+static int cpu_buf_alloc(struct hf_backend *be, struct hf_buf *b,
+			 struct hf_err *err)
+{
+	/* 64-byte aligned for SIMD; at least one byte so that empty
+	 * buffers still have an address */
+	size_t sz = (b->size + 63) / 64 * 64;
+
+	b->host = aligned_alloc(64, sz ? sz : 64);
+	if (!b->host)
+		return hf_err_set(err, HF_ENOMEM,
+				  "out of memory allocating %zu bytes", b->size);
+	memset(b->host, 0, sz ? sz : 64);
+	b->dev = b->host;
+	return 0;
+}
+
+static int cpu_buf_wrap(struct hf_backend *be, struct hf_buf *b,
+			const void *host, struct hf_err *err)
+{
+	b->host = (void *)host;
+	b->dev = b->host;
+	return 0;
+}
+
+static void cpu_buf_free(struct hf_backend *be, struct hf_buf *b)
+{
+	if (b->flags & HF_BUF_OWNED)
+		free(b->host);
+}
+
+static int cpu_upload(struct hf_backend *be, struct hf_buf *b, size_t off,
+		      const void *src, size_t bytes, struct hf_err *err)
+{
+	memcpy((char *)b->host + off, src, bytes);
+	return 0;
+}
+
+static int cpu_download(struct hf_backend *be, const struct hf_buf *b,
+			size_t off, void *dst, size_t bytes,
+			struct hf_err *err)
+{
+	memcpy(dst, (const char *)b->host + off, bytes);
+	return 0;
+}
+
+struct job {
+	struct cpu *c;
+	const struct hf_op *op;
+	size_t items;
+};
+
+#define F(i) ((float *)op->src[i]->host)
+#define FD ((float *)op->dst->host)
+#define IP(i) ((size_t)op->ip[i])
+
+/* Run work items [i0, i1) of op on thread ith. */
+static void run_range(struct cpu *c, const struct hf_op *op, size_t i0,
+		      size_t i1, int ith)
+{
+	switch (op->code) {
+	case HF_OP_RMSNORM:
+		hf_cpu_rmsnorm(FD, F(0), F(1), i0, i1, IP(1), op->fp[0],
+			       (int)op->ip[2]);
+		break;
+	case HF_OP_LAYERNORM:
+		hf_cpu_layernorm(FD, F(0), F(1), F(2), i0, i1, IP(1),
+				 op->fp[0]);
+		break;
+	case HF_OP_ROPE:
+		hf_cpu_rope(FD, op->src[1]->host, F(2), i0, i1, IP(1), IP(2),
+			    IP(3), (int)op->ip[4], op->fp[0]);
+		break;
+	case HF_OP_SOFTMAX:
+		hf_cpu_softmax(FD, i0, i1, IP(1));
+		break;
+	case HF_OP_ATTENTION:
+		hf_cpu_attention(FD, F(0), F(1), F(2),
+				 op->src[3] ? F(3) : NULL, i0, i1, IP(1),
+				 IP(2), IP(3), IP(4), IP(5), IP(6),
+				 (int)op->ip[7], IP(8), op->fp[0]);
+		break;
+	case HF_OP_GLU:
+		hf_cpu_glu(FD, F(0), F(1), i0, i1, (int)op->ip[2]);
+		break;
+	case HF_OP_ACT:
+		for (size_t i = i0; i < i1; i++)
+			FD[i] = hf_cpu_act1(F(0)[i], (int)op->ip[1]);
+		break;
+	case HF_OP_ADD:
+		for (size_t i = i0; i < i1; i++)
+			FD[i] = F(0)[i] + F(1)[i];
+		break;
+	case HF_OP_SCALE:
+		for (size_t i = i0; i < i1; i++)
+			FD[i] = F(0)[i] * op->fp[0];
+		break;
+	case HF_OP_GET_ROWS: {
+		size_t dim = IP(1), rows = IP(2);
+		const int32_t *ids = op->src[1]->host;
+		const void *tab = op->src[0]->host;
+		enum hf_dtype dt = op->src[0]->dtype;
+
+		for (size_t i = i0; i < i1; i++) {
+			float *y = FD + i * dim;
+
+			if (ids[i] < 0 || (size_t)ids[i] >= rows) {
+				memset(y, 0, dim * sizeof(float));
+				continue;
+			}
+			if (dt == HF_DTYPE_F32) {
+				memcpy(y, (const float *)tab + (size_t)ids[i] * dim,
+				       dim * sizeof(float));
+				continue;
+			}
+			for (size_t j = 0; j < dim; j++)
+				y[j] = hf_cpu_load(tab, dt,
+						   (size_t)ids[i] * dim + j);
+		}
+		break;
+	}
+	case HF_OP_MOE_ROUTE:
+		hf_cpu_moe_route(FD, op->src[1]->host, F(0), i0, i1, IP(1),
+				 IP(2));
+		break;
+	default:
+		break;
+	}
+}
+
+static void job_fn(void *ctx, int ith, int nth)
+{
+	struct job *j = ctx;
+	size_t b, e;
+
+	hf_pool_split(j->items, ith, nth, &b, &e);
+	if (b < e)
+		run_range(j->c, j->op, b, e, ith);
+}
+
+static void cpu_exec(struct hf_backend *be, const struct hf_op *op)
+{
+	struct cpu *c = cpu_of(be);
+	struct job j = { c, op, 0 };
+	size_t work = 0;
+
+	switch (op->code) {
+	case HF_OP_MATMUL:
+		hf_matmul(FD, F(0), op->src[1]->host, op->src[1]->dtype,
+			  op->src[2] ? F(2) : NULL, IP(0), IP(1), IP(2),
+			  c->pool);
+		return;
+	case HF_OP_KV_STORE: {
+		size_t B = IP(0), T = IP(1), C = IP(2), w = IP(3), past = IP(4);
+
+		for (size_t b = 0; b < B; b++)
+			memcpy(FD + (b * C + past) * w, F(0) + b * T * w,
+			       T * w * sizeof(float));
+		return;
+	}
+	case HF_OP_ADD_ROWS: {
+		size_t n = IP(0), dim = IP(1);
+		const int32_t *rows = op->src[1]->host;
+
+		for (size_t i = 0; i < n; i++) {
+			float *y = FD + (size_t)rows[i] * dim;
+			const float *x = F(0) + i * dim;
+			float w = F(2)[i];
+
+			for (size_t k = 0; k < dim; k++)
+				y[k] += w * x[k];
+		}
+		return;
+	}
+	case HF_OP_COPY:
+		memmove(op->dst->host, op->src[0]->host, IP(0));
+		return;
+	case HF_OP_RMSNORM:
+	case HF_OP_LAYERNORM:
+	case HF_OP_SOFTMAX:
+		j.items = IP(0);
+		work = IP(0) * IP(1) * 4;
+		break;
+	case HF_OP_ROPE:
+		j.items = IP(0);
+		work = IP(0) * IP(1) * IP(3) * 8;
+		break;
+	case HF_OP_ATTENTION:
+		j.items = IP(0) * IP(1) * IP(3);
+		work = j.items * (IP(6) + IP(1)) * IP(5) * 4;
+		break;
+	case HF_OP_GLU:
+		j.items = IP(0) * IP(1);
+		work = j.items * 8;
+		break;
+	case HF_OP_ACT:
+	case HF_OP_ADD:
+	case HF_OP_SCALE:
+		j.items = IP(0);
+		work = j.items;
+		break;
+	case HF_OP_GET_ROWS:
+		j.items = IP(0);
+		work = IP(0) * IP(1);
+		break;
+	case HF_OP_MOE_ROUTE:
+		j.items = IP(0);
+		work = IP(0) * IP(1) * 8;
+		break;
+	default:
+		return;
+	}
+	if (work < PAR_MIN_WORK || hf_pool_size(c->pool) == 1)
+		run_range(c, op, 0, j.items, 0);
+	else
+		hf_pool_run(c->pool, job_fn, &j);
+}
+
+static void cpu_destroy(struct hf_backend *be)
+{
+	struct cpu *c = cpu_of(be);
+
+	hf_pool_free(c->pool);
+	free(c);
+}
+
+static const struct hf_backend_ops cpu_ops = {
+	.name = "cpu",
+	.buf_alloc = cpu_buf_alloc,
+	.buf_wrap = cpu_buf_wrap,
+	.buf_free = cpu_buf_free,
+	.upload = cpu_upload,
+	.download = cpu_download,
+	.exec = cpu_exec,
+	.destroy = cpu_destroy,
+};
+
+int hf_backend_cpu_create(struct hf_backend **out, int nthreads,
+			  struct hf_err *err)
+{
+	struct cpu *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (!c)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	if (hf_pool_create(&c->pool, nthreads, err)) {
+		free(c);
+		return err ? err->code : HF_ENOMEM;
+	}
+	c->be.ops = &cpu_ops;
+	c->be.priv = c;
+	*out = &c->be;
+	return 0;
+}
+
+struct hf_pool *hf_backend_cpu_pool(struct hf_backend *be)
+{
+	if (!be || be->ops != &cpu_ops)
+		return NULL;
+	return cpu_of(be)->pool;
+}

@@ -1,0 +1,433 @@
+/* lib/backend/cpu/kernels.c: the CPU backend's kernels, each with its
+ * plain `_ref` twin. Formulas follow the Transformers modules named in
+ * each comment; all arithmetic is float32 except where a sum is kept in
+ * double (noted), which only makes results closer to the exact value. */
+#include "backend/cpu/kernels.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+static inline float bf16_f32(uint16_t b)
+{
+	uint32_t u = (uint32_t)b << 16;
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static inline float f16_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+	float f;
+
+	if (exp == 0x1f) {
+		u = sign | 0x7f800000 | (man << 13);
+	} else if (exp) {
+		u = sign | ((exp + 112) << 23) | (man << 13);
+	} else if (man) {
+		/* subnormal: renormalise */
+		int e = -1;
+
+		do {
+			man <<= 1;
+			e++;
+		} while (!(man & 0x400));
+		u = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+	} else {
+		u = sign;
+	}
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+float hf_cpu_load(const void *p, enum hf_dtype dt, size_t i)
+{
+	switch (dt) {
+	case HF_DTYPE_F16:
+		return f16_f32(((const uint16_t *)p)[i]);
+	case HF_DTYPE_BF16:
+		return bf16_f32(((const uint16_t *)p)[i]);
+	default:
+		return ((const float *)p)[i];
+	}
+}
+
+/* LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w; GemmaRMSNorm uses
+ * (1 + w). Sum of squares in 8 float lanes (vectorises). */
+void hf_cpu_rmsnorm(float *y, const float *x, const float *w, size_t r0,
+		    size_t r1, size_t cols, float eps, int add_one)
+{
+	for (size_t r = r0; r < r1; r++) {
+		const float *xr = x + r * cols;
+		float *yr = y + r * cols;
+		float acc[8] = { 0 };
+		double ss = 0.0;
+		size_t i = 0;
+		float rs;
+
+		for (; i + 8 <= cols; i += 8)
+			for (int l = 0; l < 8; l++)
+				acc[l] += xr[i + l] * xr[i + l];
+		for (int l = 0; l < 8; l++)
+			ss += acc[l];
+		for (; i < cols; i++)
+			ss += (double)xr[i] * xr[i];
+		rs = 1.0f / sqrtf((float)(ss / (double)cols) + eps);
+		if (add_one)
+			for (i = 0; i < cols; i++)
+				yr[i] = xr[i] * rs * (1.0f + w[i]);
+		else
+			for (i = 0; i < cols; i++)
+				yr[i] = xr[i] * rs * w[i];
+	}
+}
+
+/* rows x cols; sum in double. */
+void hf_cpu_rmsnorm_ref(float *y, const float *x, const float *w, size_t rows,
+			size_t cols, float eps, int add_one)
+{
+	for (size_t r = 0; r < rows; r++) {
+		double ss = 0.0;
+		float rs;
+
+		for (size_t i = 0; i < cols; i++)
+			ss += (double)x[r * cols + i] * x[r * cols + i];
+		rs = 1.0f / sqrtf((float)(ss / (double)cols) + eps);
+		for (size_t i = 0; i < cols; i++) {
+			float g = add_one ? 1.0f + w[i] : w[i];
+
+			y[r * cols + i] = x[r * cols + i] * rs * g;
+		}
+	}
+}
+
+/* nn.LayerNorm: biased variance; mean and variance in double. */
+void hf_cpu_layernorm(float *y, const float *x, const float *w,
+		      const float *b, size_t r0, size_t r1, size_t cols,
+		      float eps)
+{
+	for (size_t r = r0; r < r1; r++) {
+		const float *xr = x + r * cols;
+		float *yr = y + r * cols;
+		double s = 0.0, ss = 0.0;
+		float mean, rs;
+
+		for (size_t i = 0; i < cols; i++)
+			s += xr[i];
+		mean = (float)(s / (double)cols);
+		for (size_t i = 0; i < cols; i++) {
+			double dv = (double)xr[i] - mean;
+
+			ss += dv * dv;
+		}
+		rs = 1.0f / sqrtf((float)(ss / (double)cols) + eps);
+		for (size_t i = 0; i < cols; i++)
+			yr[i] = (xr[i] - mean) * rs * w[i] + b[i];
+	}
+}
+
+void hf_cpu_layernorm_ref(float *y, const float *x, const float *w,
+			  const float *b, size_t rows, size_t cols, float eps)
+{
+	for (size_t r = 0; r < rows; r++) {
+		double s = 0.0, ss = 0.0, mean;
+
+		for (size_t i = 0; i < cols; i++)
+			s += x[r * cols + i];
+		mean = s / (double)cols;
+		for (size_t i = 0; i < cols; i++)
+			ss += (x[r * cols + i] - mean) * (x[r * cols + i] - mean);
+		for (size_t i = 0; i < cols; i++)
+			y[r * cols + i] = (float)((x[r * cols + i] - mean) /
+						  sqrt(ss / (double)cols + eps)) *
+					  w[i] + b[i];
+	}
+}
+
+/* apply_rotary_pos_emb: q * cos + rotate_half(q) * sin, with
+ * freqs = pos * inv_freq and cos, sin of float32 angles (scaled by
+ * attention_scaling). Fused: each angle's cos/sin is computed once per
+ * token and applied to every head. */
+void hf_cpu_rope(float *x, const int32_t *pos, const float *inv_freq,
+		 size_t t0, size_t t1, size_t heads, size_t head_dim,
+		 size_t rot_dim, int mode, float scaling)
+{
+	size_t half = rot_dim / 2;
+
+	for (size_t t = t0; t < t1; t++) {
+		float p = (float)pos[t];
+
+		for (size_t i = 0; i < half; i++) {
+			float a = p * inv_freq[i];
+			float c = cosf(a) * scaling, s = sinf(a) * scaling;
+
+			for (size_t h = 0; h < heads; h++) {
+				float *xh = x + (t * heads + h) * head_dim;
+				size_t i0 = mode == HF_ROPE_HALF ? i : 2 * i;
+				size_t i1 = mode == HF_ROPE_HALF ? i + half :
+								   2 * i + 1;
+				float a0 = xh[i0], a1 = xh[i1];
+
+				xh[i0] = a0 * c - a1 * s;
+				xh[i1] = a1 * c + a0 * s;
+			}
+		}
+	}
+}
+
+/* The same, written as HF writes it: cos/sin of emb = cat(freqs, freqs)
+ * over the rotated dims, then x * cos + rotate_half(x) * sin. */
+void hf_cpu_rope_ref(float *x, const int32_t *pos, const float *inv_freq,
+		     size_t ntok, size_t heads, size_t head_dim,
+		     size_t rot_dim, int mode, float scaling)
+{
+	size_t half = rot_dim / 2;
+
+	for (size_t t = 0; t < ntok; t++) {
+		for (size_t h = 0; h < heads; h++) {
+			float *xh = x + (t * heads + h) * head_dim;
+			float out[1024];
+
+			for (size_t i = 0; i < rot_dim; i++) {
+				size_t fi = mode == HF_ROPE_HALF ? i % half : i / 2;
+				float a = (float)pos[t] * inv_freq[fi];
+				float rot;
+
+				if (mode == HF_ROPE_HALF)
+					rot = i < half ? -xh[i + half] : xh[i - half];
+				else
+					rot = i % 2 ? xh[i - 1] : -xh[i + 1];
+				out[i] = xh[i] * (cosf(a) * scaling) +
+					 rot * (sinf(a) * scaling);
+			}
+			memcpy(xh, out, rot_dim * sizeof(float));
+		}
+	}
+}
+
+/* softmax(x) = exp(x - max) / sum, in place, one row at a time. */
+void hf_cpu_softmax(float *x, size_t r0, size_t r1, size_t cols)
+{
+	for (size_t r = r0; r < r1; r++) {
+		float *xr = x + r * cols, mx = -INFINITY, inv;
+		double sum = 0.0;
+
+		for (size_t i = 0; i < cols; i++)
+			mx = xr[i] > mx ? xr[i] : mx;
+		for (size_t i = 0; i < cols; i++) {
+			xr[i] = expf(xr[i] - mx);
+			sum += xr[i];
+		}
+		inv = (float)(1.0 / sum);
+		for (size_t i = 0; i < cols; i++)
+			xr[i] *= inv;
+	}
+}
+
+void hf_cpu_softmax_ref(float *x, size_t rows, size_t cols)
+{
+	for (size_t r = 0; r < rows; r++) {
+		float mx = x[r * cols];
+		double sum = 0.0;
+
+		for (size_t i = 1; i < cols; i++)
+			if (x[r * cols + i] > mx)
+				mx = x[r * cols + i];
+		for (size_t i = 0; i < cols; i++)
+			sum += exp((double)x[r * cols + i] - mx);
+		for (size_t i = 0; i < cols; i++)
+			x[r * cols + i] = (float)(exp((double)x[r * cols + i] -
+						      mx) / sum);
+	}
+}
+
+/* ACT2FN: "silu", "gelu" (erf), "gelu_new" / "gelu_pytorch_tanh"
+ * (0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))), "relu", tanh. */
+float hf_cpu_act1(float x, int act)
+{
+	switch (act) {
+	case HF_ACT_SILU:
+		return x / (1.0f + expf(-x));
+	case HF_ACT_GELU_ERF:
+		return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+	case HF_ACT_GELU_TANH:
+		return 0.5f * x * (1.0f + tanhf(0.7978845608028654f *
+						(x + 0.044715f * x * x * x)));
+	case HF_ACT_RELU:
+		return x > 0.0f ? x : 0.0f;
+	case HF_ACT_TANH:
+		return tanhf(x);
+	}
+	return x;
+}
+
+/* Elements [i0, i1) of y = act(gate) * up (LlamaMLP, GemmaMLP GeGLU). */
+void hf_cpu_glu(float *y, const float *gate, const float *up, size_t i0,
+		size_t i1, int act)
+{
+	if (act == HF_ACT_SILU) {
+		for (size_t i = i0; i < i1; i++)
+			y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+		return;
+	}
+	for (size_t i = i0; i < i1; i++)
+		y[i] = hf_cpu_act1(gate[i], act) * up[i];
+}
+
+void hf_cpu_glu_ref(float *y, const float *gate, const float *up, size_t n,
+		    int act)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] = hf_cpu_act1(gate[i], act) * up[i];
+}
+
+/* Can query (past + t) of row b see key column j? */
+static inline int visible(const float *mask, size_t b, size_t C, size_t j,
+			  size_t qpos, int causal, size_t window)
+{
+	if (mask && mask[b * C + j] == 0.0f)
+		return 0;
+	if (causal && j > qpos)
+		return 0;
+	if (window && qpos >= j && qpos - j >= window)
+		return 0;
+	return 1;
+}
+
+/* eager_attention_forward: softmax(q k^T * scale + mask) v, one
+ * (row, query, head) per work item. Keys outside the mask are skipped
+ * (HF adds the float32 minimum, which gives them probability 0). One pass
+ * with a running maximum (the online softmax of FlashAttention): when the
+ * maximum grows, the sum and the output so far are rescaled. */
+void hf_cpu_attention(float *o, const float *q, const float *k,
+		      const float *v, const float *mask, size_t i0, size_t i1,
+		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+		      size_t past, int causal, size_t window, float scale)
+{
+	size_t group = hq / hkv, kvw = hkv * d, nk = past + T;
+
+	for (size_t it = i0; it < i1; it++) {
+		size_t h = it % hq, t = (it / hq) % T, b = it / (hq * T);
+		size_t kh = h / group, qpos = past + t;
+		const float *qv = q + (b * T + t) * hq * d + h * d;
+		float *ov = o + (b * T + t) * hq * d + h * d;
+		float mx = -INFINITY, sum = 0.0f, inv;
+
+		memset(ov, 0, d * sizeof(float));
+		for (size_t j = 0; j < nk; j++) {
+			const float *kv, *vv;
+			float s = 0.0f, p;
+
+			if (!visible(mask, b, C, j, qpos, causal, window))
+				continue;
+			kv = k + (b * C + j) * kvw + kh * d;
+			vv = v + (b * C + j) * kvw + kh * d;
+			for (size_t i = 0; i < d; i++)
+				s += qv[i] * kv[i];
+			s *= scale;
+			if (s > mx) {
+				float r = expf(mx - s);	/* 0 the first time */
+
+				sum *= r;
+				for (size_t i = 0; i < d; i++)
+					ov[i] *= r;
+				mx = s;
+			}
+			p = expf(s - mx);
+			sum += p;
+			for (size_t i = 0; i < d; i++)
+				ov[i] += p * vv[i];
+		}
+		if (sum == 0.0f)
+			continue;	/* saw nothing: zeros */
+		inv = 1.0f / sum;
+		for (size_t i = 0; i < d; i++)
+			ov[i] *= inv;
+	}
+}
+
+/* The plain version: full score matrix row, masked with the float32
+ * minimum as HF does, softmax, then the weighted sum. */
+void hf_cpu_attention_ref(float *o, const float *q, const float *k,
+			  const float *v, const float *mask, size_t B,
+			  size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+			  size_t past, int causal, size_t window, float scale)
+{
+	size_t nk = past + T;
+	float sc[4096];
+
+	for (size_t b = 0; b < B; b++)
+	for (size_t t = 0; t < T; t++)
+	for (size_t h = 0; h < hq; h++) {
+		size_t kh = h / (hq / hkv), qpos = past + t;
+		float *ov = o + ((b * T + t) * hq + h) * d;
+		int any = 0;
+
+		for (size_t j = 0; j < nk; j++) {
+			double s = 0.0;
+
+			for (size_t i = 0; i < d; i++)
+				s += (double)q[((b * T + t) * hq + h) * d + i] *
+				     k[(b * C + j) * hkv * d + kh * d + i];
+			if (visible(mask, b, C, j, qpos, causal, window)) {
+				sc[j] = (float)s * scale;
+				any = 1;
+			} else {
+				sc[j] = -FLT_MAX;
+			}
+		}
+		hf_cpu_softmax_ref(sc, 1, nk);
+		for (size_t i = 0; i < d; i++) {
+			double acc = 0.0;
+
+			for (size_t j = 0; j < nk; j++)
+				acc += (double)sc[j] *
+				       v[(b * C + j) * hkv * d + kh * d + i];
+			ov[i] = any ? (float)acc : 0.0f;
+		}
+	}
+}
+
+/* MixtralSparseMoeBlock routing: softmax over the E logits (float32),
+ * top k (ties to the lower index, as torch.topk on CPU), renormalised. */
+void hf_cpu_moe_route(float *w, int32_t *experts, const float *logits,
+		      size_t t0, size_t t1, size_t E, size_t k)
+{
+	for (size_t t = t0; t < t1; t++) {
+		const float *lr = logits + t * E;
+		float mx = -INFINITY, p[256];
+		double sum = 0.0, wsum = 0.0;
+
+		for (size_t e = 0; e < E; e++)
+			mx = lr[e] > mx ? lr[e] : mx;
+		for (size_t e = 0; e < E; e++) {
+			p[e] = expf(lr[e] - mx);
+			sum += p[e];
+		}
+		for (size_t e = 0; e < E; e++)
+			p[e] = (float)(p[e] / sum);
+		for (size_t j = 0; j < k; j++) {
+			size_t best = 0;
+			float bv = -1.0f;
+
+			for (size_t e = 0; e < E; e++) {
+				int taken = 0;
+
+				for (size_t jj = 0; jj < j; jj++)
+					taken |= experts[t * k + jj] == (int32_t)e;
+				if (!taken && p[e] > bv) {
+					bv = p[e];
+					best = e;
+				}
+			}
+			experts[t * k + j] = (int32_t)best;
+			w[t * k + j] = bv;
+			wsum += bv;
+		}
+		for (size_t j = 0; j < k; j++)
+			w[t * k + j] = (float)(w[t * k + j] / wsum);
+	}
+}

@@ -1,0 +1,61 @@
+/* lib/backend/cpu/kernels.h: the CPU backend's kernels. Each op has a
+ * plain single-threaded `_ref` loop that reads like the formula, and a
+ * row-range kernel the backend splits across the pool (fused where that
+ * saves a pass over memory). Pointers and sizes in, no allocation inside.
+ * Shapes as in backend.h. */
+#ifndef HF_BACKEND_CPU_KERNELS_H
+#define HF_BACKEND_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+/* float32 value of element i of a F32/F16/BF16 array. */
+float hf_cpu_load(const void *p, enum hf_dtype dt, size_t i);
+
+/* Rows [r0, r1) of y = rmsnorm(x) * w (or 1 + w). */
+void hf_cpu_rmsnorm(float *y, const float *x, const float *w, size_t r0,
+		    size_t r1, size_t cols, float eps, int add_one);
+void hf_cpu_rmsnorm_ref(float *y, const float *x, const float *w, size_t rows,
+			size_t cols, float eps, int add_one);
+
+void hf_cpu_layernorm(float *y, const float *x, const float *w,
+		      const float *b, size_t r0, size_t r1, size_t cols,
+		      float eps);
+void hf_cpu_layernorm_ref(float *y, const float *x, const float *w,
+			  const float *b, size_t rows, size_t cols, float eps);
+
+/* Tokens [t0, t1) of x (ntok, heads * head_dim) rotated in place. */
+void hf_cpu_rope(float *x, const int32_t *pos, const float *inv_freq,
+		 size_t t0, size_t t1, size_t heads, size_t head_dim,
+		 size_t rot_dim, int mode, float scaling);
+void hf_cpu_rope_ref(float *x, const int32_t *pos, const float *inv_freq,
+		     size_t ntok, size_t heads, size_t head_dim,
+		     size_t rot_dim, int mode, float scaling);
+
+void hf_cpu_softmax(float *x, size_t r0, size_t r1, size_t cols);
+void hf_cpu_softmax_ref(float *x, size_t rows, size_t cols);
+
+float hf_cpu_act1(float x, int act);
+void hf_cpu_glu(float *y, const float *gate, const float *up, size_t i0,
+		size_t i1, int act);
+void hf_cpu_glu_ref(float *y, const float *gate, const float *up, size_t n,
+		    int act);
+
+/* Work items [i0, i1) of the B * T * hq (row, query, head) triples;
+ * one pass, no scratch. */
+void hf_cpu_attention(float *o, const float *q, const float *k,
+		      const float *v, const float *mask, size_t i0, size_t i1,
+		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+		      size_t past, int causal, size_t window, float scale);
+void hf_cpu_attention_ref(float *o, const float *q, const float *k,
+			  const float *v, const float *mask, size_t B,
+			  size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+			  size_t past, int causal, size_t window, float scale);
+
+/* Rows [t0, t1) of the MoE routing. */
+void hf_cpu_moe_route(float *w, int32_t *experts, const float *logits,
+		      size_t t0, size_t t1, size_t E, size_t k);
+
+#endif
