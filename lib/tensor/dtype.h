@@ -39,6 +39,9 @@ const char *hf_dtype_name(enum hf_dtype t);
 int hf_dtype_parse(const char *s);
 /* Bits per element: 4, 6, 8, 16, 32, 64. */
 unsigned hf_dtype_bits(enum hf_dtype t);
+/* Rank in the reference's Dtype enum, which orders types by increasing
+ * alignment (BOOL 0 ... U64 21); writers sort tensors on it. */
+unsigned hf_dtype_align_rank(enum hf_dtype t);
 
 /* Scalar conversions (bit-exact, round-to-nearest-even on narrowing). */
 float hf_f16_to_f32(uint16_t h);
@@ -47,6 +50,9 @@ float hf_bf16_to_f32(uint16_t b);
 uint16_t hf_f32_to_bf16(float f);	/* NaN -> 0x7FC0 (quiet) */
 float hf_f8e4m3_to_f32(uint8_t v);
 float hf_f8e5m2_to_f32(uint8_t v);
+float hf_f8e4m3fnuz_to_f32(uint8_t v);	/* 0x80 is NaN, bias 8 */
+float hf_f8e5m2fnuz_to_f32(uint8_t v);	/* 0x80 is NaN, bias 16 */
+float hf_f8e8m0_to_f32(uint8_t v);	/* 2^(v-127), 0xFF is NaN */
 
 /* Bulk conversions of n elements, vectorised where the CPU allows. */
 void hf_f16_to_f32_n(float *dst, const uint16_t *src, size_t n);
@@ -54,8 +60,17 @@ void hf_f32_to_f16_n(uint16_t *dst, const float *src, size_t n);
 void hf_bf16_to_f32_n(float *dst, const uint16_t *src, size_t n);
 void hf_f32_to_bf16_n(uint16_t *dst, const float *src, size_t n);
 
+/* The plain C loops behind the above, kept to test the SIMD paths. */
+void hf_f16_to_f32_ref(float *dst, const uint16_t *src, size_t n);
+void hf_f32_to_f16_ref(uint16_t *dst, const float *src, size_t n);
+void hf_bf16_to_f32_ref(float *dst, const uint16_t *src, size_t n);
+void hf_f32_to_bf16_ref(uint16_t *dst, const float *src, size_t n);
+
+/* Which bulk path this CPU runs: "avx512", "avx2" or "plain". */
+const char *hf_dtype_simd(void);
+
 /* Any float-like dtype (F32 F16 BF16 F64 F8_*) to float32; returns -1 for
- * types with no float meaning. */
+ * types with no float meaning. src need not be aligned. */
 int hf_to_f32_n(float *dst, const void *src, enum hf_dtype t, size_t n);
 
 #endif
