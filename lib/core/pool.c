@@ -89,6 +89,11 @@ int hf_pool_create(struct hf_pool **out, int nthreads, struct hf_err *err)
 	for (int i = 1; i < nthreads; i++) {
 		struct worker_arg *wa = malloc(sizeof(*wa));
 
+		/* filled before the thread starts: it reads them at once */
+		if (wa) {
+			wa->p = p;
+			wa->ith = i;
+		}
 		if (!wa || pthread_create(&p->threads[i], NULL, worker, wa)) {
 			free(wa);
 			p->n = i;
@@ -97,8 +102,6 @@ int hf_pool_create(struct hf_pool **out, int nthreads, struct hf_err *err)
 					  "cannot start thread %d of %d", i,
 					  nthreads);
 		}
-		wa->p = p;
-		wa->ith = i;
 	}
 	*out = p;
 	return 0;
