@@ -18,6 +18,21 @@ void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
 	       const float *bias, size_t n, size_t in, size_t out,
 	       struct hf_pool *pool);
 
+/* The instruction sets of the fast paths. hf_matmul picks the best the
+ * CPU has on first use, or the one the HF_CPU environment variable names
+ * (generic, avx2, avx512). */
+enum hf_matmul_isa {
+	HF_MATMUL_GENERIC,	/* portable C, cblas_sgemm for n > 1 */
+	HF_MATMUL_AVX2,		/* AVX2 + FMA + F16C */
+	HF_MATMUL_AVX512,	/* AVX-512 F/BW/VL + FMA + F16C */
+};
+
+/* Force one (tests, benchmarks); -1 if this CPU lacks it. Not to be called
+ * while a product runs. */
+int hf_matmul_set_isa(enum hf_matmul_isa isa);
+/* "generic", "avx2" or "avx512": the one in use. */
+const char *hf_matmul_isa_name(void);
+
 /* The plain loop the fast paths are tested against. */
 void hf_matmul_ref(float *y, const float *x, const void *w, enum hf_dtype wt,
 		   const float *bias, size_t n, size_t in, size_t out);

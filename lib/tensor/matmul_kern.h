@@ -1,0 +1,49 @@
+/* lib/tensor/matmul_kern.h: the kernels behind hf_matmul, one set per
+ * instruction set (matmul.c: portable C; matmul_x86.c: AVX2, AVX-512).
+ * Internal to lib/tensor. */
+#ifndef HF_TENSOR_MATMUL_KERN_H
+#define HF_TENSOR_MATMUL_KERN_H
+
+#include <stddef.h>
+
+#include "tensor/dtype.h"
+
+/* Decode, one token: y[r] = x . W[r] (+ bias[r]) for r in [r0, r1).
+ * x: (in); w: (out, in) in dtype wt; y, bias: (out), indexed by r. */
+typedef void (*mm_gemv_fn)(float *y, const float *x, const void *w,
+			   enum hf_dtype wt, const float *bias, size_t in,
+			   size_t r0, size_t r1);
+
+/* Widen rows [r0, r0 + rows) x columns [k0, k0 + kc) of W into dst,
+ * row-major (rows, kc): dst[r][k] = W[r0 + r][k0 + k]. */
+typedef void (*mm_widen_fn)(float *dst, const void *w, enum hf_dtype wt,
+			    size_t in, size_t r0, size_t rows, size_t k0,
+			    size_t kc);
+
+/* Batched product for the columns [j0, j1) of y, all n rows; y must
+ * already hold the bias (or zeros): the kernel adds x . W^T into it.
+ * scratch: at least MM_GEMM_SCRATCH floats, 64-byte aligned. */
+typedef void (*mm_gemm_fn)(float *y, const float *x, const void *w,
+			   enum hf_dtype wt, size_t n, size_t in, size_t out,
+			   size_t j0, size_t j1, float *scratch);
+
+/* AVX-512 GEMM blocking: W is packed k-major in panels of MM_NR rows and
+ * MM_KC columns (MM_KC * MM_NR floats, 32 KiB: stays in L1 while every
+ * MM_MR-token tile of x streams past it). */
+#define MM_NR 32
+#define MM_MR 14
+#define MM_KC 256
+#define MM_GEMM_SCRATCH (MM_KC * MM_NR)
+
+struct mm_kern {
+	const char *name;
+	mm_gemv_fn gemv;
+	mm_widen_fn widen;
+	mm_gemm_fn gemm;	/* NULL: widen panels and call cblas_sgemm */
+};
+
+#if defined(__x86_64__) || defined(__i386__)
+extern const struct mm_kern mm_avx2, mm_avx512;
+#endif
+
+#endif

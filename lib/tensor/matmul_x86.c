@@ -1,0 +1,437 @@
+/* lib/tensor/matmul_x86.c: AVX2 and AVX-512 kernels for hf_matmul.
+ * Each function carries its own target attribute (no global -march), and
+ * matmul.c picks a set once with __builtin_cpu_supports. f16 widens with
+ * F16C (vcvtph2ps), bf16 by a 16-bit shift left: both exact. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tensor/matmul_kern.h"
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,fma,f16c")))
+#define T256 __attribute__((target("avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---- AVX-512 ---------------------------------------------------------- */
+
+/* 16 weights from element i of w, widened to float. */
+INLINE T512 __m512 ld16(const void *w, enum hf_dtype wt, size_t i)
+{
+	const __m256i *p = (const __m256i *)((const uint16_t *)w + i);
+
+	if (wt == HF_DTYPE_F32)
+		return _mm512_loadu_ps((const float *)w + i);
+	if (wt == HF_DTYPE_F16)
+		return _mm512_cvtph_ps(_mm256_loadu_si256(p));
+	return _mm512_castsi512_ps(_mm512_slli_epi32(
+		_mm512_cvtepu16_epi32(_mm256_loadu_si256(p)), 16));
+}
+
+/* The same for the lanes set in m, zero elsewhere; reads nothing past
+ * the last set lane. */
+INLINE T512 __m512 ld16m(const void *w, enum hf_dtype wt, size_t i,
+			 __mmask16 m)
+{
+	const uint16_t *p = (const uint16_t *)w + i;
+
+	if (wt == HF_DTYPE_F32)
+		return _mm512_maskz_loadu_ps(m, (const float *)w + i);
+	if (wt == HF_DTYPE_F16)
+		return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+	return _mm512_castsi512_ps(_mm512_slli_epi32(
+		_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+/* Four rows per pass so that each x load feeds four FMAs; the rows of a
+ * thread's share are contiguous, so W streams through once in order. */
+INLINE T512 void gemv512(float *y, const float *x, const void *w,
+			 enum hf_dtype wt, const float *bias, size_t in,
+			 size_t r0, size_t r1)
+{
+	size_t in16 = in & ~(size_t)15, r = r0;
+	__mmask16 mt = (__mmask16)((1u << (in & 15)) - 1);
+
+	for (; r + 4 <= r1; r += 4) {
+		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		size_t o0 = r * in, o1 = o0 + in, o2 = o1 + in, o3 = o2 + in;
+
+		for (size_t i = 0; i < in16; i += 16) {
+			__m512 xv = _mm512_loadu_ps(x + i);
+
+			a0 = _mm512_fmadd_ps(ld16(w, wt, o0 + i), xv, a0);
+			a1 = _mm512_fmadd_ps(ld16(w, wt, o1 + i), xv, a1);
+			a2 = _mm512_fmadd_ps(ld16(w, wt, o2 + i), xv, a2);
+			a3 = _mm512_fmadd_ps(ld16(w, wt, o3 + i), xv, a3);
+		}
+		if (mt) {
+			__m512 xv = _mm512_maskz_loadu_ps(mt, x + in16);
+
+			a0 = _mm512_fmadd_ps(ld16m(w, wt, o0 + in16, mt), xv, a0);
+			a1 = _mm512_fmadd_ps(ld16m(w, wt, o1 + in16, mt), xv, a1);
+			a2 = _mm512_fmadd_ps(ld16m(w, wt, o2 + in16, mt), xv, a2);
+			a3 = _mm512_fmadd_ps(ld16m(w, wt, o3 + in16, mt), xv, a3);
+		}
+		y[r] = _mm512_reduce_add_ps(a0) + (bias ? bias[r] : 0.0f);
+		y[r + 1] = _mm512_reduce_add_ps(a1) + (bias ? bias[r + 1] : 0.0f);
+		y[r + 2] = _mm512_reduce_add_ps(a2) + (bias ? bias[r + 2] : 0.0f);
+		y[r + 3] = _mm512_reduce_add_ps(a3) + (bias ? bias[r + 3] : 0.0f);
+	}
+	for (; r < r1; r++) {
+		__m512 a0 = _mm512_setzero_ps();
+		size_t o0 = r * in;
+
+		for (size_t i = 0; i < in16; i += 16)
+			a0 = _mm512_fmadd_ps(ld16(w, wt, o0 + i),
+					     _mm512_loadu_ps(x + i), a0);
+		if (mt)
+			a0 = _mm512_fmadd_ps(ld16m(w, wt, o0 + in16, mt),
+					     _mm512_maskz_loadu_ps(mt, x + in16),
+					     a0);
+		y[r] = _mm512_reduce_add_ps(a0) + (bias ? bias[r] : 0.0f);
+	}
+}
+
+static T512 void gemv512_any(float *y, const float *x, const void *w,
+			     enum hf_dtype wt, const float *bias, size_t in,
+			     size_t r0, size_t r1)
+{
+	/* one copy per dtype so that ld16's branch folds away */
+	if (wt == HF_DTYPE_F32)
+		gemv512(y, x, w, HF_DTYPE_F32, bias, in, r0, r1);
+	else if (wt == HF_DTYPE_F16)
+		gemv512(y, x, w, HF_DTYPE_F16, bias, in, r0, r1);
+	else
+		gemv512(y, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
+}
+
+INLINE T512 void widen512(float *dst, const void *w, enum hf_dtype wt,
+			  size_t in, size_t r0, size_t rows, size_t k0,
+			  size_t kc)
+{
+	size_t kc16 = kc & ~(size_t)15;
+	__mmask16 mt = (__mmask16)((1u << (kc & 15)) - 1);
+
+	for (size_t r = 0; r < rows; r++) {
+		size_t o = (r0 + r) * in + k0;
+		float *d = dst + r * kc;
+
+		for (size_t k = 0; k < kc16; k += 16)
+			_mm512_storeu_ps(d + k, ld16(w, wt, o + k));
+		if (mt)
+			_mm512_mask_storeu_ps(d + kc16, mt,
+					      ld16m(w, wt, o + kc16, mt));
+	}
+}
+
+static T512 void widen512_any(float *dst, const void *w, enum hf_dtype wt,
+			      size_t in, size_t r0, size_t rows, size_t k0,
+			      size_t kc)
+{
+	if (wt == HF_DTYPE_F32)
+		widen512(dst, w, HF_DTYPE_F32, in, r0, rows, k0, kc);
+	else if (wt == HF_DTYPE_F16)
+		widen512(dst, w, HF_DTYPE_F16, in, r0, rows, k0, kc);
+	else
+		widen512(dst, w, HF_DTYPE_BF16, in, r0, rows, k0, kc);
+}
+
+/* In-register transpose: on return v[c] holds column c of the 16x16 block
+ * whose row r was v[r]. */
+INLINE T512 void transpose16(__m512 v[16])
+{
+	__m512 t[16], u[16];
+
+	for (int i = 0; i < 16; i += 2) {
+		t[i] = _mm512_unpacklo_ps(v[i], v[i + 1]);
+		t[i + 1] = _mm512_unpackhi_ps(v[i], v[i + 1]);
+	}
+	/* u[4g + q]: lane L holds column 4L + q of rows 4g .. 4g + 3 */
+	for (int g = 0; g < 4; g++) {
+		__m512 lo0 = t[4 * g], hi0 = t[4 * g + 1];
+		__m512 lo1 = t[4 * g + 2], hi1 = t[4 * g + 3];
+
+		u[4 * g] = _mm512_shuffle_ps(lo0, lo1, 0x44);
+		u[4 * g + 1] = _mm512_shuffle_ps(lo0, lo1, 0xEE);
+		u[4 * g + 2] = _mm512_shuffle_ps(hi0, hi1, 0x44);
+		u[4 * g + 3] = _mm512_shuffle_ps(hi0, hi1, 0xEE);
+	}
+	for (int q = 0; q < 4; q++) {
+		__m512 a = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x88);
+		__m512 b = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xDD);
+		__m512 c = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x88);
+		__m512 d = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xDD);
+
+		v[q] = _mm512_shuffle_f32x4(a, c, 0x88);
+		v[8 + q] = _mm512_shuffle_f32x4(a, c, 0xDD);
+		v[4 + q] = _mm512_shuffle_f32x4(b, d, 0x88);
+		v[12 + q] = _mm512_shuffle_f32x4(b, d, 0xDD);
+	}
+}
+
+/* Pack W rows [j, j + nr) x columns [k0, k0 + kc) k-major:
+ * wp[k][r] = W[j + r][k0 + k], r < MM_NR, zero for r >= nr. */
+INLINE T512 void pack_w(float *wp, const void *w, enum hf_dtype wt,
+			size_t in, size_t j, size_t nr, size_t k0, size_t kc)
+{
+	for (size_t g = 0; g < MM_NR; g += 16) {
+		for (size_t k = 0; k < kc; k += 16) {
+			size_t kn = kc - k < 16 ? kc - k : 16;
+			__mmask16 m = (__mmask16)((1u << kn) - 1);
+			__m512 v[16];
+
+			for (size_t r = 0; r < 16; r++) {
+				size_t o = (j + g + r) * in + k0 + k;
+
+				if (g + r >= nr)
+					v[r] = _mm512_setzero_ps();
+				else if (kn == 16)
+					v[r] = ld16(w, wt, o);
+				else
+					v[r] = ld16m(w, wt, o, m);
+			}
+			transpose16(v);
+			for (size_t q = 0; q < kn; q++)
+				_mm512_store_ps(wp + (k + q) * MM_NR + g, v[q]);
+		}
+	}
+}
+
+/* Pack x rows [t, t + mr) x columns [k0, k0 + kc): xp[k][i] = x[t+i][k0+k],
+ * i < MM_MR (rows past mr are left alone: the kernel never reads them). */
+static void pack_x(float *xp, const float *x, size_t in, size_t mr,
+		   size_t k0, size_t kc)
+{
+	for (size_t i = 0; i < mr; i++) {
+		const float *xr = x + i * in + k0;
+
+		for (size_t k = 0; k < kc; k++)
+			xp[k * MM_MR + i] = xr[k];
+	}
+}
+
+/* The micro-kernel: y[i][0..32) += sum_k xp[k][i] * wp[k][0..32) for the
+ * mr (<= MM_MR) rows of one tile; 2 * mr accumulators (28 of the 32 zmm).
+ * m0, m1: the valid columns of each half. */
+INLINE T512 void ukern(int mr, size_t kc, const float *xp, const float *wp,
+		       float *y, size_t ldy, __mmask16 m0, __mmask16 m1)
+{
+	__m512 c0[MM_MR], c1[MM_MR];
+
+	for (int i = 0; i < mr; i++)
+		c0[i] = c1[i] = _mm512_setzero_ps();
+	for (size_t k = 0; k < kc; k++) {
+		__m512 b0 = _mm512_load_ps(wp + k * MM_NR);
+		__m512 b1 = _mm512_load_ps(wp + k * MM_NR + 16);
+
+		for (int i = 0; i < mr; i++) {
+			__m512 a = _mm512_set1_ps(xp[k * MM_MR + i]);
+
+			c0[i] = _mm512_fmadd_ps(a, b0, c0[i]);
+			c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
+		}
+	}
+	for (int i = 0; i < mr; i++) {
+		float *yr = y + (size_t)i * ldy;
+
+		_mm512_mask_storeu_ps(yr, m0, _mm512_add_ps(c0[i],
+				      _mm512_maskz_loadu_ps(m0, yr)));
+		_mm512_mask_storeu_ps(yr + 16, m1, _mm512_add_ps(c1[i],
+				      _mm512_maskz_loadu_ps(m1, yr + 16)));
+	}
+}
+
+static T512 void ukern_any(int mr, size_t kc, const float *xp,
+			   const float *wp, float *y, size_t ldy,
+			   __mmask16 m0, __mmask16 m1)
+{
+	switch (mr) {
+#define MR_CASE(m) case m: ukern(m, kc, xp, wp, y, ldy, m0, m1); break;
+	MR_CASE(1) MR_CASE(2) MR_CASE(3) MR_CASE(4) MR_CASE(5) MR_CASE(6)
+	MR_CASE(7) MR_CASE(8) MR_CASE(9) MR_CASE(10) MR_CASE(11)
+	MR_CASE(12) MR_CASE(13) MR_CASE(14)
+#undef MR_CASE
+	}
+}
+
+/* Blocked as in BLIS: for each MM_KC slice of the inner dimension, pack
+ * the slice of every x tile once, then for each MM_NR panel of W pack it
+ * (widening f16/bf16) and run every x tile past it. scratch holds wp
+ * (MM_KC x MM_NR) then xp (ceil(n / MM_MR) tiles of MM_KC x MM_MR). */
+INLINE T512 void gemm512(float *y, const float *x, const void *w,
+			 enum hf_dtype wt, size_t n, size_t in, size_t out,
+			 size_t j0, size_t j1, float *scratch)
+{
+	float *wp = scratch, *xp = scratch + MM_KC * MM_NR;
+
+	for (size_t k0 = 0; k0 < in; k0 += MM_KC) {
+		size_t kc = in - k0 < MM_KC ? in - k0 : MM_KC;
+
+		for (size_t t = 0; t < n; t += MM_MR)
+			pack_x(xp + t * MM_KC, x + t * in, in,
+			       n - t < MM_MR ? n - t : MM_MR, k0, kc);
+		for (size_t j = j0; j < j1; j += MM_NR) {
+			size_t nr = j1 - j < MM_NR ? j1 - j : MM_NR;
+			__mmask16 m0 = nr >= 16 ? 0xffff :
+				(__mmask16)((1u << nr) - 1);
+			__mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 :
+				(__mmask16)((1u << (nr - 16)) - 1);
+
+			pack_w(wp, w, wt, in, j, nr, k0, kc);
+			for (size_t t = 0; t < n; t += MM_MR)
+				ukern_any(n - t < MM_MR ? (int)(n - t) : MM_MR,
+					  kc, xp + t * MM_KC, wp,
+					  y + t * out + j, out, m0, m1);
+		}
+	}
+}
+
+static T512 void gemm512_any(float *y, const float *x, const void *w,
+			     enum hf_dtype wt, size_t n, size_t in, size_t out,
+			     size_t j0, size_t j1, float *scratch)
+{
+	if (wt == HF_DTYPE_F32)
+		gemm512(y, x, w, HF_DTYPE_F32, n, in, out, j0, j1, scratch);
+	else if (wt == HF_DTYPE_F16)
+		gemm512(y, x, w, HF_DTYPE_F16, n, in, out, j0, j1, scratch);
+	else
+		gemm512(y, x, w, HF_DTYPE_BF16, n, in, out, j0, j1, scratch);
+}
+
+const struct mm_kern mm_avx512 = {
+	"avx512", gemv512_any, widen512_any, gemm512_any,
+};
+
+/* ---- AVX2 ------------------------------------------------------------- */
+
+INLINE T256 __m256 ld8(const void *w, enum hf_dtype wt, size_t i)
+{
+	const __m128i *p = (const __m128i *)((const uint16_t *)w + i);
+
+	if (wt == HF_DTYPE_F32)
+		return _mm256_loadu_ps((const float *)w + i);
+	if (wt == HF_DTYPE_F16)
+		return _mm256_cvtph_ps(_mm_loadu_si128(p));
+	return _mm256_castsi256_ps(_mm256_slli_epi32(
+		_mm256_cvtepu16_epi32(_mm_loadu_si128(p)), 16));
+}
+
+INLINE T256 float ld1(const void *w, enum hf_dtype wt, size_t i)
+{
+	uint32_t u;
+	float f;
+
+	if (wt == HF_DTYPE_F32)
+		return ((const float *)w)[i];
+	if (wt == HF_DTYPE_F16)
+		return _cvtsh_ss(((const uint16_t *)w)[i]);
+	u = (uint32_t)((const uint16_t *)w)[i] << 16;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+INLINE T256 float hsum8(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
+			      _mm256_extractf128_ps(v, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+INLINE T256 void gemv256(float *y, const float *x, const void *w,
+			 enum hf_dtype wt, const float *bias, size_t in,
+			 size_t r0, size_t r1)
+{
+	size_t in8 = in & ~(size_t)7, r = r0;
+
+	for (; r + 4 <= r1; r += 4) {
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+		size_t o0 = r * in, o1 = o0 + in, o2 = o1 + in, o3 = o2 + in;
+		float s0, s1, s2, s3;
+
+		for (size_t i = 0; i < in8; i += 8) {
+			__m256 xv = _mm256_loadu_ps(x + i);
+
+			a0 = _mm256_fmadd_ps(ld8(w, wt, o0 + i), xv, a0);
+			a1 = _mm256_fmadd_ps(ld8(w, wt, o1 + i), xv, a1);
+			a2 = _mm256_fmadd_ps(ld8(w, wt, o2 + i), xv, a2);
+			a3 = _mm256_fmadd_ps(ld8(w, wt, o3 + i), xv, a3);
+		}
+		s0 = hsum8(a0);
+		s1 = hsum8(a1);
+		s2 = hsum8(a2);
+		s3 = hsum8(a3);
+		for (size_t i = in8; i < in; i++) {
+			s0 += ld1(w, wt, o0 + i) * x[i];
+			s1 += ld1(w, wt, o1 + i) * x[i];
+			s2 += ld1(w, wt, o2 + i) * x[i];
+			s3 += ld1(w, wt, o3 + i) * x[i];
+		}
+		y[r] = s0 + (bias ? bias[r] : 0.0f);
+		y[r + 1] = s1 + (bias ? bias[r + 1] : 0.0f);
+		y[r + 2] = s2 + (bias ? bias[r + 2] : 0.0f);
+		y[r + 3] = s3 + (bias ? bias[r + 3] : 0.0f);
+	}
+	for (; r < r1; r++) {
+		__m256 a0 = _mm256_setzero_ps();
+		size_t o0 = r * in;
+		float s0;
+
+		for (size_t i = 0; i < in8; i += 8)
+			a0 = _mm256_fmadd_ps(ld8(w, wt, o0 + i),
+					     _mm256_loadu_ps(x + i), a0);
+		s0 = hsum8(a0);
+		for (size_t i = in8; i < in; i++)
+			s0 += ld1(w, wt, o0 + i) * x[i];
+		y[r] = s0 + (bias ? bias[r] : 0.0f);
+	}
+}
+
+static T256 void gemv256_any(float *y, const float *x, const void *w,
+			     enum hf_dtype wt, const float *bias, size_t in,
+			     size_t r0, size_t r1)
+{
+	if (wt == HF_DTYPE_F32)
+		gemv256(y, x, w, HF_DTYPE_F32, bias, in, r0, r1);
+	else if (wt == HF_DTYPE_F16)
+		gemv256(y, x, w, HF_DTYPE_F16, bias, in, r0, r1);
+	else
+		gemv256(y, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
+}
+
+INLINE T256 void widen256(float *dst, const void *w, enum hf_dtype wt,
+			  size_t in, size_t r0, size_t rows, size_t k0,
+			  size_t kc)
+{
+	size_t kc8 = kc & ~(size_t)7;
+
+	for (size_t r = 0; r < rows; r++) {
+		size_t o = (r0 + r) * in + k0;
+		float *d = dst + r * kc;
+
+		for (size_t k = 0; k < kc8; k += 8)
+			_mm256_storeu_ps(d + k, ld8(w, wt, o + k));
+		for (size_t k = kc8; k < kc; k++)
+			d[k] = ld1(w, wt, o + k);
+	}
+}
+
+static T256 void widen256_any(float *dst, const void *w, enum hf_dtype wt,
+			      size_t in, size_t r0, size_t rows, size_t k0,
+			      size_t kc)
+{
+	if (wt == HF_DTYPE_F32)
+		widen256(dst, w, HF_DTYPE_F32, in, r0, rows, k0, kc);
+	else if (wt == HF_DTYPE_F16)
+		widen256(dst, w, HF_DTYPE_F16, in, r0, rows, k0, kc);
+	else
+		widen256(dst, w, HF_DTYPE_BF16, in, r0, rows, k0, kc);
+}
+
+const struct mm_kern mm_avx2 = {
+	"avx2", gemv256_any, widen256_any, NULL,
+};
+
+#endif

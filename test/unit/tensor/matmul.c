@@ -1,0 +1,216 @@
+/* Tests for lib/tensor/matmul.c and matmul_x86.c: every instruction set,
+ * weight dtype and awkward shape against hf_matmul_ref. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/matmul.h"
+
+/* The fast paths sum in float32 in 8- or 16-lane blocks, then across the
+ * lanes (and OpenBLAS in its own order); the reference sums in double.
+ * For in terms the float error is at most about (in / 16 + 8) * 2^-24
+ * times sum |x w| (the condition of the dot product), which for the in
+ * <= 600 used here is under 3e-6: a bound of 1e-5 relative to sum |x w|
+ * leaves room for any order and still catches a single wrong term. */
+#define TOL 1e-5
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static uint32_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 16);
+}
+
+static float unit(void)
+{
+	return (float)(next() % 2000001) / 1000000.0f - 1.0f;
+}
+
+/* Random weights in dtype wt with magnitudes around 2^-6 .. 2^4; f16 gets
+ * some subnormals too. *scale receives |W| as float for the bound. */
+static void *rand_w(enum hf_dtype wt, size_t count, float *absw)
+{
+	void *w = malloc(count * (wt == HF_DTYPE_F32 ? 4 : 2));
+
+	assert_non_null(w);
+	for (size_t i = 0; i < count; i++) {
+		uint32_t r = next(), s = r & 1, e, m;
+		uint16_t h;
+		float f;
+
+		if (wt == HF_DTYPE_F32) {
+			f = unit() * 4.0f;
+			((float *)w)[i] = f;
+			absw[i] = fabsf(f);
+			continue;
+		}
+		if (wt == HF_DTYPE_F16) {
+			e = r % 32 == 0 ? 0 : 9 + (r >> 1) % 10;
+			m = (r >> 8) & 0x3ff;
+			h = (uint16_t)(s << 15 | e << 10 | m);
+			f = e ? ldexpf(1.0f + m / 1024.0f, (int)e - 15) :
+				ldexpf((float)m, -24);
+		} else {
+			e = 121 + (r >> 1) % 10;
+			m = (r >> 8) & 0x7f;
+			h = (uint16_t)(s << 15 | e << 7 | m);
+			f = ldexpf(1.0f + m / 128.0f, (int)e - 127);
+		}
+		((uint16_t *)w)[i] = h;
+		absw[i] = f;
+	}
+	return w;
+}
+
+struct shape {
+	size_t in, out;
+};
+
+static const struct shape shapes[] = {
+	{ 1, 1 }, { 17, 5 }, { 63, 33 }, { 100, 47 }, { 257, 70 },
+	{ 300, 129 }, { 523, 95 },
+};
+static const size_t ns[] = { 1, 2, 3, 7, 33 };
+static const enum hf_dtype dtypes[] = {
+	HF_DTYPE_F32, HF_DTYPE_F16, HF_DTYPE_BF16,
+};
+static const char *const isa_names[] = { "generic", "avx2", "avx512" };
+
+static void check_isa(enum hf_matmul_isa isa)
+{
+	struct hf_pool *pools[3];
+	struct hf_err err = { 0 };
+	int failures = 0;
+
+	if (hf_matmul_set_isa(isa)) {
+		printf("# %s: not on this CPU, skipped\n", isa_names[isa]);
+		skip();
+	}
+	assert_string_equal(hf_matmul_isa_name(), isa_names[isa]);
+	for (int p = 0; p < 3; p++)
+		assert_int_equal(hf_pool_create(&pools[p], p + 1, &err), 0);
+	for (size_t di = 0; di < 3; di++)
+	for (size_t si = 0; si < sizeof(shapes) / sizeof(*shapes); si++)
+	for (size_t ni = 0; ni < sizeof(ns) / sizeof(*ns); ni++)
+	for (int b = 0; b < 2; b++) {
+		enum hf_dtype wt = dtypes[di];
+		size_t in = shapes[si].in, out = shapes[si].out, n = ns[ni];
+		float *absw = malloc(in * out * sizeof(float));
+		void *w = rand_w(wt, in * out, absw);
+		float *x = malloc(n * in * sizeof(float));
+		float *bias = malloc(out * sizeof(float));
+		float *want = malloc(n * out * sizeof(float));
+		float *got = malloc(n * out * sizeof(float));
+		float *mag = malloc(n * out * sizeof(float));
+
+		for (size_t i = 0; i < n * in; i++)
+			x[i] = unit();
+		for (size_t o = 0; o < out; o++)
+			bias[o] = unit();
+		hf_matmul_ref(want, x, w, wt, b ? bias : NULL, n, in, out);
+		for (size_t t = 0; t < n; t++)
+			for (size_t o = 0; o < out; o++) {
+				double s = b ? fabsf(bias[o]) : 0.0;
+
+				for (size_t i = 0; i < in; i++)
+					s += fabsf(x[t * in + i]) *
+					     absw[o * in + i];
+				mag[t * out + o] = (float)s;
+			}
+		for (int p = -1; p < 3; p++) {
+			memset(got, 0xff, n * out * sizeof(float));	/* NaN */
+			hf_matmul(got, x, w, wt, b ? bias : NULL, n, in, out,
+				  p < 0 ? NULL : pools[p]);
+			for (size_t i = 0; i < n * out; i++) {
+				if (fabs(got[i] - want[i]) <= TOL * mag[i])
+					continue;
+				if (failures++ < 10)
+					printf("# %s %s n %zu in %zu out %zu "
+					       "bias %d threads %d: y[%zu] got "
+					       "%.9g want %.9g\n",
+					       isa_names[isa],
+					       wt == HF_DTYPE_F32 ? "f32" :
+					       wt == HF_DTYPE_F16 ? "f16" :
+					       "bf16", n, in, out, b, p + 1, i,
+					       got[i], want[i]);
+				break;
+			}
+		}
+		free(absw);
+		free(w);
+		free(x);
+		free(bias);
+		free(want);
+		free(got);
+		free(mag);
+	}
+	for (int p = 0; p < 3; p++)
+		hf_pool_free(pools[p]);
+	assert_int_equal(failures, 0);
+}
+
+static void test_generic_matches_ref(void **state)
+{
+	check_isa(HF_MATMUL_GENERIC);
+}
+
+static void test_avx2_matches_ref(void **state)
+{
+	check_isa(HF_MATMUL_AVX2);
+}
+
+static void test_avx512_matches_ref(void **state)
+{
+	check_isa(HF_MATMUL_AVX512);
+}
+
+/* in == 0: y is the bias (or zeros) without reading x or W. */
+static void test_empty_inner_dimension_gives_bias(void **state)
+{
+	float y[6], bias[3] = { 1, 2, 3 };
+
+	memset(y, 0xff, sizeof(y));
+	hf_matmul(y, NULL, NULL, HF_DTYPE_BF16, bias, 2, 0, 3, NULL);
+	for (int i = 0; i < 6; i++)
+		assert_true(y[i] == bias[i % 3]);
+	hf_matmul(y, NULL, NULL, HF_DTYPE_F32, NULL, 2, 0, 3, NULL);
+	for (int i = 0; i < 6; i++)
+		assert_true(y[i] == 0.0f);
+}
+
+/* Exact widening: f16 subnormal, largest normal, bf16 of -2.5. */
+static void test_ref_widens_exactly(void **state)
+{
+	uint16_t wf16[3] = { 0x0001, 0x7bff, 0xc000 };
+	uint16_t wbf16[1] = { 0xc020 };
+	float x[3] = { 1, 1, 1 }, y;
+
+	hf_matmul_ref(&y, x, wf16, HF_DTYPE_F16, NULL, 1, 1, 1);
+	assert_true(y == 0x1p-24f);
+	hf_matmul_ref(&y, x + 1, wf16 + 1, HF_DTYPE_F16, NULL, 1, 1, 1);
+	assert_true(y == 65504.0f);
+	hf_matmul_ref(&y, x, wbf16, HF_DTYPE_BF16, NULL, 1, 1, 1);
+	assert_true(y == -2.5f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_generic_matches_ref),
+		cmocka_unit_test(test_avx2_matches_ref),
+		cmocka_unit_test(test_avx512_matches_ref),
+		cmocka_unit_test(test_empty_inner_dimension_gives_bias),
+		cmocka_unit_test(test_ref_widens_exactly),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
