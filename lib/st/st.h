@@ -112,7 +112,8 @@ int hf_st_writer_new(struct hf_st_writer **out, struct hf_err *err);
 void hf_st_writer_free(struct hf_st_writer *w);	/* NULL is fine */
 
 /* Add a __metadata__ entry (copied). "format": "pt" is there from the
- * start; setting a key again replaces its value. */
+ * start; setting a key again replaces its value, value NULL removes it
+ * (with no entries left, the header has no __metadata__). */
 int hf_st_writer_meta(struct hf_st_writer *w, const char *key,
 		      const char *value, struct hf_err *err);
 

@@ -140,11 +140,23 @@ int hf_st_writer_meta(struct hf_st_writer *w, const char *key,
 {
 	char **nm, *k, *v;
 
+	invalidate(w);
+	if (!value) {
+		for (size_t i = 0; i < w->nmeta; i++)
+			if (!strcmp(w->meta[2 * i], key)) {
+				free(w->meta[2 * i]);
+				free(w->meta[2 * i + 1]);
+				w->nmeta--;
+				memmove(w->meta + 2 * i, w->meta + 2 * i + 2,
+					2 * (w->nmeta - i) * sizeof(char *));
+				break;
+			}
+		return 0;
+	}
 	if (!hf_utf8_valid(key, strlen(key), NULL) ||
 	    !hf_utf8_valid(value, strlen(value), NULL))
 		return hf_err_set(err, HF_EUTF8, "metadata '%s' is not valid "
 				  "UTF-8", key);
-	invalidate(w);
 	for (size_t i = 0; i < w->nmeta; i++)
 		if (!strcmp(w->meta[2 * i], key)) {
 			if (!(v = strdup(value)))
