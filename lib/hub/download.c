@@ -1,0 +1,604 @@
+/* lib/hub/download.c: fetching a plan: per-file HEAD, blob download with
+ * resume, verification and locking, several files at once. */
+#define _GNU_SOURCE	/* asprintf */
+#include "hub/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/file.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "hub/sha256.h"
+
+struct fetch {
+	struct hf_hub *h;
+	const struct hf_hub_plan *p;
+	char *folder;		/* models--org--name */
+	char *repo_dir;		/* cache/folder */
+	pthread_mutex_t mu;	/* guards everything below */
+	size_t next;		/* next file to take */
+	int failed;
+	struct hf_err err;	/* the first failure */
+	struct hf_progress bar;
+	uint64_t done;		/* bytes in place or received */
+};
+
+static void progress_add(struct fetch *f, int64_t n)
+{
+	pthread_mutex_lock(&f->mu);
+	f->done += (uint64_t)n;
+	hf_progress_update(&f->bar, f->done);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* --- one blob -------------------------------------------------------- */
+
+struct blob_dl {
+	struct fetch *f;
+	int fd;
+	const char *tmp;	/* for messages */
+	uint64_t size;		/* expected */
+	uint64_t have;		/* bytes in the file */
+	uint64_t range_from;	/* of the current request */
+	int first;		/* no body byte of this response seen yet */
+	int hash;		/* etag is a sha256 */
+	struct hf_sha256 sha;
+	int werrno;		/* a failed write */
+	int overflow;		/* the server sent more than size */
+	int bad_range;		/* 206 for another offset */
+};
+
+static int restart(struct blob_dl *b)
+{
+	if (ftruncate(b->fd, 0) && errno != EINVAL) {
+		b->werrno = errno;
+		return -1;
+	}
+	lseek(b->fd, 0, SEEK_SET);
+	progress_add(b->f, -(int64_t)b->have);
+	b->have = 0;
+	hf_sha256_init(&b->sha);
+	return 0;
+}
+
+static int blob_write(void *ctx, const struct hub_resp *rs, const char *buf,
+		      size_t n)
+{
+	struct blob_dl *b = ctx;
+	size_t off = 0;
+
+	if (b->first) {
+		b->first = 0;
+		if (b->range_from && rs->status == 200) {
+			/* the Range was ignored: the body starts at 0 */
+			if (restart(b))
+				return -1;
+		} else if (rs->status == 206) {
+			uint64_t start, total;
+
+			if (hf_hub_content_range(rs->content_range, &start, &total) ||
+			    start != b->range_from) {
+				b->bad_range = 1;
+				return -1;
+			}
+		}
+	}
+	if (b->have + n > b->size) {
+		b->overflow = 1;
+		return -1;
+	}
+	while (off < n) {
+		ssize_t w = write(b->fd, buf + off, n - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			b->werrno = errno;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (b->hash)
+		hf_sha256_update(&b->sha, buf, n);
+	b->have += n;
+	progress_add(b->f, (int64_t)n);
+	return 0;
+}
+
+/* Hash the bytes already in a partial file. */
+static int hash_existing(struct blob_dl *b, struct hf_err *err)
+{
+	static const size_t chunk = 1 << 20;
+	char *buf = malloc(chunk);
+	uint64_t off = 0;
+
+	if (!buf)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	while (off < b->have) {
+		size_t want = b->have - off < chunk ? (size_t)(b->have - off) : chunk;
+		ssize_t r = pread(b->fd, buf, want, (off_t)off);
+
+		if (r <= 0) {
+			free(buf);
+			return hf_err_errno(err, "cannot read '%s'", b->tmp);
+		}
+		hf_sha256_update(&b->sha, buf, (size_t)r);
+		off += (uint64_t)r;
+	}
+	free(buf);
+	return 0;
+}
+
+/* Download url into tmp (resuming what is there), verify it against size
+ * and, for a sha256 etag, its hash, and rename it to final. The caller
+ * holds the lock. */
+static int download_blob(struct fetch *f, CURL *c, const char *url,
+			 const char *tmp, const char *final, uint64_t size,
+			 const char *etag, const char *name, struct hf_err *err)
+{
+	struct blob_dl b = { 0 };
+	struct hub_sink sink = { blob_write, &b };
+	struct hub_resp rs = { 0 };
+	struct stat st;
+	int attempt = 0, tries = 0, bad_sha = 0, rc = 0;
+
+	b.f = f;
+	b.tmp = tmp;
+	b.size = size;
+	b.hash = hf_hub_is_sha256(etag);
+	if (hub_mkdirs(tmp, 0, err))
+		return err->code;
+again:
+	b.fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (b.fd < 0)
+		return hf_err_errno(err, "cannot open '%s'", tmp);
+	if (fstat(b.fd, &st)) {
+		rc = hf_err_errno(err, "cannot stat '%s'", tmp);
+		goto out;
+	}
+	b.have = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	hf_sha256_init(&b.sha);
+	if (b.have > size) {
+		b.have = 0;
+		if (ftruncate(b.fd, 0)) {
+			rc = hf_err_errno(err, "cannot truncate '%s'", tmp);
+			goto out;
+		}
+	}
+	if (b.have) {
+		hf_log_info("resuming '%s' at byte %llu of %llu", name,
+			    (unsigned long long)b.have, (unsigned long long)size);
+		if (b.hash && (rc = hash_existing(&b, err)))
+			goto out;
+		progress_add(f, (int64_t)b.have);
+	}
+	lseek(b.fd, (off_t)b.have, SEEK_SET);
+	while (b.have < size) {
+		uint64_t before = b.have;
+
+		b.range_from = b.have;
+		b.first = 1;
+		b.werrno = b.overflow = b.bad_range = 0;
+		if (hub_request(c, f->h, "GET", url, b.have, &sink, &rs)) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto out;
+		}
+		tries++;
+		if (b.werrno) {
+			if (b.werrno == ENOSPC || b.werrno == EDQUOT)
+				rc = hf_err_set(err, HF_EIO, "disk full writing '%s'",
+						tmp);
+			else
+				rc = hf_err_set(err, HF_EIO, "cannot write '%s': %s",
+						tmp, strerror(b.werrno));
+			goto out;
+		}
+		if (b.overflow) {
+			rc = hf_err_set(err, HF_EFORMAT, "'%s': the server sent "
+					"more than the %llu bytes announced", name,
+					(unsigned long long)size);
+			unlink(tmp);
+			goto out;
+		}
+		if (rs.curl == CURLE_OK && rs.status == 416 && b.have) {
+			/* the partial file is not a prefix of this object */
+			if (restart(&b)) {
+				rc = hf_err_errno(err, "cannot truncate '%s'", tmp);
+				goto out;
+			}
+			continue;
+		}
+		if (rs.curl == CURLE_OK && rs.status >= 200 && rs.status < 300 &&
+		    !b.bad_range) {
+			if (b.have >= size)
+				break;
+			/* a clean end short of the size: resume like a drop */
+		} else if (b.bad_range) {
+			rc = hf_err_set(err, HF_EFORMAT, "'%s': asked for bytes from "
+					"%llu, got Content-Range '%s'", name,
+					(unsigned long long)b.range_from,
+					rs.content_range);
+			goto out;
+		} else if (!hub_retryable(&rs)) {
+			rc = hub_error(err, f->h, &rs, url, f->p->repo_id,
+				       f->p->revision, name, tries);
+			goto out;
+		}
+		if (b.have > before)
+			attempt = 0;	/* progress: the budget starts again */
+		if (attempt >= f->h->retries) {
+			if (rs.curl == CURLE_OK && rs.status >= 200 && rs.status < 300)
+				rc = hf_err_set(err, HF_ENET, "'%s': the connection "
+						"ended at byte %llu of %llu (after %d "
+						"attempts)", name,
+						(unsigned long long)b.have,
+						(unsigned long long)size, tries);
+			else
+				rc = hub_error(err, f->h, &rs, url, f->p->repo_id,
+					       f->p->revision, name, tries);
+			goto out;
+		}
+		{
+			double d = hub_retry_delay(&rs, attempt);
+
+			hf_log_info("'%s': %s at byte %llu; retrying in %.1f s",
+				    name, rs.curl != CURLE_OK ? rs.curl_msg :
+				    "HTTP error", (unsigned long long)b.have, d);
+			hub_sleep(d);
+		}
+		attempt++;
+	}
+	if (b.hash) {
+		char got[65];
+
+		hf_sha256_hex(&b.sha, got);
+		if (strcmp(got, etag)) {
+			/* never keep corrupt bytes, not even to resume from */
+			close(b.fd);
+			b.fd = -1;
+			unlink(tmp);
+			progress_add(f, -(int64_t)b.have);
+			if (!bad_sha++) {
+				hf_log_warn("'%s': sha256 %s, expected %s; downloading "
+					    "it again", name, got, etag);
+				goto again;
+			}
+			rc = hf_err_set(err, HF_EFORMAT, "'%s': sha256 of the "
+					"download is %s, expected %s (removed)",
+					name, got, etag);
+			goto out;
+		}
+	}
+	if (close(b.fd)) {
+		b.fd = -1;
+		rc = hf_err_errno(err, "cannot write '%s'", tmp);
+		goto out;
+	}
+	b.fd = -1;
+	if (rename(tmp, final)) {
+		rc = hf_err_errno(err, "cannot rename '%s' to '%s'", tmp, final);
+		goto out;
+	}
+out:
+	if (b.fd >= 0)
+		close(b.fd);
+	hub_resp_free(&rs);
+	return rc;
+}
+
+/* --- one file -------------------------------------------------------- */
+
+struct meta {
+	char commit[64];
+	char etag[160];
+	uint64_t size;
+	char url[2048];		/* where the bytes are */
+};
+
+/* HEAD the resolve URL, following relative (renamed repo) redirects but
+ * not absolute ones (the CDN), as huggingface_hub does. */
+static int head(struct fetch *f, CURL *c, const char *path, struct meta *m,
+		struct hf_err *err)
+{
+	const struct hf_hub_plan *p = f->p;
+	struct hub_resp rs = { 0 };
+	char *esc_path = hf_hub_escape(path, 1);
+	char *url = NULL;
+	int rc = 0, attempt = 0, hops = 0;
+
+	if (!esc_path || asprintf(&url, "%s/%s%s/resolve/%s/%s", f->h->endpoint,
+				  hf_hub_url_prefix(p->type), p->repo_id,
+				  p->commit, esc_path) < 0) {
+		free(esc_path);
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
+	free(esc_path);
+	for (;;) {
+		if (hub_request(c, f->h, "HEAD", url, 0, NULL, &rs)) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto out;
+		}
+		attempt++;
+		if (rs.curl == CURLE_OK && rs.status >= 300 && rs.status < 400 &&
+		    rs.location[0] == '/' && hops++ < 5) {
+			char *next;
+
+			if (asprintf(&next, "%s%s", f->h->origin, rs.location) < 0) {
+				rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+				goto out;
+			}
+			free(url);
+			url = next;
+			continue;
+		}
+		if (rs.curl == CURLE_OK && rs.status >= 200 && rs.status < 400)
+			break;
+		if (!hub_retryable(&rs) || attempt > f->h->retries) {
+			if (!strcmp(rs.error_code, "EntryNotFound") &&
+			    !p->local_dir) {
+				/* remember it, as huggingface_hub does */
+				char *ne;
+
+				if (asprintf(&ne, "%s/.no_exist/%s/%s", f->repo_dir,
+					     p->commit, path) >= 0) {
+					if (!hub_mkdirs(ne, 0, NULL))
+						close(open(ne, O_WRONLY | O_CREAT, 0666));
+					free(ne);
+				}
+			}
+			rc = hub_error(err, f->h, &rs, url, p->repo_id, p->revision,
+				       path, attempt);
+			goto out;
+		}
+		hub_sleep(hub_retry_delay(&rs, attempt - 1));
+	}
+	hf_hub_etag_norm(m->etag, sizeof(m->etag),
+			 rs.linked_etag[0] ? rs.linked_etag : rs.etag);
+	snprintf(m->commit, sizeof(m->commit), "%s", rs.commit);
+	if (rs.linked_size >= 0)
+		m->size = (uint64_t)rs.linked_size;
+	else if (rs.status < 300 && rs.length >= 0)
+		m->size = (uint64_t)rs.length;
+	else
+		m->size = UINT64_MAX;
+	if (!m->commit[0] || !m->etag[0] || m->size == UINT64_MAX) {
+		rc = hf_err_set(err, HF_EFORMAT, "%s answered without %s for '%s': "
+				"is HF_ENDPOINT ('%s') a Hub?", url,
+				!m->commit[0] ? "X-Repo-Commit" :
+				!m->etag[0] ? "an ETag" : "a size", path,
+				f->h->endpoint);
+		goto out;
+	}
+	if (strchr(m->etag, '/') || m->etag[0] == '.') {
+		rc = hf_err_set(err, HF_EFORMAT, "%s: ETag '%s' cannot name a blob",
+				url, m->etag);
+		goto out;
+	}
+	snprintf(m->url, sizeof(m->url), "%s",
+		 rs.status >= 300 && rs.location[0] ? rs.location : url);
+out:
+	hub_resp_free(&rs);
+	free(url);
+	return rc;
+}
+
+static int fetch_cache(struct fetch *f, CURL *c, const struct hf_hub_file *hf,
+		       const struct meta *m, struct hf_err *err)
+{
+	char *blob = NULL, *tmp = NULL, *lock = NULL, *link = NULL;
+	char *target = NULL;
+	int rc = 0, fd = -1;
+
+	if (asprintf(&blob, "%s/blobs/%s", f->repo_dir, m->etag) < 0 ||
+	    asprintf(&tmp, "%s.incomplete", blob) < 0 ||
+	    asprintf(&lock, "%s/.locks/%s/%s.lock", f->h->cache, f->folder,
+		     m->etag) < 0 ||
+	    asprintf(&link, "%s/%s", f->p->dir, hf->path) < 0 ||
+	    !(target = hf_hub_blob_target(hf->path, m->etag))) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!hf_file_exists(blob)) {
+		if ((fd = hub_lock(lock, err)) < 0) {
+			rc = err->code;
+			goto out;
+		}
+		/* another process may have finished it while we waited */
+		if (!hf_file_exists(blob))
+			rc = download_blob(f, c, m->url, tmp, blob, m->size, m->etag,
+					   hf->path, err);
+		else
+			progress_add(f, (int64_t)m->size);
+		hub_unlock(fd);
+		if (rc)
+			goto out;
+	} else {
+		progress_add(f, (int64_t)m->size);
+	}
+	rc = hub_symlink(target, link, err);
+out:
+	free(blob);
+	free(tmp);
+	free(lock);
+	free(link);
+	free(target);
+	return rc;
+}
+
+/* --local-dir: real files, metadata under DIR/.cache/huggingface/download
+ * as huggingface_hub's _local_folder.py lays it out. */
+static int fetch_local(struct fetch *f, CURL *c, const struct hf_hub_file *hf,
+		       const struct meta *m, struct hf_err *err)
+{
+	const char *dir = f->p->local_dir;
+	char *dest = NULL, *base = NULL, *meta = NULL, *lock = NULL;
+	char *tmp = NULL, *ign = NULL, line[512];
+	int rc = 0, fd = -1;
+	struct timespec ts;
+
+	if (asprintf(&dest, "%s/%s", dir, hf->path) < 0 ||
+	    asprintf(&base, "%s/.cache/huggingface/download/%s", dir,
+		     hf->path) < 0 ||
+	    asprintf(&meta, "%s.metadata", base) < 0 ||
+	    asprintf(&lock, "%s.lock", base) < 0 ||
+	    asprintf(&tmp, "%s.%s.incomplete", base, m->etag) < 0 ||
+	    asprintf(&ign, "%s/.cache/huggingface/.gitignore", dir) < 0) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	if (!hf_file_exists(ign) && (rc = hub_write_if_changed(ign, "*\n", err)))
+		goto out;
+	if ((rc = hub_mkdirs(dest, 0, err)))
+		goto out;
+	if ((fd = hub_lock(lock, err)) < 0) {
+		rc = err->code;
+		goto out;
+	}
+	rc = download_blob(f, c, m->url, tmp, dest, m->size, m->etag, hf->path,
+			   err);
+	if (!rc) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(line, sizeof(line), "%s\n%s\n%.6f\n", m->commit, m->etag,
+			 ts.tv_sec + ts.tv_nsec * 1e-9);
+		rc = hub_write_if_changed(meta, line, err);
+	}
+	hub_unlock(fd);
+out:
+	free(dest);
+	free(base);
+	free(meta);
+	free(lock);
+	free(tmp);
+	free(ign);
+	return rc;
+}
+
+static int fetch_file(struct fetch *f, CURL *c, const struct hf_hub_file *hf,
+		      struct hf_err *err)
+{
+	struct meta m;
+	int rc;
+
+	if ((rc = head(f, c, hf->path, &m, err)))
+		return rc;
+	if (strcmp(m.commit, f->p->commit))
+		hf_log_warn("'%s': the server answered commit %s for %s", hf->path,
+			    m.commit, f->p->commit);
+	if (f->p->local_dir)
+		return fetch_local(f, c, hf, &m, err);
+	return fetch_cache(f, c, hf, &m, err);
+}
+
+static void *worker(void *arg)
+{
+	struct fetch *f = arg;
+	CURL *c = hub_curl_new();
+	struct hf_err err = { 0 };
+
+	for (;;) {
+		const struct hf_hub_file *hf = NULL;
+
+		pthread_mutex_lock(&f->mu);
+		while (!f->failed && f->next < f->p->nfiles) {
+			hf = &f->p->files[f->next++];
+			if (!hf->cached)
+				break;
+			hf = NULL;
+		}
+		if (!c && !f->failed && hf) {
+			f->failed = 1;
+			hf_err_set(&f->err, HF_ENOMEM, "cannot start libcurl");
+			hf = NULL;
+		}
+		pthread_mutex_unlock(&f->mu);
+		if (!hf)
+			break;
+		if (fetch_file(f, c, hf, &err)) {
+			pthread_mutex_lock(&f->mu);
+			if (!f->failed) {
+				f->failed = 1;
+				f->err = err;
+			}
+			pthread_mutex_unlock(&f->mu);
+			break;
+		}
+	}
+	if (c)
+		curl_easy_cleanup(c);
+	return NULL;
+}
+
+int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
+		 struct hf_err *err)
+{
+	struct fetch f = { 0 };
+	pthread_t tids[64];
+	size_t todo = 0;
+	int n, started = 0, rc = 0;
+
+	if (p->from_cache)
+		return 0;
+	for (size_t i = 0; i < p->nfiles; i++)
+		todo += !p->files[i].cached;
+	f.h = h;
+	f.p = p;
+	f.folder = hf_hub_repo_folder(p->type, p->repo_id);
+	f.repo_dir = f.folder ? hf_path_join(h->cache, f.folder) : NULL;
+	if (!f.repo_dir) {
+		free(f.folder);
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
+	if (!p->local_dir && !hf_hub_is_commit(p->revision)) {
+		char *ref;
+
+		if (asprintf(&ref, "%s/refs/%s", f.repo_dir, p->revision) < 0) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = hub_write_if_changed(ref, p->commit, err);
+		free(ref);
+		if (rc)
+			goto out;
+	}
+	if (!p->local_dir && (rc = hub_mkdirs(p->dir, 1, err)))
+		goto out;
+	if (!todo)
+		goto out;
+	pthread_mutex_init(&f.mu, NULL);
+	hf_progress_init(&f.bar, p->nfiles == 1 ? "Fetching 1 file" :
+			 "Fetching files", p->bytes, 1);
+	if (h->quiet)
+		f.bar.enabled = 0;
+	n = h->jobs < (int)todo ? h->jobs : (int)todo;
+	if (n > 64)
+		n = 64;
+	for (int i = 1; i < n; i++) {
+		if (pthread_create(&tids[i], NULL, worker, &f))
+			break;
+		started++;
+	}
+	worker(&f);
+	for (int i = 1; i <= started; i++)
+		pthread_join(tids[i], NULL);
+	if (!f.failed)
+		hf_progress_finish(&f.bar);
+	else if (f.bar.enabled)
+		fputc('\n', stderr);
+	pthread_mutex_destroy(&f.mu);
+	if (f.failed) {
+		*err = f.err;
+		rc = f.err.code;
+	}
+out:
+	free(f.folder);
+	free(f.repo_dir);
+	return rc;
+}
