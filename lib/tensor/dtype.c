@@ -429,26 +429,44 @@ static struct kernels kern = {
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 static const char *kern_name = "plain";
 
-static void pick_kernels(void)
+/* Install the kernels of one path; -1 if this CPU cannot run it. */
+static int use_kernels(const char *name)
 {
+	if (!strcmp(name, "plain")) {
+		kern.f16_to_f32 = f16_to_f32_plain;
+		kern.f32_to_f16 = f32_to_f16_plain;
+		kern.bf16_to_f32 = bf16_to_f32_plain;
+		kern.f32_to_bf16 = f32_to_bf16_plain;
+		kern_name = "plain";
+		return 0;
+	}
 #ifdef HF_DTYPE_X86
 	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx512f")) {
+	if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) {
 		kern.f16_to_f32 = f16_to_f32_avx512;
 		kern.f32_to_f16 = f32_to_f16_avx512;
 		kern.bf16_to_f32 = bf16_to_f32_avx512;
 		kern.f32_to_bf16 = f32_to_bf16_avx512;
 		kern_name = "avx512";
-	} else if (__builtin_cpu_supports("avx2") &&
-		   __builtin_cpu_supports("f16c") &&
-		   __builtin_cpu_supports("fma")) {
+		return 0;
+	}
+	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") &&
+	    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
 		kern.f16_to_f32 = f16_to_f32_avx2;
 		kern.f32_to_f16 = f32_to_f16_avx2;
 		kern.bf16_to_f32 = bf16_to_f32_avx2;
 		kern.f32_to_bf16 = f32_to_bf16_avx2;
 		kern_name = "avx2";
+		return 0;
 	}
 #endif
+	return -1;
+}
+
+static void pick_kernels(void)
+{
+	if (use_kernels("avx512") && use_kernels("avx2"))
+		use_kernels("plain");
 }
 
 static const struct kernels *kernels(void)
@@ -461,6 +479,12 @@ const char *hf_dtype_simd(void)
 {
 	kernels();
 	return kern_name;
+}
+
+int hf_dtype_set_simd(const char *name)
+{
+	kernels();
+	return use_kernels(name);
 }
 
 void hf_f16_to_f32_n(float *dst, const uint16_t *src, size_t n)

@@ -66,8 +66,11 @@ void hf_f32_to_f16_ref(uint16_t *dst, const float *src, size_t n);
 void hf_bf16_to_f32_ref(float *dst, const uint16_t *src, size_t n);
 void hf_f32_to_bf16_ref(uint16_t *dst, const float *src, size_t n);
 
-/* Which bulk path this CPU runs: "avx512", "avx2" or "plain". */
+/* Which bulk path runs: "avx512", "avx2" or "plain" (the best this CPU
+ * has, unless set). hf_dtype_set_simd picks one, for tests and benchmarks
+ * (not thread-safe against running conversions); -1 if the CPU lacks it. */
 const char *hf_dtype_simd(void);
+int hf_dtype_set_simd(const char *name);
 
 /* Any float-like dtype (F32 F16 BF16 F64 F8_*) to float32; returns -1 for
  * types with no float meaning. src need not be aligned. */
