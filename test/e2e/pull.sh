@@ -402,5 +402,18 @@ check "--local-dir second run fetches nothing" \
 	"$($ctl "$port" requests /resolve/ | wc -l)" 0
 no_debris "local dir" "$ld"
 
+# --- the man page's examples, as written there ---------------------------
+export PATH="$bin:$PATH"
+hf-pull tiny/gpt2@v1.0 --dry-run >"$work/out" 2>/dev/null
+check "man: a tag's dry run" "$(cut -f3 "$work/out" | tr '\n' ' ')" \
+	"config.json model.safetensors "
+out=$(hf-pull tiny/gpt2 --include '*.json' --exclude 'tokenizer*')
+check "man: include and exclude" "$out" "$snap"
+out=$(hf-pull --repo-type dataset tiny/data -j 8)
+check "man: a dataset with -j 8" "$out" \
+	"$cache/datasets--tiny--data/snapshots/$(commit tiny/data@v1)"
+out=$(HF_HUB_OFFLINE=1 hf-pull tiny/gpt2)
+check "man: offline" "$out" "$snap"
+
 echo "$fails failed"
 [ "$fails" -eq 0 ]
