@@ -32,7 +32,9 @@ typedef void (*mm_gemm_fn)(float *y, const float *x, const void *w,
  * MM_MR-token tile of x streams past it). */
 #define MM_NR 32
 #define MM_MR 14
+#ifndef MM_KC
 #define MM_KC 256
+#endif
 #define MM_GEMM_SCRATCH (MM_KC * MM_NR)
 
 struct mm_kern {

@@ -43,6 +43,15 @@ INLINE T512 __m512 ld16m(const void *w, enum hf_dtype wt, size_t i,
 		_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
+/* Software prefetch distance for the matrix-vector kernels, in bytes
+ * ahead of each row: rows are short (1-16 KiB) and four are read at once,
+ * which the hardware prefetcher follows poorly. Measured on the 0.5B
+ * shape, bf16, 1 thread (mmbench, ms per token): none 96.7, 1 KiB 91.9,
+ * 4 KiB 71.6, 8 KiB 71.6, 12 KiB 69.0, 16 KiB 69.4. */
+#define PFD 12288
+#define PF(w, wt, i) _mm_prefetch((const char *)(w) + \
+	((i) << ((wt) == HF_DTYPE_F32 ? 2 : 1)) + PFD, _MM_HINT_T0)
+
 /* Four rows per pass so that each x load feeds four FMAs; the rows of a
  * thread's share are contiguous, so W streams through once in order. */
 INLINE T512 void gemv512(float *y, const float *x, const void *w,
@@ -59,6 +68,10 @@ INLINE T512 void gemv512(float *y, const float *x, const void *w,
 		for (size_t i = 0; i < in16; i += 16) {
 			__m512 xv = _mm512_loadu_ps(x + i);
 
+			PF(w, wt, o0 + i);
+			PF(w, wt, o1 + i);
+			PF(w, wt, o2 + i);
+			PF(w, wt, o3 + i);
 			a0 = _mm512_fmadd_ps(ld16(w, wt, o0 + i), xv, a0);
 			a1 = _mm512_fmadd_ps(ld16(w, wt, o1 + i), xv, a1);
 			a2 = _mm512_fmadd_ps(ld16(w, wt, o2 + i), xv, a2);
@@ -218,12 +231,14 @@ INLINE T512 void ukern(int mr, size_t kc, const float *xp, const float *wp,
 {
 	__m512 c0[MM_MR], c1[MM_MR];
 
+#pragma GCC unroll 16
 	for (int i = 0; i < mr; i++)
 		c0[i] = c1[i] = _mm512_setzero_ps();
 	for (size_t k = 0; k < kc; k++) {
 		__m512 b0 = _mm512_load_ps(wp + k * MM_NR);
 		__m512 b1 = _mm512_load_ps(wp + k * MM_NR + 16);
 
+#pragma GCC unroll 16
 		for (int i = 0; i < mr; i++) {
 			__m512 a = _mm512_set1_ps(xp[k * MM_MR + i]);
 
@@ -231,6 +246,7 @@ INLINE T512 void ukern(int mr, size_t kc, const float *xp, const float *wp,
 			c1[i] = _mm512_fmadd_ps(a, b1, c1[i]);
 		}
 	}
+#pragma GCC unroll 16
 	for (int i = 0; i < mr; i++) {
 		float *yr = y + (size_t)i * ldy;
 
@@ -354,6 +370,10 @@ INLINE T256 void gemv256(float *y, const float *x, const void *w,
 		for (size_t i = 0; i < in8; i += 8) {
 			__m256 xv = _mm256_loadu_ps(x + i);
 
+			PF(w, wt, o0 + i);
+			PF(w, wt, o1 + i);
+			PF(w, wt, o2 + i);
+			PF(w, wt, o3 + i);
 			a0 = _mm256_fmadd_ps(ld8(w, wt, o0 + i), xv, a0);
 			a1 = _mm256_fmadd_ps(ld8(w, wt, o1 + i), xv, a1);
 			a2 = _mm256_fmadd_ps(ld8(w, wt, o2 + i), xv, a2);
