@@ -1,0 +1,490 @@
+/* lib/backend/vulkan/ops.c: the ops of vk.h: check sizes against the
+ * buffers (the device cannot report an out-of-bounds access), fill the
+ * push constants of shaders/pc.h, pick the variant and block sizes, and
+ * record the dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/vulkan/vk_impl.h"
+
+/* shaders/pc.h, by a path relative to this file: libhf's include path is
+ * lib/ only */
+#include "../../../shaders/pc.h"
+
+_Static_assert(sizeof(struct hf_pc_matmul) == 20, "hf_pc_matmul layout");
+_Static_assert(sizeof(struct hf_pc_norm) == 24, "hf_pc_norm layout");
+_Static_assert(sizeof(struct hf_pc_rope) == 44, "hf_pc_rope layout");
+_Static_assert(sizeof(struct hf_pc_softmax) == 12, "hf_pc_softmax layout");
+_Static_assert(sizeof(struct hf_pc_attn) == 88, "hf_pc_attn layout");
+_Static_assert(sizeof(struct hf_pc_add_rows) == 16, "hf_pc_add_rows layout");
+_Static_assert(sizeof(struct hf_pc_glu) == 28, "hf_pc_glu layout");
+_Static_assert(sizeof(struct hf_pc_rows) == 20, "hf_pc_rows layout");
+_Static_assert(sizeof(struct hf_pc_elem) == 24, "hf_pc_elem layout");
+_Static_assert(sizeof(struct hf_pc_topk) == 16, "hf_pc_topk layout");
+_Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_attn) <= VK_PC_BYTES,
+	       "push constants");
+
+/* Workgroup sizes: powers of two (the shared-memory reductions need it),
+ * a multiple of every subgroup size met so far (4 .. 64). */
+#define WG_ELEM 256
+#define WG_ROW 128
+#define WG_MATVEC 64
+#define MATVEC_ROWS 2
+#define WG_ATTN 32
+/* matmul tile: BM x BN outputs, BK deep, TM x TN per invocation */
+#define MM_BM 32
+#define MM_BN 32
+#define MM_BK 16
+#define MM_TM 2
+#define MM_TN 2
+
+#define seq_vk vk_seq_dev
+/* a float32 or int32 binding */
+#define A(buf) { (buf), 4 }
+
+/* Element count n of elt bytes each must fit in b; "what" names it. */
+static int need(const char *op, const char *what, const struct hf_vk_buf *b,
+		uint64_t n, uint64_t elt, struct hf_err *err)
+{
+	if (!b)
+		return hf_err_set(err, HF_EINVAL, "vulkan: %s: no buffer for %s",
+				  op, what);
+	if (n * elt > hf_vk_buf_size(b))
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: %s: %s needs %llu bytes, its buffer has %zu",
+				  op, what, (unsigned long long)(n * elt),
+				  hf_vk_buf_size(b));
+	if (n > UINT32_MAX)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: %s: %s has %llu elements, over 2^32",
+				  op, what, (unsigned long long)n);
+	return 0;
+}
+
+/* A view of rows of len elements: the last element must be in the
+ * buffer. stride 0 means len (packed rows). */
+static int need_view(const char *op, const char *what,
+		     struct hf_vk_view *v, uint32_t rows, uint32_t len,
+		     struct hf_err *err)
+{
+	if (!v->stride)
+		v->stride = len;
+	if (!rows || !len)
+		return 0;
+	return need(op, what, v->buf,
+		    (uint64_t)v->off + (uint64_t)(rows - 1) * v->stride + len,
+		    4, err);
+}
+
+static const char *wsuffix(enum hf_dtype t)
+{
+	switch (t) {
+	case HF_DTYPE_F32: return "f32";
+	case HF_DTYPE_F16: return "f16";
+	case HF_DTYPE_BF16: return "bf16";
+	default: return NULL;
+	}
+}
+
+static unsigned wbytes(enum hf_dtype t)
+{
+	return t == HF_DTYPE_F32 ? 4 : 2;
+}
+
+static const char *variant(struct hf_vk_seq *s, char *buf, size_t n,
+			   const char *base)
+{
+	snprintf(buf, n, "%.24s%s", base, seq_vk(s)->subgroups ? "_sg" : "");
+	return buf;
+}
+
+static uint32_t cdiv(uint64_t a, uint64_t b)
+{
+	return (uint32_t)((a + b - 1) / b);
+}
+
+int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
+			   const struct hf_vk_buf *x,
+			   const struct hf_vk_buf *w, enum hf_dtype wt,
+			   size_t w_off, const struct hf_vk_buf *bias,
+			   uint32_t n, uint32_t in, uint32_t out, bool tiled,
+			   struct hf_err *err)
+{
+	const char *sfx = wsuffix(wt), *op = "matmul";
+	struct hf_pc_matmul pc = { n, in, out, bias != NULL, (uint32_t)w_off };
+	const struct vk_arg b[4] = { { w, wbytes(wt) }, A(x), A(y), A(bias) };
+	char name[32];
+	int rc;
+
+	if (!sfx)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: matmul: weights of dtype %d are not supported (f32, f16, bf16 are)",
+				  (int)wt);
+	if ((rc = need(op, "x", x, (uint64_t)n * in, 4, err)) ||
+	    (rc = need(op, "y", y, (uint64_t)n * out, 4, err)) ||
+	    (rc = need(op, "W", w, (uint64_t)w_off + (uint64_t)out * in,
+		       wbytes(wt), err)) ||
+	    (bias && (rc = need(op, "bias", bias, out, 4, err))))
+		return rc;
+	if (tiled) {
+		const uint32_t spec[] = {
+			(MM_BM / MM_TM) * (MM_BN / MM_TN), MM_BM, MM_BN, MM_BK,
+			MM_TM, MM_TN,
+		};
+		const uint32_t gx = cdiv(out, MM_BN), gy = cdiv(n, MM_BM);
+
+		snprintf(name, sizeof(name), "matmul_%s", sfx);
+		return vk_dispatch(s, name, spec, 6, b, 4, &pc, sizeof(pc),
+				   gx, gy, err);
+	} else {
+		const uint32_t spec[] = { WG_MATVEC, MATVEC_ROWS };
+		char base[32];
+
+		snprintf(base, sizeof(base), "matvec_%s", sfx);
+		return vk_dispatch(s, variant(s, name, sizeof(name), base),
+				   spec, 2, b, 4, &pc, sizeof(pc),
+				   cdiv(out, MATVEC_ROWS), n, err);
+	}
+}
+
+int hf_vk_op_matmul(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		    const struct hf_vk_buf *x, const struct hf_vk_buf *w,
+		    enum hf_dtype wt, size_t w_off, const struct hf_vk_buf *bias,
+		    uint32_t n, uint32_t in, uint32_t out, struct hf_err *err)
+{
+	/* a few tokens read W once each faster than tiles fill */
+	return hf_vk_op_matmul_kernel(s, y, x, w, wt, w_off, bias, n, in, out,
+				      n > 4, err);
+}
+
+int hf_vk_op_rms_norm(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		      const struct hf_vk_buf *x, const struct hf_vk_buf *w,
+		      float w_add, uint32_t rows, uint32_t cols, float eps,
+		      struct hf_err *err)
+{
+	struct hf_pc_norm pc = { rows, cols, eps, w != NULL, 0, w_add };
+	const struct vk_arg b[3] = { A(x), A(w), A(y) };
+	const uint32_t spec[] = { WG_ROW };
+	char name[32];
+	int rc;
+
+	if ((rc = need("rms_norm", "x", x, (uint64_t)rows * cols, 4, err)) ||
+	    (rc = need("rms_norm", "y", y, (uint64_t)rows * cols, 4, err)) ||
+	    (w && (rc = need("rms_norm", "w", w, cols, 4, err))))
+		return rc;
+	return vk_dispatch(s, variant(s, name, sizeof(name), "rms_norm_f32"),
+			   spec, 1, b, 3, &pc, sizeof(pc), rows, 1, err);
+}
+
+int hf_vk_op_layer_norm(struct hf_vk_seq *s, struct hf_vk_buf *y,
+			const struct hf_vk_buf *x, const struct hf_vk_buf *w,
+			const struct hf_vk_buf *bb, uint32_t rows,
+			uint32_t cols, float eps, struct hf_err *err)
+{
+	struct hf_pc_norm pc = { rows, cols, eps, w != NULL, bb != NULL, 0 };
+	const struct vk_arg b[4] = { A(x), A(w), A(y), A(bb) };
+	const uint32_t spec[] = { WG_ROW };
+	const char *op = "layer_norm";
+	char name[32];
+	int rc;
+
+	if ((rc = need(op, "x", x, (uint64_t)rows * cols, 4, err)) ||
+	    (rc = need(op, "y", y, (uint64_t)rows * cols, 4, err)) ||
+	    (w && (rc = need(op, "w", w, cols, 4, err))) ||
+	    (bb && (rc = need(op, "b", bb, cols, 4, err))))
+		return rc;
+	return vk_dispatch(s, variant(s, name, sizeof(name), "layer_norm_f32"),
+			   spec, 1, b, 4, &pc, sizeof(pc), rows, 1, err);
+}
+
+int hf_vk_op_softmax(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		     const struct hf_vk_buf *x, uint32_t rows, uint32_t cols,
+		     float scale, struct hf_err *err)
+{
+	struct hf_pc_softmax pc = { rows, cols, scale };
+	const struct vk_arg b[2] = { A(x), A(y) };
+	const uint32_t spec[] = { WG_ROW };
+	char name[32];
+	int rc;
+
+	if ((rc = need("softmax", "x", x, (uint64_t)rows * cols, 4, err)) ||
+	    (rc = need("softmax", "y", y, (uint64_t)rows * cols, 4, err)))
+		return rc;
+	return vk_dispatch(s, variant(s, name, sizeof(name), "softmax_f32"),
+			   spec, 1, b, 2, &pc, sizeof(pc), rows, 1, err);
+}
+
+int hf_vk_op_rope(struct hf_vk_seq *s, struct hf_vk_view y,
+		  struct hf_vk_view x, const struct hf_vk_buf *pos,
+		  const struct hf_vk_rope_args *a, struct hf_err *err)
+{
+	const uint32_t row = a->n_head * a->head_dim;
+	struct hf_pc_rope pc;
+	const struct vk_arg b[4] = {
+		A(x.buf), A(pos), A(y.buf), A(a->inv_freq),
+	};
+	const uint32_t spec[] = { WG_ELEM };
+	int rc;
+
+	if (a->head_dim % 2 || a->rot_dim % 2 || a->rot_dim > a->head_dim)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: rope: head_dim %u and rot_dim %u must be even, rot_dim <= head_dim",
+				  a->head_dim, a->rot_dim);
+	if ((rc = need_view("rope", "x", &x, a->n_tok, row, err)) ||
+	    (rc = need_view("rope", "y", &y, a->n_tok, row, err)) ||
+	    (rc = need("rope", "pos", pos, a->n_tok, 4, err)) ||
+	    (a->inv_freq && (rc = need("rope", "inv_freq", a->inv_freq,
+				       a->rot_dim / 2, 4, err))))
+		return rc;
+	pc = (struct hf_pc_rope){
+		a->n_tok, a->n_head, a->head_dim, a->rot_dim, x.off, x.stride,
+		y.off, y.stride, a->theta_base, a->inv_freq != NULL,
+		a->mscale != 0.0f ? a->mscale : 1.0f,
+	};
+	return vk_dispatch(s, a->mode == HF_VK_ROPE_HALF ? "rope_half_f32" :
+			   "rope_interleaved_f32", spec, 1, b, 4, &pc,
+			   sizeof(pc),
+			   cdiv((uint64_t)a->n_tok * a->n_head * a->head_dim / 2,
+				WG_ELEM), 1, err);
+}
+
+int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
+		       struct hf_vk_view q, struct hf_vk_view k,
+		       struct hf_vk_view v, const struct hf_vk_buf *pos,
+		       const struct hf_vk_attn_args *a, struct hf_err *err)
+{
+	const char *op = "attention";
+	const uint32_t hd = a->head_dim, nb = a->n_batch ? a->n_batch : 1;
+	const uint32_t kvrow = a->n_kv_head * hd;
+	const uint32_t maxd = (hd + WG_ATTN - 1) / WG_ATTN * WG_ATTN;
+	const uint32_t spec[] = { WG_ATTN, maxd ? maxd : WG_ATTN };
+	const struct vk_arg b[6] = {
+		A(q.buf), A(k.buf), A(v.buf), A(o), A(pos), A(a->mask),
+	};
+	uint32_t kv_batch;
+	struct hf_pc_attn pc;
+	char name[32];
+	int rc;
+
+	if (!a->n_kv_head || a->n_head % a->n_kv_head)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: attention: %u heads are not a multiple of %u kv heads",
+				  a->n_head, a->n_kv_head);
+	if (hd > 1024)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: attention: head_dim %u is over 1024",
+				  hd);
+	if (!k.stride)
+		k.stride = kvrow;
+	if (!v.stride)
+		v.stride = kvrow;
+	kv_batch = a->kv_batch ? a->kv_batch : a->n_kv * k.stride;
+	if ((rc = need_view(op, "q", &q, nb * a->n_q, a->n_head * hd, err)) ||
+	    (a->n_kv && ((rc = need(op, "k", k.buf, (uint64_t)k.off +
+				    (uint64_t)(nb - 1) * kv_batch +
+				    (uint64_t)(a->n_kv - 1) * k.stride + kvrow,
+				    4, err)) ||
+			 (rc = need(op, "v", v.buf, (uint64_t)v.off +
+				    (uint64_t)(nb - 1) * kv_batch +
+				    (uint64_t)(a->n_kv - 1) * v.stride + kvrow,
+				    4, err)))) ||
+	    (rc = need(op, "o", o, (uint64_t)nb * a->n_q * a->n_head * hd, 4,
+		       err)) ||
+	    (pos && (rc = need(op, "pos", pos, nb * a->n_q, 4, err))) ||
+	    (a->mask && (rc = need(op, "mask", a->mask,
+				   (uint64_t)(nb - 1) * a->mask_stride +
+				   a->n_kv, 4, err))))
+		return rc;
+	pc = (struct hf_pc_attn){
+		nb, a->n_q, a->n_head, a->n_kv_head, hd, a->n_kv, kv_batch,
+		a->past, pos != NULL, a->mask != NULL, a->mask_stride,
+		a->causal, a->window, q.off, q.stride, k.off, k.stride, v.off,
+		v.stride, a->n_head * hd, a->scale, a->softcap,
+	};
+	return vk_dispatch(s, variant(s, name, sizeof(name), "attention_f32"),
+			   spec, 2, b, 6, &pc, sizeof(pc),
+			   nb * a->n_q * a->n_head, 1, err);
+}
+
+int hf_vk_op_glu(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		 enum hf_vk_act act, struct hf_vk_view a, struct hf_vk_view bv,
+		 uint32_t rows, uint32_t cols, struct hf_err *err)
+{
+	static const char *names[] = {
+		[HF_VK_ACT_SILU] = "glu_silu_f32",
+		[HF_VK_ACT_GELU] = "glu_gelu_f32",
+		[HF_VK_ACT_GELU_TANH] = "glu_gelu_tanh_f32",
+		[HF_VK_ACT_RELU] = "glu_relu_f32",
+		[HF_VK_ACT_TANH] = "glu_tanh_f32",
+	};
+	const struct vk_arg b[3] = { A(a.buf), A(bv.buf), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	struct hf_pc_glu pc;
+	int rc;
+
+	if ((unsigned)act > HF_VK_ACT_TANH)
+		return hf_err_set(err, HF_EINVAL, "vulkan: glu: activation %d",
+				  (int)act);
+	if ((rc = need_view("glu", "a", &a, rows, cols, err)) ||
+	    (bv.buf && (rc = need_view("glu", "b", &bv, rows, cols, err))) ||
+	    (rc = need("glu", "y", y, (uint64_t)rows * cols, 4, err)))
+		return rc;
+	pc = (struct hf_pc_glu){ rows, cols, bv.buf != NULL, a.off, a.stride,
+				 bv.off, bv.stride };
+	return vk_dispatch(s, names[act], spec, 1, b, 3, &pc, sizeof(pc),
+			   cdiv((uint64_t)rows * cols, WG_ELEM), 1, err);
+}
+
+int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		      const struct hf_vk_buf *table, enum hf_dtype tt,
+		      uint32_t n_table, const struct hf_vk_buf *ids,
+		      uint32_t n, uint32_t cols, struct hf_err *err)
+{
+	const char *sfx = wsuffix(tt);
+	const struct vk_arg b[3] = { { table, wbytes(tt) }, A(ids), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	struct hf_pc_rows pc = { n, cols, n_table, 0, 0 };
+	char name[32];
+	int rc;
+
+	if (!sfx)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: get_rows: tables of dtype %d are not supported",
+				  (int)tt);
+	if ((rc = need("get_rows", "table", table, (uint64_t)n_table * cols,
+		       wbytes(tt), err)) ||
+	    (rc = need("get_rows", "ids", ids, n, 4, err)) ||
+	    (rc = need("get_rows", "y", y, (uint64_t)n * cols, 4, err)))
+		return rc;
+	snprintf(name, sizeof(name), "get_rows_%s", sfx);
+	return vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),
+			   cdiv((uint64_t)n * cols, WG_ELEM), 1, err);
+}
+
+int hf_vk_op_set_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		      uint32_t n_table, struct hf_vk_view x,
+		      const struct hf_vk_buf *ids, uint32_t n, uint32_t cols,
+		      struct hf_err *err)
+{
+	const struct vk_arg b[3] = { A(x.buf), A(ids), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	struct hf_pc_rows pc;
+	int rc;
+
+	if ((rc = need_view("set_rows", "x", &x, n, cols, err)) ||
+	    (rc = need("set_rows", "ids", ids, n, 4, err)) ||
+	    (rc = need("set_rows", "y", y, (uint64_t)n_table * cols, 4, err)))
+		return rc;
+	pc = (struct hf_pc_rows){ n, cols, n_table, x.off, x.stride };
+	return vk_dispatch(s, "set_rows_f32", spec, 1, b, 3, &pc, sizeof(pc),
+			   cdiv((uint64_t)n * cols, WG_ELEM), 1, err);
+}
+
+static int binary(struct hf_vk_seq *s, const char *name,
+		  struct hf_vk_buf *y, const struct hf_vk_buf *a,
+		  const struct hf_vk_buf *bb, uint32_t n, uint32_t nb,
+		  struct hf_err *err)
+{
+	const struct vk_arg b[3] = { A(a), A(bb), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	struct hf_pc_elem pc = { n, nb, 0, 0, 0, 0 };
+	int rc;
+
+	if (!nb)
+		return hf_err_set(err, HF_EINVAL, "vulkan: %s: nb is 0", name);
+	if ((rc = need(name, "a", a, n, 4, err)) ||
+	    (rc = need(name, "b", bb, nb, 4, err)) ||
+	    (rc = need(name, "y", y, n, 4, err)))
+		return rc;
+	return vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),
+			   cdiv(n, WG_ELEM), 1, err);
+}
+
+int hf_vk_op_add(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		 const struct hf_vk_buf *a, const struct hf_vk_buf *b,
+		 uint32_t n, uint32_t nb, struct hf_err *err)
+{
+	return binary(s, "add_f32", y, a, b, n, nb, err);
+}
+
+int hf_vk_op_mul(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		 const struct hf_vk_buf *a, const struct hf_vk_buf *b,
+		 uint32_t n, uint32_t nb, struct hf_err *err)
+{
+	return binary(s, "mul_f32", y, a, b, n, nb, err);
+}
+
+int hf_vk_op_scale(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		   const struct hf_vk_buf *a, uint32_t n, float scale,
+		   float bias, struct hf_err *err)
+{
+	const struct vk_arg b[2] = { A(a), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	struct hf_pc_elem pc = { n, 0, scale, bias, 0, 0 };
+	int rc;
+
+	if ((rc = need("scale", "a", a, n, 4, err)) ||
+	    (rc = need("scale", "y", y, n, 4, err)))
+		return rc;
+	return vk_dispatch(s, "scale_f32", spec, 1, b, 2, &pc, sizeof(pc),
+			   cdiv(n, WG_ELEM), 1, err);
+}
+
+int hf_vk_op_copy(struct hf_vk_seq *s, struct hf_vk_buf *y, uint32_t dst_off,
+		  const struct hf_vk_buf *a, uint32_t src_off, uint32_t n,
+		  struct hf_err *err)
+{
+	const struct vk_arg b[2] = { A(a), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	struct hf_pc_elem pc = { n, 0, 0, 0, src_off, dst_off };
+	int rc;
+
+	if ((rc = need("copy", "a", a, (uint64_t)src_off + n, 4, err)) ||
+	    (rc = need("copy", "y", y, (uint64_t)dst_off + n, 4, err)))
+		return rc;
+	return vk_dispatch(s, "copy_f32", spec, 1, b, 2, &pc, sizeof(pc),
+			   cdiv(n, WG_ELEM), 1, err);
+}
+
+int hf_vk_op_moe_topk(struct hf_vk_seq *s, struct hf_vk_buf *ids,
+		      struct hf_vk_buf *weights, const struct hf_vk_buf *logits,
+		      uint32_t n_tok, uint32_t n_exp, uint32_t k, bool norm,
+		      struct hf_err *err)
+{
+	const struct vk_arg b[3] = { A(logits), A(ids), A(weights) };
+	const uint32_t spec[] = { 64 };
+	struct hf_pc_topk pc = { n_tok, n_exp, k, norm };
+	int rc;
+
+	if (!k || k > n_exp)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: moe_topk: k = %u of %u experts", k,
+				  n_exp);
+	if ((rc = need("moe_topk", "logits", logits, (uint64_t)n_tok * n_exp,
+		       4, err)) ||
+	    (rc = need("moe_topk", "ids", ids, (uint64_t)n_tok * k, 4, err)) ||
+	    (rc = need("moe_topk", "weights", weights, (uint64_t)n_tok * k, 4,
+		       err)))
+		return rc;
+	return vk_dispatch(s, "moe_topk_f32", spec, 1, b, 3, &pc, sizeof(pc),
+			   cdiv(n_tok, 64), 1, err);
+}
+
+int hf_vk_op_add_rows(struct hf_vk_seq *s, struct hf_vk_buf *y, uint32_t n_y,
+		      const struct hf_vk_buf *x, const struct hf_vk_buf *rows,
+		      const struct hf_vk_buf *w, uint32_t n, uint32_t cols,
+		      struct hf_err *err)
+{
+	const struct vk_arg b[4] = { A(x), A(rows), A(w), A(y) };
+	const uint32_t spec[] = { 64 };
+	struct hf_pc_add_rows pc = { n, cols, n_y, w != NULL };
+	int rc;
+
+	if ((rc = need("add_rows", "x", x, (uint64_t)n * cols, 4, err)) ||
+	    (rc = need("add_rows", "rows", rows, n, 4, err)) ||
+	    (w && (rc = need("add_rows", "w", w, n, 4, err))) ||
+	    (rc = need("add_rows", "y", y, (uint64_t)n_y * cols, 4, err)))
+		return rc;
+	return vk_dispatch(s, "add_rows_f32", spec, 1, b, 4, &pc, sizeof(pc),
+			   cdiv(cols, 64), 1, err);
+}

@@ -1,0 +1,29 @@
+#version 450
+/* get_rows: embedding gather, y[r][c] = table[ids[r]][c] as float, from an
+ * f32/f16/bf16 table in its stored dtype. An id outside [0, n_table) gives
+ * a zero row (the host checks ids before they reach the device). One
+ * invocation copies one element. */
+#extension GL_GOOGLE_include_directive : require
+
+layout(constant_id = 0) const uint WG = 256;
+layout(local_size_x_id = 0) in;
+
+#include "common.glsl"
+#include "pc.h"
+
+layout(std430, binding = 1) readonly buffer Ibuf { int ids[]; };
+layout(std430, binding = 2) writeonly buffer Ybuf { float y[]; };
+layout(push_constant) uniform PC { uint o[6]; hf_pc_rows p; } pc;
+#include "weights.glsl"
+
+void main()
+{
+	const uint i = wg_linear() * WG + gl_LocalInvocationID.x;
+	const uint r = i / pc.p.cols, c = i % pc.p.cols;
+
+	if (r >= pc.p.n)
+		return;
+	const int id = ids[pc.o[1] + r];
+	y[pc.o[2] + i] = id >= 0 && uint(id) < pc.p.n_table ?
+		wload(uint(id) * pc.p.cols + c) : 0.0;
+}

@@ -1,0 +1,34 @@
+/* shaders/weights.glsl: wload(i), element i of the weight buffer `w`
+ * (binding 0, element offset pc.o[0]) as float, for W_F32, W_F16 and
+ * W_BF16. 16-bit weights are read as packed uint pairs (element 2k in the
+ * low half: little-endian), so no 16-bit storage feature is needed; the
+ * quantized formats add a branch here that dequantises from a block.
+ * Include after the push-constant block. */
+#if defined(W_F32)
+layout(std430, binding = 0) readonly buffer Wbuf { float w[]; };
+
+float wload(uint i)
+{
+	return w[pc.o[0] + i];
+}
+#elif defined(W_F16)
+layout(std430, binding = 0) readonly buffer Wbuf { uint w[]; };
+
+float wload(uint i)
+{
+	const uint j = pc.o[0] + i;
+	const vec2 v = unpackHalf2x16(w[j >> 1]);
+	return (j & 1) != 0 ? v.y : v.x;
+}
+#elif defined(W_BF16)
+layout(std430, binding = 0) readonly buffer Wbuf { uint w[]; };
+
+float wload(uint i)
+{
+	const uint j = pc.o[0] + i;
+	const uint v = w[j >> 1];
+	return uintBitsToFloat((j & 1) != 0 ? (v & 0xffff0000u) : (v << 16));
+}
+#else
+#error "define W_F32, W_F16 or W_BF16"
+#endif
