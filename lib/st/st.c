@@ -175,6 +175,72 @@ static int parse_meta(struct hf_st *st, const json_t *m, struct hf_err *err)
 	return 0;
 }
 
+struct span {
+	const char *p;
+	size_t len;
+};
+
+static int cmp_span(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* jansson reports a duplicate key without naming it: find the first
+ * top-level key spelled twice in the (well-formed) JSON text h. */
+static int find_dup_key(const char *h, size_t n, char *out, size_t cap)
+{
+	struct span *k = NULL;
+	size_t nk = 0, ck = 0, i = 0;
+	int depth = 0, found = 0;
+
+	while (i < n) {
+		char c = h[i];
+
+		if (c == '{' || c == '[') {
+			depth++;
+		} else if (c == '}' || c == ']') {
+			depth--;
+		} else if (c == '"') {
+			size_t j = i + 1, e;
+
+			while (j < n && h[j] != '"')
+				j += h[j] == '\\' ? 2 : 1;
+			e = j + 1;
+			while (e < n && (h[e] == ' ' || h[e] == '\t' ||
+			       h[e] == '\n' || h[e] == '\r'))
+				e++;
+			if (depth == 1 && e < n && h[e] == ':') {
+				if (nk == ck) {
+					struct span *nn = realloc(k, (ck = ck ?
+						2 * ck : 64) * sizeof(*k));
+
+					if (!nn)
+						break;
+					k = nn;
+				}
+				k[nk].p = h + i + 1;
+				k[nk++].len = j - i - 1;
+			}
+			i = j;
+		}
+		i++;
+	}
+	if (k)
+		qsort(k, nk, sizeof(*k), cmp_span);
+	for (i = 1; i < nk; i++)
+		if (!cmp_span(&k[i - 1], &k[i])) {
+			snprintf(out, cap, "%.*s", (int)(k[i].len < 200 ?
+				 k[i].len : 200), k[i].p);
+			found = 1;
+			break;
+		}
+	free(k);
+	return found;
+}
+
 static void shape_str(char *buf, size_t cap, const struct hf_tensor *t)
 {
 	size_t n = 0;
@@ -236,7 +302,7 @@ static int check_layout(struct hf_st *st, struct raw *r, size_t n,
 	}
 	if (start != datalen)
 		return hf_err_set(err, HF_EFORMAT, "'%s' has %" PRIu64
-			" bytes after the end of the last tensor%s%s%s (byte %"
+			" byte(s) after the end of the last tensor%s%s%s (byte %"
 			PRIu64 " of %zu)", st->path, datalen - start,
 			prev ? " '" : "", prev ? prev : "", prev ? "'" : "",
 			8 + st->hlen + start, st->size);
@@ -280,10 +346,19 @@ static int parse(struct hf_st *st, struct hf_err *err)
 				  "start with '{' at byte 8", st->path);
 	root = json_loadb((const char *)b + 8, st->hlen,
 			  JSON_REJECT_DUPLICATES, &je);
-	if (!root)
+	if (!root) {
+		char dup[256];
+
+		if (json_error_code(&je) == json_error_duplicate_key &&
+		    find_dup_key((const char *)b + 8, st->hlen, dup,
+				 sizeof(dup)))
+			return hf_err_set(err, HF_EFORMAT, "'%s': tensor '%s' "
+					  "appears twice in the header",
+					  st->path, dup);
 		return hf_err_set(err, HF_EFORMAT, "'%s': header is not valid "
 				  "JSON at byte %zu: %s", st->path,
 				  8 + (size_t)je.position, je.text);
+	}
 	if (!json_is_object(root)) {
 		rc = hf_err_set(err, HF_EFORMAT, "'%s': header is not a JSON "
 				"object", st->path);

@@ -198,7 +198,7 @@ static void test_rejects_truncated_file(void **state)
 static void test_rejects_trailing_bytes(void **state)
 {
 	write_file(TWO, 12);
-	expect_error(HF_EFORMAT, "1 bytes after the end of the last tensor",
+	expect_error(HF_EFORMAT, "1 byte(s) after the end of the last tensor",
 		     "'b'", NULL);
 }
 
@@ -286,7 +286,7 @@ static void test_rejects_duplicate_names(void **state)
 	write_file("{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]},"
 		   "\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[1,2]}}",
 		   2);
-	expect_error(HF_EFORMAT, "duplicate", NULL);
+	expect_error(HF_EFORMAT, "tensor 'a' appears twice", NULL);
 }
 
 static void test_rejects_non_string_metadata(void **state)
