@@ -110,6 +110,7 @@ enum norm_type {
 	N_SEQ, N_NFC, N_NFD, N_NFKC, N_NFKD, N_LOWER, N_STRIP,
 	N_STRIP_ACCENTS, N_REPLACE, N_PREPEND, N_BERT, N_PRECOMPILED,
 	N_NMT, N_BYTELEVEL,
+	N_STRIP_MN,	/* BertNormalizer's accent strip: only Mn */
 };
 
 struct norm {

@@ -73,13 +73,13 @@ static int bpe_word(const struct model *m, struct tok_ws *ws, const char *w,
 		unsigned char c0 = (unsigned char)w[i];
 
 		tok_decode1(w + i, len - i, &k);
+		const char *key = w + i;
+		size_t kl = k;
+
 		if (!plen && !slen && c0 < 0x80) {
 			id = m->char_id[c0];
 			found = id != NONE;
 		} else {
-			const char *key = w + i;
-			size_t kl = k;
-
 			if ((i > 0 && plen) || (i + k == len && slen)) {
 				char *b = ws->buf;
 
@@ -97,25 +97,26 @@ static int bpe_word(const struct model *m, struct tok_ws *ws, const char *w,
 				key = b;
 			}
 			found = vocab_get(m, key, kl, &id);
-			if (!found && m->byte_fallback && m->have_bytes) {
-				/* all bytes of the (prefixed) string, one token each */
-				int ok = 1;
+		}
+		if (!found && m->byte_fallback && m->have_bytes) {
+			/* all bytes of the (prefixed) string, one token each; a
+			 * pending unk stays pending, as in HF */
+			int ok = 1;
 
-				for (size_t j = 0; j < kl; j++)
-					if (m->byte_id[(unsigned char)key[j]] == NONE)
-						ok = 0;
-				if (ok) {
-					if (sym_reserve(ws, ns + kl + 2))
-						return -1;
-					sid = ws->sym_id;
-					slen_ = ws->sym_len;
-					for (size_t j = 0; j < kl; j++) {
-						sid[ns] = m->byte_id[(unsigned char)key[j]];
-						slen_[ns++] = 1;
-					}
-					i += k;
-					continue;
+			for (size_t j = 0; j < kl; j++)
+				if (m->byte_id[(unsigned char)key[j]] == NONE)
+					ok = 0;
+			if (ok) {
+				if (sym_reserve(ws, ns + kl + 2))
+					return -1;
+				sid = ws->sym_id;
+				slen_ = ws->sym_len;
+				for (size_t j = 0; j < kl; j++) {
+					sid[ns] = m->byte_id[(unsigned char)key[j]];
+					slen_[ns++] = 1;
 				}
+				i += k;
+				continue;
 			}
 		}
 		if (found) {
@@ -166,7 +167,7 @@ static int bpe_word(const struct model *m, struct tok_ws *ws, const char *w,
 	/* merge the lowest-ranked adjacent pair (leftmost on ties) until none
 	 * is left; the same order as HF's heap of (rank, position) */
 	for (;;) {
-		uint32_t best = NONE, r, nid;
+		uint32_t best = NONE, r, nid = 0;
 		int32_t bi = -1, j;
 
 		for (int32_t i = 0; i >= 0; i = next[i])

@@ -245,6 +245,18 @@ static int keep_not_mn(uint32_t c, const struct norm *n)
 	return utf8proc_category((utf8proc_int32_t)c) != UTF8PROC_CATEGORY_MN;
 }
 
+/* unicode-normalization's is_combining_mark: any General_Category M */
+static int keep_not_mark(uint32_t c, const struct norm *n)
+{
+	switch (utf8proc_category((utf8proc_int32_t)c)) {
+	case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC:
+	case UTF8PROC_CATEGORY_ME:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 static int is_other(uint32_t c)
 {
 	switch (utf8proc_category((utf8proc_int32_t)c)) {
@@ -626,6 +638,8 @@ static int norm_one(const struct norm *n, struct tok_ws *ws, int cur,
 	case N_STRIP:
 		return do_strip(ws, cur, p, n->strip_left, n->strip_right);
 	case N_STRIP_ACCENTS:
+		return do_filter_map(ws, cur, p, keep_not_mark, NULL, n);
+	case N_STRIP_MN:
 		return do_filter_map(ws, cur, p, keep_not_mn, NULL, n);
 	case N_REPLACE:
 		return tok_replace_piece(ws, cur, p, &n->rx, n->content);
@@ -688,7 +702,7 @@ int tok_norm_apply(const struct norm *n, struct tok_ws *ws, int cur)
 			cur = tok_norm_apply(&sub, ws, cur);
 			if (cur < 0)
 				return -1;
-			sub.type = N_STRIP_ACCENTS;
+			sub.type = N_STRIP_MN;
 			cur = tok_norm_apply(&sub, ws, cur);
 			if (cur < 0)
 				return -1;
