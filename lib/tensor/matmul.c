@@ -293,9 +293,7 @@ static void gemm_job(void *ctx, int ith, int nth)
 		return;
 	init_cols(j, j0, j1);
 	if (j->k->gemm) {
-		size_t tiles = (j->n + MM_MR - 1) / MM_MR;
-
-		s = scratch_get(MM_GEMM_SCRATCH + tiles * MM_MR * MM_KC);
+		s = scratch_get(mm_gemm_scratch(j->n));
 		if (s) {
 			j->k->gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out,
 				   j0, j1, s);

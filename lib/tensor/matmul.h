@@ -13,7 +13,9 @@
  * wt is HF_DTYPE_F32, HF_DTYPE_F16 or HF_DTYPE_BF16. n == 1 is the decode
  * matrix-vector product (SIMD, rows split across the pool); n > 1 is the
  * batched product (prompt processing). pool may be NULL (one thread).
- * Sums in float32; results match hf_matmul_ref within 1e-5 relative. */
+ * y must not overlap x, w or bias. Sums in float32; results match
+ * hf_matmul_ref within 1e-5 relative (to sum |x w|). Per-thread scratch
+ * for n > 1 is allocated on first use and kept (grows with n). */
 void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
 	       const float *bias, size_t n, size_t in, size_t out,
 	       struct hf_pool *pool);

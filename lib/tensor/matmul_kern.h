@@ -22,20 +22,28 @@ typedef void (*mm_widen_fn)(float *dst, const void *w, enum hf_dtype wt,
 
 /* Batched product for the columns [j0, j1) of y, all n rows; y must
  * already hold the bias (or zeros): the kernel adds x . W^T into it.
- * scratch: at least MM_GEMM_SCRATCH floats, 64-byte aligned. */
+ * j0 is a multiple of MM_NR. scratch: mm_gemm_scratch(n) floats,
+ * 64-byte aligned. */
 typedef void (*mm_gemm_fn)(float *y, const float *x, const void *w,
 			   enum hf_dtype wt, size_t n, size_t in, size_t out,
 			   size_t j0, size_t j1, float *scratch);
 
-/* AVX-512 GEMM blocking: W is packed k-major in panels of MM_NR rows and
- * MM_KC columns (MM_KC * MM_NR floats, 32 KiB: stays in L1 while every
- * MM_MR-token tile of x streams past it). */
+/* GEMM blocking (AVX-512; AVX2 uses half of each): W is packed k-major in
+ * panels of MM_NR rows and MM_KC columns (MM_KC * MM_NR floats, 32 KiB:
+ * stays in L1 while every MM_MR-token tile of x, packed the same way,
+ * streams past it from L2). */
 #define MM_NR 32
 #define MM_MR 14
 #ifndef MM_KC
 #define MM_KC 256
 #endif
-#define MM_GEMM_SCRATCH (MM_KC * MM_NR)
+
+/* The packed W panel, then the packed x tiles (n rounded up to the
+ * largest tile, MM_MR). */
+static inline size_t mm_gemm_scratch(size_t n)
+{
+	return MM_KC * MM_NR + (n + MM_MR) * MM_KC;
+}
 
 struct mm_kern {
 	const char *name;

@@ -450,8 +450,141 @@ static T256 void widen256_any(float *dst, const void *w, enum hf_dtype wt,
 		widen256(dst, w, HF_DTYPE_BF16, in, r0, rows, k0, kc);
 }
 
+/* AVX2 GEMM: the AVX-512 scheme at half width, 6 tokens x 16 W rows per
+ * tile (12 ymm accumulators of 16). */
+#define A2_NR 16
+#define A2_MR 6
+
+/* wp[k][r] = W[j + r][k0 + k] for r < A2_NR, zero for r >= nr: rows are
+ * widened 8 at a time and written down the columns of wp. */
+INLINE T256 void pack_w256(float *wp, const void *w, enum hf_dtype wt,
+			   size_t in, size_t j, size_t nr, size_t k0,
+			   size_t kc)
+{
+	size_t kc8 = kc & ~(size_t)7;
+
+	for (size_t r = 0; r < A2_NR; r++) {
+		size_t o = (j + r) * in + k0;
+		float t[8];
+
+		if (r >= nr) {
+			for (size_t k = 0; k < kc; k++)
+				wp[k * A2_NR + r] = 0.0f;
+			continue;
+		}
+		for (size_t k = 0; k < kc8; k += 8) {
+			_mm256_storeu_ps(t, ld8(w, wt, o + k));
+			for (int q = 0; q < 8; q++)
+				wp[(k + q) * A2_NR + r] = t[q];
+		}
+		for (size_t k = kc8; k < kc; k++)
+			wp[k * A2_NR + r] = ld1(w, wt, o + k);
+	}
+}
+
+static void pack_x256(float *xp, const float *x, size_t in, size_t mr,
+		      size_t k0, size_t kc)
+{
+	for (size_t i = 0; i < mr; i++) {
+		const float *xr = x + i * in + k0;
+
+		for (size_t k = 0; k < kc; k++)
+			xp[k * A2_MR + i] = xr[k];
+	}
+}
+
+/* y[i][0..16) += sum_k xp[k][i] * wp[k][0..16), i < mr; m0, m1: lane
+ * masks (all ones or zero per lane) of the valid columns of each half. */
+INLINE T256 void ukern256(int mr, size_t kc, const float *xp,
+			  const float *wp, float *y, size_t ldy, __m256i m0,
+			  __m256i m1)
+{
+	__m256 c0[A2_MR], c1[A2_MR];
+
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++)
+		c0[i] = c1[i] = _mm256_setzero_ps();
+	for (size_t k = 0; k < kc; k++) {
+		__m256 b0 = _mm256_load_ps(wp + k * A2_NR);
+		__m256 b1 = _mm256_load_ps(wp + k * A2_NR + 8);
+
+#pragma GCC unroll 8
+		for (int i = 0; i < mr; i++) {
+			__m256 a = _mm256_broadcast_ss(xp + k * A2_MR + i);
+
+			c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+			c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+		}
+	}
+#pragma GCC unroll 8
+	for (int i = 0; i < mr; i++) {
+		float *yr = y + (size_t)i * ldy;
+
+		_mm256_maskstore_ps(yr, m0, _mm256_add_ps(c0[i],
+				    _mm256_maskload_ps(yr, m0)));
+		_mm256_maskstore_ps(yr + 8, m1, _mm256_add_ps(c1[i],
+				    _mm256_maskload_ps(yr + 8, m1)));
+	}
+}
+
+static T256 void ukern256_any(int mr, size_t kc, const float *xp,
+			      const float *wp, float *y, size_t ldy,
+			      __m256i m0, __m256i m1)
+{
+	switch (mr) {
+#define MR_CASE(m) case m: ukern256(m, kc, xp, wp, y, ldy, m0, m1); break;
+	MR_CASE(1) MR_CASE(2) MR_CASE(3) MR_CASE(4) MR_CASE(5) MR_CASE(6)
+#undef MR_CASE
+	}
+}
+
+/* Lanes [0, n) of 8 set, n clamped to [0, 8]. */
+INLINE T256 __m256i lanes(long n)
+{
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n < 0 ? 0 :
+				  n > 8 ? 8 : n)),
+				  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+INLINE T256 void gemm256(float *y, const float *x, const void *w,
+			 enum hf_dtype wt, size_t n, size_t in, size_t out,
+			 size_t j0, size_t j1, float *scratch)
+{
+	float *wp = scratch, *xp = scratch + MM_KC * MM_NR;
+
+	for (size_t k0 = 0; k0 < in; k0 += MM_KC) {
+		size_t kc = in - k0 < MM_KC ? in - k0 : MM_KC;
+
+		for (size_t t = 0; t < n; t += A2_MR)
+			pack_x256(xp + t * MM_KC, x + t * in, in,
+				  n - t < A2_MR ? n - t : A2_MR, k0, kc);
+		for (size_t j = j0; j < j1; j += A2_NR) {
+			size_t nr = j1 - j < A2_NR ? j1 - j : A2_NR;
+			__m256i m0 = lanes((long)nr), m1 = lanes((long)nr - 8);
+
+			pack_w256(wp, w, wt, in, j, nr, k0, kc);
+			for (size_t t = 0; t < n; t += A2_MR)
+				ukern256_any(n - t < A2_MR ? (int)(n - t) :
+					     A2_MR, kc, xp + t * MM_KC, wp,
+					     y + t * out + j, out, m0, m1);
+		}
+	}
+}
+
+static T256 void gemm256_any(float *y, const float *x, const void *w,
+			     enum hf_dtype wt, size_t n, size_t in, size_t out,
+			     size_t j0, size_t j1, float *scratch)
+{
+	if (wt == HF_DTYPE_F32)
+		gemm256(y, x, w, HF_DTYPE_F32, n, in, out, j0, j1, scratch);
+	else if (wt == HF_DTYPE_F16)
+		gemm256(y, x, w, HF_DTYPE_F16, n, in, out, j0, j1, scratch);
+	else
+		gemm256(y, x, w, HF_DTYPE_BF16, n, in, out, j0, j1, scratch);
+}
+
 const struct mm_kern mm_avx2 = {
-	"avx2", gemv256_any, widen256_any, NULL,
+	"avx2", gemv256_any, widen256_any, gemm256_any,
 };
 
 #endif
