@@ -1598,3 +1598,14 @@ const char *hf_tok_config_str(const struct hf_tok *t, const char *key)
 		return json_string_value(json_object_get(v, "content"));
 	return NULL;
 }
+
+int hf_tok_model_max_length(const struct hf_tok *t, size_t *out)
+{
+	int64_t v;
+
+	if (!t->config || hf_json_int(t->config, "model_max_length", -1, &v, "", NULL) ||
+	    v <= 0 || v > (1 << 30))
+		return 0;
+	*out = (size_t)v;
+	return 1;
+}

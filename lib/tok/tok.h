@@ -123,12 +123,16 @@ int hf_tok_encode_batch(const struct hf_tok *t, struct hf_pool *pool,
 
 /* Decode ids to text through the decoder chain; skip_special drops special
  * added tokens. *out is malloc'd and NUL-terminated; *len optional.
- * Unknown ids: HF_ERANGE. */
+ * Unknown ids are skipped, as HF does (check them first if they matter). */
 int hf_tok_decode(const struct hf_tok *t, const uint32_t *ids, size_t n,
 		  int skip_special, char **out, size_t *len,
 		  struct hf_err *err);
 
-/* tokenizer_config.json values (borrowed; NULL when absent). */
+/* tokenizer_config.json values (borrowed; NULL when absent). A string,
+ * or an AddedToken object's "content". */
 const char *hf_tok_config_str(const struct hf_tok *t, const char *key);
+/* model_max_length when the config sets a real one (not int(1e30));
+ * returns 1 and *out, else 0. */
+int hf_tok_model_max_length(const struct hf_tok *t, size_t *out);
 
 #endif
