@@ -211,15 +211,25 @@ INLINE T512 void pack_w(float *wp, const void *w, enum hf_dtype wt,
 }
 
 /* Pack x rows [t, t + mr) x columns [k0, k0 + kc): xp[k][i] = x[t+i][k0+k],
- * i < MM_MR (rows past mr are left alone: the kernel never reads them). */
-static void pack_x(float *xp, const float *x, size_t in, size_t mr,
-		   size_t k0, size_t kc)
+ * i < MM_MR; lanes past mr hold zeros (the kernel never reads them).
+ * 16 x 16 blocks through transpose16, as for W. */
+INLINE T512 void pack_x(float *xp, const float *x, size_t in, size_t mr,
+			size_t k0, size_t kc)
 {
-	for (size_t i = 0; i < mr; i++) {
-		const float *xr = x + i * in + k0;
+	const __mmask16 m14 = (1u << MM_MR) - 1;
 
-		for (size_t k = 0; k < kc; k++)
-			xp[k * MM_MR + i] = xr[k];
+	for (size_t k = 0; k < kc; k += 16) {
+		size_t kn = kc - k < 16 ? kc - k : 16;
+		__mmask16 m = (__mmask16)((1u << kn) - 1);
+		__m512 v[16];
+
+		for (size_t i = 0; i < 16; i++)
+			v[i] = i < mr ? _mm512_maskz_loadu_ps(m, x + i * in +
+							      k0 + k) :
+				_mm512_setzero_ps();
+		transpose16(v);
+		for (size_t q = 0; q < kn; q++)
+			_mm512_mask_storeu_ps(xp + (k + q) * MM_MR, m14, v[q]);
 	}
 }
 
