@@ -8,6 +8,8 @@
 #include "core/file.h"
 #include "core/json.h"
 
+#define MAX_SIZE ((int64_t)1 << 40)
+
 /* Defaults that differ by family (transformers configuration_*.py). */
 static const struct {
 	const char *model_type;
@@ -64,6 +66,9 @@ static int get_int(const json_t *obj, const char *const *keys, int required,
 	if (*out < 0)
 		return hf_err_set(err, HF_EFORMAT, "%s: key '%s' must not be "
 				  "negative", where, k);
+	if (*out > MAX_SIZE)	/* keeps products of sizes in range */
+		return hf_err_set(err, HF_ERANGE, "%s: key '%s' is too large "
+				  "(%lld)", where, k, (long long)*out);
 	return 0;
 }
 

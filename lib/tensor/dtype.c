@@ -269,8 +269,17 @@ static void f32_to_bf16_plain(uint16_t *dst, const float *src, size_t n)
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 #define HF_DTYPE_X86 1
+
+/* CPUID.1:ECX.F16C[bit 29]; clang's __builtin_cpu_supports lacks "f16c". */
+static int has_f16c(void)
+{
+	unsigned a, b, c, d;
+
+	return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
 
 __attribute__((target("avx2,f16c,fma")))
 static void f16_to_f32_avx2(float *dst, const uint16_t *src, size_t n)
@@ -451,7 +460,7 @@ static int use_kernels(const char *name)
 		return 0;
 	}
 	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") &&
-	    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("fma")) {
+	    has_f16c() && __builtin_cpu_supports("fma")) {
 		kern.f16_to_f32 = f16_to_f32_avx2;
 		kern.f32_to_f16 = f32_to_f16_avx2;
 		kern.bf16_to_f32 = bf16_to_f32_avx2;

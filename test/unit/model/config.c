@@ -256,6 +256,9 @@ static void test_missing_and_mistyped_keys_are_named(void **state)
 	      "\"num_hidden_layers\":1,\"num_attention_heads\":2,"
 	      "\"tie_word_embeddings\":1}", HF_EFORMAT,
 	      "'tie_word_embeddings'");
+	parse("{\"model_type\":\"gpt2\",\"vocab_size\":8,"
+	      "\"n_embd\":9223372036854775807,\"n_layer\":1,\"n_head\":1}",
+	      HF_ERANGE, "'n_embd' is too large");
 	parse("[1]", HF_EFORMAT, "not a JSON object");
 	parse("{\"model_type\":", HF_EFORMAT, "invalid JSON");
 }
