@@ -41,6 +41,117 @@ static void progress_add(struct fetch *f, int64_t n)
 
 /* --- one blob -------------------------------------------------------- */
 
+/* sha256 of a file being written, on its own thread: it reads back (from
+ * the page cache) what the writer has put in the file, so hashing overlaps
+ * the transfer instead of adding to it. */
+struct hasher {
+	pthread_t tid;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int fd;
+	uint64_t avail;		/* bytes in the file that may be hashed */
+	uint64_t done;		/* bytes hashed */
+	unsigned gen;		/* bumped when the file restarts from 0 */
+	int stop;
+	int rerrno;		/* a failed read */
+	uint64_t signalled;	/* avail at the last wake-up (writer's own) */
+	struct hf_sha256 sha;
+};
+
+static void *hasher_main(void *arg)
+{
+	static const size_t chunk = 4 << 20;
+	struct hasher *hs = arg;
+	char *buf = malloc(chunk);
+	unsigned gen = 0;
+
+	pthread_mutex_lock(&hs->mu);
+	if (!buf)
+		hs->rerrno = ENOMEM;
+	for (;;) {
+		uint64_t off;
+		size_t n;
+		ssize_t r;
+
+		while (!hs->stop && hs->done == hs->avail && hs->gen == gen)
+			pthread_cond_wait(&hs->cv, &hs->mu);
+		if (hs->gen != gen) {
+			gen = hs->gen;
+			hs->done = 0;
+			hf_sha256_init(&hs->sha);
+			continue;
+		}
+		if (hs->rerrno || hs->done == hs->avail)
+			break;	/* stopped, with everything hashed */
+		off = hs->done;
+		n = hs->avail - off < chunk ? (size_t)(hs->avail - off) : chunk;
+		pthread_mutex_unlock(&hs->mu);
+		r = pread(hs->fd, buf, n, (off_t)off);
+		if (r > 0)
+			hf_sha256_update(&hs->sha, buf, (size_t)r);
+		pthread_mutex_lock(&hs->mu);
+		if (r <= 0)
+			hs->rerrno = r < 0 ? errno : EIO;
+		else if (hs->gen == gen)
+			hs->done += (uint64_t)r;
+		pthread_cond_broadcast(&hs->cv);
+	}
+	pthread_mutex_unlock(&hs->mu);
+	free(buf);
+	return NULL;
+}
+
+static int hasher_start(struct hasher *hs, int fd, uint64_t have)
+{
+	memset(hs, 0, sizeof(*hs));
+	hs->fd = fd;
+	hs->avail = have;
+	hf_sha256_init(&hs->sha);
+	pthread_mutex_init(&hs->mu, NULL);
+	pthread_cond_init(&hs->cv, NULL);
+	if (pthread_create(&hs->tid, NULL, hasher_main, hs)) {
+		pthread_mutex_destroy(&hs->mu);
+		pthread_cond_destroy(&hs->cv);
+		return -1;
+	}
+	return 0;
+}
+
+static void hasher_set(struct hasher *hs, uint64_t avail, int restart)
+{
+	/* wake the hasher per MiB, not per write: fewer context switches */
+	if (!restart && avail - hs->signalled < (1 << 20))
+		return;
+	hs->signalled = restart ? 0 : avail;
+	pthread_mutex_lock(&hs->mu);
+	if (restart)
+		hs->gen++;
+	hs->avail = avail;
+	pthread_cond_signal(&hs->cv);
+	pthread_mutex_unlock(&hs->mu);
+}
+
+/* Wait for the hash of the first avail bytes; 0 and out, or an errno. */
+static int hasher_finish(struct hasher *hs, uint64_t avail, char out[65])
+{
+	int e;
+
+	pthread_mutex_lock(&hs->mu);
+	hs->avail = avail;
+	hs->stop = 1;
+	pthread_cond_signal(&hs->cv);
+	pthread_mutex_unlock(&hs->mu);
+	pthread_join(hs->tid, NULL);
+	pthread_mutex_destroy(&hs->mu);
+	pthread_cond_destroy(&hs->cv);
+	e = hs->rerrno;
+	if (!e && hs->done != hs->avail)
+		e = EIO;
+	if (!e)
+		hf_sha256_hex(&hs->sha, out);
+	return e;
+}
+
 struct blob_dl {
 	struct fetch *f;
 	int fd;
@@ -49,8 +160,7 @@ struct blob_dl {
 	uint64_t have;		/* bytes in the file */
 	uint64_t range_from;	/* of the current request */
 	int first;		/* no body byte of this response seen yet */
-	int hash;		/* etag is a sha256 */
-	struct hf_sha256 sha;
+	struct hasher *hs;	/* NULL: the etag is not a sha256 */
 	int werrno;		/* a failed write */
 	int overflow;		/* the server sent more than size */
 	int bad_range;		/* 206 for another offset */
@@ -65,7 +175,8 @@ static int restart(struct blob_dl *b)
 	lseek(b->fd, 0, SEEK_SET);
 	progress_add(b->f, -(int64_t)b->have);
 	b->have = 0;
-	hf_sha256_init(&b->sha);
+	if (b->hs)
+		hasher_set(b->hs, 0, 1);
 	return 0;
 }
 
@@ -106,34 +217,10 @@ static int blob_write(void *ctx, const struct hub_resp *rs, const char *buf,
 		}
 		off += (size_t)w;
 	}
-	if (b->hash)
-		hf_sha256_update(&b->sha, buf, n);
 	b->have += n;
+	if (b->hs)
+		hasher_set(b->hs, b->have, 0);
 	progress_add(b->f, (int64_t)n);
-	return 0;
-}
-
-/* Hash the bytes already in a partial file. */
-static int hash_existing(struct blob_dl *b, struct hf_err *err)
-{
-	static const size_t chunk = 1 << 20;
-	char *buf = malloc(chunk);
-	uint64_t off = 0;
-
-	if (!buf)
-		return hf_err_set(err, HF_ENOMEM, "out of memory");
-	while (off < b->have) {
-		size_t want = b->have - off < chunk ? (size_t)(b->have - off) : chunk;
-		ssize_t r = pread(b->fd, buf, want, (off_t)off);
-
-		if (r <= 0) {
-			free(buf);
-			return hf_err_errno(err, "cannot read '%s'", b->tmp);
-		}
-		hf_sha256_update(&b->sha, buf, (size_t)r);
-		off += (uint64_t)r;
-	}
-	free(buf);
 	return 0;
 }
 
@@ -148,12 +235,12 @@ static int download_blob(struct fetch *f, CURL *c, const char *url,
 	struct hub_sink sink = { blob_write, &b };
 	struct hub_resp rs = { 0 };
 	struct stat st;
-	int attempt = 0, tries = 0, bad_sha = 0, rc = 0;
+	struct hasher hs;
+	int attempt = 0, tries = 0, bad_sha = 0, rc = 0, hashing = 0;
 
 	b.f = f;
 	b.tmp = tmp;
 	b.size = size;
-	b.hash = hf_hub_is_sha256(etag);
 	if (hub_mkdirs(tmp, 0, err))
 		return err->code;
 again:
@@ -165,7 +252,6 @@ again:
 		goto out;
 	}
 	b.have = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
-	hf_sha256_init(&b.sha);
 	if (b.have > size) {
 		b.have = 0;
 		if (ftruncate(b.fd, 0)) {
@@ -176,9 +262,15 @@ again:
 	if (b.have) {
 		hf_log_info("resuming '%s' at byte %llu of %llu", name,
 			    (unsigned long long)b.have, (unsigned long long)size);
-		if (b.hash && (rc = hash_existing(&b, err)))
-			goto out;
 		progress_add(f, (int64_t)b.have);
+	}
+	if (hf_hub_is_sha256(etag)) {
+		if (hasher_start(&hs, b.fd, b.have)) {
+			rc = hf_err_set(err, HF_ENOMEM, "cannot start a thread");
+			goto out;
+		}
+		b.hs = &hs;
+		hashing = 1;
 	}
 	lseek(b.fd, (off_t)b.have, SEEK_SET);
 	while (b.have < size) {
@@ -256,10 +348,17 @@ again:
 		}
 		attempt++;
 	}
-	if (b.hash) {
+	if (hashing) {
 		char got[65];
+		int e = hasher_finish(&hs, b.have, got);
 
-		hf_sha256_hex(&b.sha, got);
+		hashing = 0;
+		b.hs = NULL;
+		if (e) {
+			rc = hf_err_set(err, HF_EIO, "cannot read '%s' back: %s", tmp,
+					strerror(e));
+			goto out;
+		}
 		if (strcmp(got, etag)) {
 			/* never keep corrupt bytes, not even to resume from */
 			close(b.fd);
@@ -288,6 +387,15 @@ again:
 		goto out;
 	}
 out:
+	if (hashing) {
+		char unused[65];
+
+		/* stop at once: nobody needs this hash */
+		pthread_mutex_lock(&hs.mu);
+		hs.rerrno = ECANCELED;
+		pthread_mutex_unlock(&hs.mu);
+		hasher_finish(&hs, 0, unused);
+	}
 	if (b.fd >= 0)
 		close(b.fd);
 	hub_resp_free(&rs);

@@ -301,6 +301,15 @@ blobs_verified "drop" "$big"
 no_debris "drop" "$big"
 
 fresh
+ctl_set '{"faults": [{"kind": "drop", "match": "/cdn/", "at": 1048576, "count": 1},
+	{"kind": "norange", "match": "/cdn/", "count": 1}]}'
+"$pull" tiny/big >/dev/null 2>"$work/err"
+check "Range ignored after a drop: complete" "$?" 0
+check "Range ignored after a drop: whole body taken from 0" \
+	"$($ctl "$port" bytes "$cdn_big")" "$((big_size + 1048576))"
+blobs_verified "norange" "$big"
+
+fresh
 ctl_set '{"faults": [{"kind": "status", "code": 500, "match": "/cdn/", "count": 2}]}'
 "$pull" tiny/big >/dev/null 2>"$work/err"
 check "two 500s: complete" "$?" 0

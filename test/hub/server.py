@@ -27,6 +27,7 @@ A fault is {"kind": K, "match": substring of the request path, "count": n,
   drop     send "at" body bytes of the response, then close the connection
   stall    send "at" body bytes, then sleep "seconds", then close
   corrupt  flip the body byte at offset "at" of the response
+  norange  ignore the Range header: answer 200 with the whole body
 Each matching request uses one count; faults apply in order.
 
 Usage: server.py --fixtures DIR --port-file FILE [--big-mib N]
@@ -421,6 +422,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 	def body(self, blob, hdr, fault, key):
 		start, end, code = 0, blob.size, 200
 		rng = self.headers.get("Range")
+		if fault and fault["kind"] == "norange":
+			rng = None
 		if rng and rng.startswith("bytes="):
 			a, _, b = rng[6:].partition("-")
 			start = int(a)
