@@ -97,11 +97,14 @@ static inline float dot_c(const float *x, const void *w, enum hf_dtype wt,
 	return r;
 }
 
-static void gemv_c(float *y, const float *x, const void *w, enum hf_dtype wt,
-		   const float *bias, size_t in, size_t r0, size_t r1)
+static void gemv_c(float *y, size_t ldy, const float *x, size_t nt,
+		   const void *w, enum hf_dtype wt, const float *bias,
+		   size_t in, size_t r0, size_t r1)
 {
 	for (size_t r = r0; r < r1; r++)
-		y[r] = dot_c(x, w, wt, r * in, in) + (bias ? bias[r] : 0.0f);
+		for (size_t t = 0; t < nt; t++)
+			y[t * ldy + r] = dot_c(x + t * in, w, wt, r * in, in) +
+					 (bias ? bias[r] : 0.0f);
 }
 
 static void widen_c(float *dst, const void *w, enum hf_dtype wt, size_t in,
@@ -257,10 +260,10 @@ static void gemv_job(void *ctx, int ith, int nth)
 	hf_pool_split(nb, ith, nth, &b, &e);
 	b *= GEMV_BLOCK;
 	e = e * GEMV_BLOCK < j->out ? e * GEMV_BLOCK : j->out;
-	for (size_t t = 0; t < j->n; t++)
-		if (b < e)
-			j->k->gemv(j->y + t * j->out, j->x + t * j->in, j->w,
-				   j->wt, j->bias, j->in, b, e);
+	for (size_t t = 0; t < j->n && b < e; t += MM_GEMV_NT)
+		j->k->gemv(j->y + t * j->out, j->out, j->x + t * j->in,
+			   j->n - t < MM_GEMV_NT ? j->n - t : MM_GEMV_NT,
+			   j->w, j->wt, j->bias, j->in, b, e);
 }
 
 /* y[:, j0:j1] = bias or 0, before the kernels add into it. */
@@ -317,15 +320,16 @@ static void gemm_job(void *ctx, int ith, int nth)
 		}
 		return;
 	}
-	/* out of memory for scratch: the matrix-vector kernel, token by
-	 * token, needs none */
-	for (size_t t = 0; t < j->n; t++)
-		j->k->gemv(j->y + t * j->out, j->x + t * j->in, j->w, j->wt,
-			   j->bias, j->in, j0, j1);
+	/* out of memory for scratch: the matrix-vector kernel needs none */
+	for (size_t t = 0; t < j->n; t += MM_GEMV_NT)
+		j->k->gemv(j->y + t * j->out, j->out, j->x + t * j->in,
+			   j->n - t < MM_GEMV_NT ? j->n - t : MM_GEMV_NT,
+			   j->w, j->wt, j->bias, j->in, j0, j1);
 }
 
-/* Below this many tokens, reading W once per token beats packing it. */
-#define GEMM_MIN_N 4
+/* Up to this many tokens, the matrix-vector kernel (reading W once for
+ * all of them) beats packing W for the GEMM. */
+#define GEMM_MIN_N (MM_GEMV_NT + 1)
 
 void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
 	       const float *bias, size_t n, size_t in, size_t out,

@@ -8,11 +8,13 @@
 
 #include "tensor/dtype.h"
 
-/* Decode, one token: y[r] = x . W[r] (+ bias[r]) for r in [r0, r1).
- * x: (in); w: (out, in) in dtype wt; y, bias: (out), indexed by r. */
-typedef void (*mm_gemv_fn)(float *y, const float *x, const void *w,
-			   enum hf_dtype wt, const float *bias, size_t in,
-			   size_t r0, size_t r1);
+/* Decode, nt <= MM_GEMV_NT tokens at once, W read once:
+ * y[t * ldy + r] = x[t] . W[r] (+ bias[r]) for t < nt, r in [r0, r1).
+ * x: (nt, in); w: (out, in) in dtype wt; bias: (out), indexed by r. */
+#define MM_GEMV_NT 4
+typedef void (*mm_gemv_fn)(float *y, size_t ldy, const float *x, size_t nt,
+			   const void *w, enum hf_dtype wt, const float *bias,
+			   size_t in, size_t r0, size_t r1);
 
 /* Widen rows [r0, r0 + rows) x columns [k0, k0 + kc) of W into dst,
  * row-major (rows, kc): dst[r][k] = W[r0 + r][k0 + k]. */

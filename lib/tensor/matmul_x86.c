@@ -52,70 +52,97 @@ INLINE T512 __m512 ld16m(const void *w, enum hf_dtype wt, size_t i,
 #define PF(w, wt, i) _mm_prefetch((const char *)(w) + \
 	((i) << ((wt) == HF_DTYPE_F32 ? 2 : 1)) + PFD, _MM_HINT_T0)
 
-/* Four rows per pass so that each x load feeds four FMAs; the rows of a
- * thread's share are contiguous, so W streams through once in order. */
-INLINE T512 void gemv512(float *y, const float *x, const void *w,
-			 enum hf_dtype wt, const float *bias, size_t in,
-			 size_t r0, size_t r1)
+/* R (<= 4) rows of W starting at r against nt (<= MM_GEMV_NT) tokens:
+ * each W load feeds nt FMAs and each x load R. */
+INLINE T512 void rows512(int R, int nt, float *y, size_t ldy, const float *x,
+			 const void *w, enum hf_dtype wt, const float *bias,
+			 size_t in, size_t r)
 {
-	size_t in16 = in & ~(size_t)15, r = r0;
+	size_t in16 = in & ~(size_t)15;
 	__mmask16 mt = (__mmask16)((1u << (in & 15)) - 1);
+	__m512 a[4][MM_GEMV_NT], xv[MM_GEMV_NT];
 
-	for (; r + 4 <= r1; r += 4) {
-		__m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-		size_t o0 = r * in, o1 = o0 + in, o2 = o1 + in, o3 = o2 + in;
+#pragma GCC unroll 4
+	for (int q = 0; q < R; q++)
+#pragma GCC unroll 4
+		for (int t = 0; t < nt; t++)
+			a[q][t] = _mm512_setzero_ps();
+	for (size_t i = 0; i < in16; i += 16) {
+#pragma GCC unroll 4
+		for (int t = 0; t < nt; t++)
+			xv[t] = _mm512_loadu_ps(x + t * in + i);
+#pragma GCC unroll 4
+		for (int q = 0; q < R; q++) {
+			size_t o = (r + q) * in + i;
+			__m512 wv;
 
-		for (size_t i = 0; i < in16; i += 16) {
-			__m512 xv = _mm512_loadu_ps(x + i);
-
-			PF(w, wt, o0 + i);
-			PF(w, wt, o1 + i);
-			PF(w, wt, o2 + i);
-			PF(w, wt, o3 + i);
-			a0 = _mm512_fmadd_ps(ld16(w, wt, o0 + i), xv, a0);
-			a1 = _mm512_fmadd_ps(ld16(w, wt, o1 + i), xv, a1);
-			a2 = _mm512_fmadd_ps(ld16(w, wt, o2 + i), xv, a2);
-			a3 = _mm512_fmadd_ps(ld16(w, wt, o3 + i), xv, a3);
+			PF(w, wt, o);
+			wv = ld16(w, wt, o);
+#pragma GCC unroll 4
+			for (int t = 0; t < nt; t++)
+				a[q][t] = _mm512_fmadd_ps(wv, xv[t], a[q][t]);
 		}
-		if (mt) {
-			__m512 xv = _mm512_maskz_loadu_ps(mt, x + in16);
+	}
+	if (mt) {
+#pragma GCC unroll 4
+		for (int t = 0; t < nt; t++)
+			xv[t] = _mm512_maskz_loadu_ps(mt, x + t * in + in16);
+#pragma GCC unroll 4
+		for (int q = 0; q < R; q++) {
+			__m512 wv = ld16m(w, wt, (r + q) * in + in16, mt);
 
-			a0 = _mm512_fmadd_ps(ld16m(w, wt, o0 + in16, mt), xv, a0);
-			a1 = _mm512_fmadd_ps(ld16m(w, wt, o1 + in16, mt), xv, a1);
-			a2 = _mm512_fmadd_ps(ld16m(w, wt, o2 + in16, mt), xv, a2);
-			a3 = _mm512_fmadd_ps(ld16m(w, wt, o3 + in16, mt), xv, a3);
+#pragma GCC unroll 4
+			for (int t = 0; t < nt; t++)
+				a[q][t] = _mm512_fmadd_ps(wv, xv[t], a[q][t]);
 		}
-		y[r] = _mm512_reduce_add_ps(a0) + (bias ? bias[r] : 0.0f);
-		y[r + 1] = _mm512_reduce_add_ps(a1) + (bias ? bias[r + 1] : 0.0f);
-		y[r + 2] = _mm512_reduce_add_ps(a2) + (bias ? bias[r + 2] : 0.0f);
-		y[r + 3] = _mm512_reduce_add_ps(a3) + (bias ? bias[r + 3] : 0.0f);
 	}
-	for (; r < r1; r++) {
-		__m512 a0 = _mm512_setzero_ps();
-		size_t o0 = r * in;
-
-		for (size_t i = 0; i < in16; i += 16)
-			a0 = _mm512_fmadd_ps(ld16(w, wt, o0 + i),
-					     _mm512_loadu_ps(x + i), a0);
-		if (mt)
-			a0 = _mm512_fmadd_ps(ld16m(w, wt, o0 + in16, mt),
-					     _mm512_maskz_loadu_ps(mt, x + in16),
-					     a0);
-		y[r] = _mm512_reduce_add_ps(a0) + (bias ? bias[r] : 0.0f);
-	}
+#pragma GCC unroll 4
+	for (int q = 0; q < R; q++)
+#pragma GCC unroll 4
+		for (int t = 0; t < nt; t++)
+			y[t * ldy + r + q] = _mm512_reduce_add_ps(a[q][t]) +
+					     (bias ? bias[r + q] : 0.0f);
 }
 
-static T512 void gemv512_any(float *y, const float *x, const void *w,
-			     enum hf_dtype wt, const float *bias, size_t in,
-			     size_t r0, size_t r1)
+/* Four rows per pass; the rows of a thread's share are contiguous, so W
+ * streams through once, in order, for all nt tokens. */
+INLINE T512 void gemv512(int nt, float *y, size_t ldy, const float *x,
+			 const void *w, enum hf_dtype wt, const float *bias,
+			 size_t in, size_t r0, size_t r1)
+{
+	size_t r = r0;
+
+	for (; r + 4 <= r1; r += 4)
+		rows512(4, nt, y, ldy, x, w, wt, bias, in, r);
+	for (; r < r1; r++)
+		rows512(1, nt, y, ldy, x, w, wt, bias, in, r);
+}
+
+INLINE T512 void gemv512_nt(int nt, float *y, size_t ldy, const float *x,
+			    const void *w, enum hf_dtype wt,
+			    const float *bias, size_t in, size_t r0,
+			    size_t r1)
 {
 	/* one copy per dtype so that ld16's branch folds away */
 	if (wt == HF_DTYPE_F32)
-		gemv512(y, x, w, HF_DTYPE_F32, bias, in, r0, r1);
+		gemv512(nt, y, ldy, x, w, HF_DTYPE_F32, bias, in, r0, r1);
 	else if (wt == HF_DTYPE_F16)
-		gemv512(y, x, w, HF_DTYPE_F16, bias, in, r0, r1);
+		gemv512(nt, y, ldy, x, w, HF_DTYPE_F16, bias, in, r0, r1);
 	else
-		gemv512(y, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
+		gemv512(nt, y, ldy, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
+}
+
+static T512 void gemv512_any(float *y, size_t ldy, const float *x, size_t nt,
+			     const void *w, enum hf_dtype wt,
+			     const float *bias, size_t in, size_t r0,
+			     size_t r1)
+{
+	switch (nt) {
+	case 1: gemv512_nt(1, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	case 2: gemv512_nt(2, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	case 3: gemv512_nt(3, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	case 4: gemv512_nt(4, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	}
 }
 
 INLINE T512 void widen512(float *dst, const void *w, enum hf_dtype wt,
@@ -366,69 +393,84 @@ INLINE T256 float hsum8(__m256 v)
 	return _mm_cvtss_f32(s);
 }
 
-INLINE T256 void gemv256(float *y, const float *x, const void *w,
-			 enum hf_dtype wt, const float *bias, size_t in,
-			 size_t r0, size_t r1)
+INLINE T256 void rows256(int R, int nt, float *y, size_t ldy, const float *x,
+			 const void *w, enum hf_dtype wt, const float *bias,
+			 size_t in, size_t r)
 {
-	size_t in8 = in & ~(size_t)7, r = r0;
+	size_t in8 = in & ~(size_t)7;
+	__m256 a[4][MM_GEMV_NT], xv[MM_GEMV_NT];
+	float s[4][MM_GEMV_NT];
 
-	for (; r + 4 <= r1; r += 4) {
-		__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-		size_t o0 = r * in, o1 = o0 + in, o2 = o1 + in, o3 = o2 + in;
-		float s0, s1, s2, s3;
+#pragma GCC unroll 4
+	for (int q = 0; q < R; q++)
+#pragma GCC unroll 4
+		for (int t = 0; t < nt; t++)
+			a[q][t] = _mm256_setzero_ps();
+	for (size_t i = 0; i < in8; i += 8) {
+#pragma GCC unroll 4
+		for (int t = 0; t < nt; t++)
+			xv[t] = _mm256_loadu_ps(x + t * in + i);
+#pragma GCC unroll 4
+		for (int q = 0; q < R; q++) {
+			size_t o = (r + q) * in + i;
+			__m256 wv;
 
-		for (size_t i = 0; i < in8; i += 8) {
-			__m256 xv = _mm256_loadu_ps(x + i);
-
-			PF(w, wt, o0 + i);
-			PF(w, wt, o1 + i);
-			PF(w, wt, o2 + i);
-			PF(w, wt, o3 + i);
-			a0 = _mm256_fmadd_ps(ld8(w, wt, o0 + i), xv, a0);
-			a1 = _mm256_fmadd_ps(ld8(w, wt, o1 + i), xv, a1);
-			a2 = _mm256_fmadd_ps(ld8(w, wt, o2 + i), xv, a2);
-			a3 = _mm256_fmadd_ps(ld8(w, wt, o3 + i), xv, a3);
+			PF(w, wt, o);
+			wv = ld8(w, wt, o);
+#pragma GCC unroll 4
+			for (int t = 0; t < nt; t++)
+				a[q][t] = _mm256_fmadd_ps(wv, xv[t], a[q][t]);
 		}
-		s0 = hsum8(a0);
-		s1 = hsum8(a1);
-		s2 = hsum8(a2);
-		s3 = hsum8(a3);
-		for (size_t i = in8; i < in; i++) {
-			s0 += ld1(w, wt, o0 + i) * x[i];
-			s1 += ld1(w, wt, o1 + i) * x[i];
-			s2 += ld1(w, wt, o2 + i) * x[i];
-			s3 += ld1(w, wt, o3 + i) * x[i];
+	}
+#pragma GCC unroll 4
+	for (int q = 0; q < R; q++)
+#pragma GCC unroll 4
+		for (int t = 0; t < nt; t++) {
+			s[q][t] = hsum8(a[q][t]);
+			for (size_t i = in8; i < in; i++)
+				s[q][t] += ld1(w, wt, (r + q) * in + i) *
+					   x[t * in + i];
+			y[t * ldy + r + q] = s[q][t] +
+					     (bias ? bias[r + q] : 0.0f);
 		}
-		y[r] = s0 + (bias ? bias[r] : 0.0f);
-		y[r + 1] = s1 + (bias ? bias[r + 1] : 0.0f);
-		y[r + 2] = s2 + (bias ? bias[r + 2] : 0.0f);
-		y[r + 3] = s3 + (bias ? bias[r + 3] : 0.0f);
-	}
-	for (; r < r1; r++) {
-		__m256 a0 = _mm256_setzero_ps();
-		size_t o0 = r * in;
-		float s0;
-
-		for (size_t i = 0; i < in8; i += 8)
-			a0 = _mm256_fmadd_ps(ld8(w, wt, o0 + i),
-					     _mm256_loadu_ps(x + i), a0);
-		s0 = hsum8(a0);
-		for (size_t i = in8; i < in; i++)
-			s0 += ld1(w, wt, o0 + i) * x[i];
-		y[r] = s0 + (bias ? bias[r] : 0.0f);
-	}
 }
 
-static T256 void gemv256_any(float *y, const float *x, const void *w,
-			     enum hf_dtype wt, const float *bias, size_t in,
-			     size_t r0, size_t r1)
+INLINE T256 void gemv256(int nt, float *y, size_t ldy, const float *x,
+			 const void *w, enum hf_dtype wt, const float *bias,
+			 size_t in, size_t r0, size_t r1)
+{
+	size_t r = r0;
+
+	for (; r + 4 <= r1; r += 4)
+		rows256(4, nt, y, ldy, x, w, wt, bias, in, r);
+	for (; r < r1; r++)
+		rows256(1, nt, y, ldy, x, w, wt, bias, in, r);
+}
+
+INLINE T256 void gemv256_nt(int nt, float *y, size_t ldy, const float *x,
+			    const void *w, enum hf_dtype wt,
+			    const float *bias, size_t in, size_t r0,
+			    size_t r1)
 {
 	if (wt == HF_DTYPE_F32)
-		gemv256(y, x, w, HF_DTYPE_F32, bias, in, r0, r1);
+		gemv256(nt, y, ldy, x, w, HF_DTYPE_F32, bias, in, r0, r1);
 	else if (wt == HF_DTYPE_F16)
-		gemv256(y, x, w, HF_DTYPE_F16, bias, in, r0, r1);
+		gemv256(nt, y, ldy, x, w, HF_DTYPE_F16, bias, in, r0, r1);
 	else
-		gemv256(y, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
+		gemv256(nt, y, ldy, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
+}
+
+static T256 void gemv256_any(float *y, size_t ldy, const float *x, size_t nt,
+			     const void *w, enum hf_dtype wt,
+			     const float *bias, size_t in, size_t r0,
+			     size_t r1)
+{
+	switch (nt) {
+	case 1: gemv256_nt(1, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	case 2: gemv256_nt(2, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	case 3: gemv256_nt(3, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	case 4: gemv256_nt(4, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	}
 }
 
 INLINE T256 void widen256(float *dst, const void *w, enum hf_dtype wt,

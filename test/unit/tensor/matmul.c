@@ -79,7 +79,7 @@ static const struct shape shapes[] = {
 	{ 1, 1 }, { 17, 5 }, { 63, 33 }, { 100, 47 }, { 257, 70 },
 	{ 300, 129 }, { 523, 95 },
 };
-static const size_t ns[] = { 1, 2, 3, 7, 33 };
+static const size_t ns[] = { 1, 2, 3, 4, 5, 7, 15, 33 };
 static const enum hf_dtype dtypes[] = {
 	HF_DTYPE_F32, HF_DTYPE_F16, HF_DTYPE_BF16,
 };
