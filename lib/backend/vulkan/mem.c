@@ -418,6 +418,34 @@ int hf_vk_upload(struct hf_vk *vk, struct hf_vk_buf *dst, size_t off,
 	return 0;
 }
 
+int hf_vk_zero(struct hf_vk *vk, struct hf_vk_buf *b, struct hf_err *err)
+{
+	int rc;
+
+	if (b->chunk->map) {
+		memset((unsigned char *)b->chunk->map + b->off + b->voff, 0,
+		       b->size);
+		return 0;
+	}
+	if ((rc = xfer_begin(vk, err)))
+		return rc;
+	/* whole root span of a root buffer (a multiple of 4, its own);
+	 * a view's range rounded out to words is not ours to clear */
+	if (!b->view) {
+		vkCmdFillBuffer(vk->xfer_cb, b->chunk->buf, b->off, b->span, 0);
+		return 0;
+	}
+	for (size_t off = 0, n; off < b->size; off += n) {
+		static const unsigned char zeros[4096];
+
+		n = b->size - off < sizeof(zeros) ? b->size - off :
+			sizeof(zeros);
+		if ((rc = hf_vk_upload(vk, b, off, zeros, n, err)))
+			return rc;
+	}
+	return 0;
+}
+
 int hf_vk_download(struct hf_vk *vk, void *dst, const struct hf_vk_buf *src,
 		   size_t off, size_t bytes, struct hf_err *err)
 {

@@ -102,6 +102,8 @@ int hf_vk_upload(struct hf_vk *vk, struct hf_vk_buf *dst, size_t off,
 int hf_vk_download(struct hf_vk *vk, void *dst, const struct hf_vk_buf *src,
 		   size_t off, size_t bytes, struct hf_err *err);
 int hf_vk_sync(struct hf_vk *vk, struct hf_err *err);
+/* Fill b with zero bytes (queued like an upload). */
+int hf_vk_zero(struct hf_vk *vk, struct hf_vk_buf *b, struct hf_err *err);
 
 /* Bytes of device memory held in blocks, and in live buffers. */
 void hf_vk_mem_usage(const struct hf_vk *vk, size_t *held, size_t *used);

@@ -1,0 +1,416 @@
+/* Tests for lib/backend/vulkan/backend_vk.c: every model fixture run on
+ * the Vulkan backend (validation layer on) against its reference outputs
+ * (test/fixtures/models/README.md) and against the CPU backend: logits at
+ * every position, greedy continuations with the KV cache, the left-padded
+ * batch, encoder outputs. Each check prints its largest difference. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "backend/vulkan/backend_vk.h"
+#include "backend/vulkan/vk.h"
+#include "core/json.h"
+#include "model/model.h"
+#include "st/st.h"
+
+/* Tolerances, from the fixtures README: logits 1e-4 against the float32
+ * references (float32 vs float64 differ by <= 8e-6 there, summation order
+ * by as much); hidden states 1e-5. Against the CPU backend the same bars:
+ * both are float32 implementations of one computation. */
+#define TOL_LOGITS 1e-4
+#define TOL_HIDDEN 1e-5
+
+static const char *const decoders[] = {
+	"gpt2-tiny", "llama-tiny", "llama-tiny-untied", "mistral-tiny",
+	"qwen2-tiny", "qwen3-tiny", "gemma-tiny", "phi3-tiny", "mixtral-tiny",
+};
+static const char *const encoders[] = {
+	"bert-tiny", "roberta-tiny", "distilbert-tiny",
+};
+#define NDEC (sizeof(decoders) / sizeof(decoders[0]))
+#define NENC (sizeof(encoders) / sizeof(encoders[0]))
+
+static struct hf_backend *vkbe, *cpube;
+
+static int setup(void **state)
+{
+	struct hf_err err = { 0 };
+	char dir[] = "/tmp/hf-vk-model-XXXXXX";
+
+	/* validation on; the pipeline cache in a scratch directory; the
+	 * plain CPU kernels as the twin (the SIMD ones have their own
+	 * tests against them) */
+	setenv("HF_VK_VALIDATE", "1", 1);
+	setenv("HF_CPU", "generic", 1);
+	if (!mkdtemp(dir))
+		fail_msg("mkdtemp");
+	setenv("XDG_CACHE_HOME", dir, 1);
+	if (hf_backend_vulkan_create(&vkbe, &err))
+		fail_msg("vulkan backend: %s", err.msg);
+	if (hf_backend_cpu_create(&cpube, 1, &err))
+		fail_msg("cpu backend: %s", err.msg);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	unsigned n = hf_vk_validation_errors(hf_backend_vulkan_dev(vkbe));
+
+	hf_backend_free(vkbe);
+	hf_backend_free(cpube);
+	if (n)
+		fail_msg("%u validation errors (see stderr)", n);
+	return 0;
+}
+
+struct fx {
+	char dir[512];
+	struct hf_model *m, *cpu;
+	struct hf_st *ref;
+	json_t *js;
+};
+
+static const char *fixtures_root(void)
+{
+	static char buf[512];
+	const char *e = getenv("HF_FIXTURES");
+
+	snprintf(buf, sizeof(buf), "%s/models", e ? e : "test/fixtures");
+	return buf;
+}
+
+static void fx_open(struct fx *f, const char *name)
+{
+	struct hf_err err = { 0 };
+	char path[640];
+
+	snprintf(f->dir, sizeof(f->dir), "%s/%s", fixtures_root(), name);
+	if (hf_model_open(&f->m, f->dir, vkbe, 1, &err))
+		fail_msg("%s on vulkan: %s", name, err.msg);
+	if (hf_model_open(&f->cpu, f->dir, cpube, 1, &err))
+		fail_msg("%s on cpu: %s", name, err.msg);
+	snprintf(path, sizeof(path), "%s/reference.safetensors", f->dir);
+	if (hf_st_open(&f->ref, path, &err))
+		fail_msg("%s", err.msg);
+	snprintf(path, sizeof(path), "%s/reference.json", f->dir);
+	if (hf_json_load_file(&f->js, path, &err))
+		fail_msg("%s", err.msg);
+}
+
+static void fx_close(struct fx *f)
+{
+	hf_model_free(f->m);
+	hf_model_free(f->cpu);
+	hf_st_free(f->ref);
+	json_decref(f->js);
+}
+
+static const float *ref_f32(struct fx *f, const char *fmt, ...)
+{
+	char name[128];
+	const struct hf_tensor *t;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	t = hf_st_get(f->ref, name);
+	if (!t || t->dtype != HF_DTYPE_F32)
+		fail_msg("%s: no F32 reference tensor '%s'", f->dir, name);
+	return t->data;
+}
+
+static int32_t *ints(const json_t *a, size_t *n)
+{
+	size_t i;
+	json_t *v;
+	int32_t *out = malloc((json_array_size(a) + 1) * sizeof(*out));
+
+	assert_non_null(out);
+	json_array_foreach(a, i, v)
+		out[i] = (int32_t)json_integer_value(v);
+	*n = json_array_size(a);
+	return out;
+}
+
+static const json_t *prompt(struct fx *f, size_t i)
+{
+	return json_array_get(json_object_get(f->js, "prompts"), i);
+}
+
+static double cmp(const char *what, const float *got, const float *want,
+		  size_t n, double tol)
+{
+	double mx = 0.0;
+
+	for (size_t i = 0; i < n; i++) {
+		double d = fabs((double)got[i] - want[i]);
+
+		if (!(d <= tol))
+			fail_msg("%s: index %zu: got %.9g want %.9g", what, i,
+				 got[i], want[i]);
+		if (d > mx)
+			mx = d;
+	}
+	return mx;
+}
+
+static size_t argmax(const float *x, size_t n)
+{
+	size_t b = 0;
+
+	for (size_t i = 1; i < n; i++)
+		if (x[i] > x[b])
+			b = i;
+	return b;
+}
+
+static void check_argmax(const char *what, const float *got,
+			 const float *want, size_t rows, size_t V)
+{
+	for (size_t r = 0; r < rows; r++)
+		if (argmax(got + r * V, V) != argmax(want + r * V, V))
+			fail_msg("%s: argmax differs at row %zu: %zu vs %zu",
+				 what, r, argmax(got + r * V, V),
+				 argmax(want + r * V, V));
+}
+
+/* Logits of every position of ids on model m. */
+static float *all_logits(struct hf_model *m, const int32_t *ids, size_t T,
+			 const char *what)
+{
+	struct hf_err err = { 0 };
+	size_t V = hf_model_vocab(m);
+	float *lg = malloc(T * V * sizeof(float));
+	struct hf_fwd_out o = { .logits = lg, .all_logits = 1 };
+	struct hf_kv *kv;
+
+	if (hf_kv_new(&kv, m, 1, T, &err) ||
+	    hf_model_forward(m, kv, ids, NULL, T, &o, &err))
+		fail_msg("%s: %s", what, err.msg);
+	hf_kv_free(kv);
+	return lg;
+}
+
+static void test_decoder_logits_match_reference_and_cpu(void **state)
+{
+	for (size_t d = 0; d < NDEC; d++) {
+		struct fx f;
+		double mr = 0.0, mc = 0.0, x;
+		size_t V, np;
+
+		fx_open(&f, decoders[d]);
+		V = hf_model_vocab(f.m);
+		np = json_array_size(json_object_get(f.js, "prompts"));
+		for (size_t p = 0; p < np; p++) {
+			size_t T;
+			int32_t *ids = ints(json_object_get(prompt(&f, p),
+							    "input_ids"), &T);
+			const float *want = ref_f32(&f, "prompt%zu.logits", p);
+			char what[128];
+			float *lg, *lc;
+
+			snprintf(what, sizeof(what), "%s prompt%zu.logits",
+				 decoders[d], p);
+			lg = all_logits(f.m, ids, T, what);
+			lc = all_logits(f.cpu, ids, T, what);
+			x = cmp(what, lg, want, T * V, TOL_LOGITS);
+			mr = x > mr ? x : mr;
+			check_argmax(what, lg, want, T, V);
+			x = cmp(what, lg, lc, T * V, TOL_LOGITS);
+			mc = x > mc ? x : mc;
+			free(ids);
+			free(lg);
+			free(lc);
+		}
+		printf("%-18s vulkan logits max abs diff: %.3g vs reference, %.3g vs cpu\n",
+		       decoders[d], mr, mc);
+		fx_close(&f);
+	}
+}
+
+static void test_decoder_greedy_with_kv_cache(void **state)
+{
+	for (size_t d = 0; d < NDEC; d++) {
+		struct fx f;
+		double mx = 0.0;
+		size_t V, np;
+
+		fx_open(&f, decoders[d]);
+		V = hf_model_vocab(f.m);
+		np = json_array_size(json_object_get(f.js, "prompts"));
+		for (size_t p = 0; p < np; p++) {
+			struct hf_err err = { 0 };
+			struct hf_kv *kv;
+			size_t T, G;
+			int32_t *ids = ints(json_object_get(prompt(&f, p),
+							    "input_ids"), &T);
+			int32_t *want = ints(json_object_get(prompt(&f, p),
+					     "greedy_new_tokens"), &G);
+			const float *wl = ref_f32(&f, "prompt%zu.greedy_logits", p);
+			float *lg = malloc(V * sizeof(float));
+			struct hf_fwd_out o = { .logits = lg };
+			char what[128];
+
+			if (hf_kv_new(&kv, f.m, 1, T + G, &err) ||
+			    hf_model_forward(f.m, kv, ids, NULL, T, &o, &err))
+				fail_msg("%s: %s", decoders[d], err.msg);
+			for (size_t s = 0; s < G; s++) {
+				int32_t tok = (int32_t)argmax(lg, V);
+				double dd;
+
+				snprintf(what, sizeof(what),
+					 "%s prompt%zu greedy step %zu",
+					 decoders[d], p, s);
+				dd = cmp(what, lg, wl + s * V, V, TOL_LOGITS);
+				mx = dd > mx ? dd : mx;
+				if (tok != want[s])
+					fail_msg("%s: token %d, want %d", what,
+						 tok, want[s]);
+				if (s + 1 < G &&
+				    hf_model_forward(f.m, kv, &tok, NULL, 1, &o,
+						     &err))
+					fail_msg("%s: %s", what, err.msg);
+			}
+			hf_kv_free(kv);
+			free(ids);
+			free(want);
+			free(lg);
+		}
+		printf("%-18s vulkan greedy 16 tokens equal, step logits max abs diff %.3g\n",
+		       decoders[d], mx);
+		fx_close(&f);
+	}
+}
+
+/* The left-padded batch: logits at the real positions. */
+static void test_decoder_left_padded_batch(void **state)
+{
+	for (size_t d = 0; d < NDEC; d++) {
+		struct fx f;
+		struct hf_err err = { 0 };
+		struct hf_kv *kv;
+		const json_t *b;
+		size_t V, n, nm, B, T;
+		int32_t *ids, *mask;
+		const float *want;
+		float *lg;
+		struct hf_fwd_out o = { 0 };
+		double mx = 0.0;
+		char what[128];
+
+		fx_open(&f, decoders[d]);
+		V = hf_model_vocab(f.m);
+		b = json_object_get(f.js, "batch");
+		B = json_array_size(json_object_get(b, "input_ids"));
+		T = json_array_size(json_array_get(json_object_get(b,
+							"input_ids"), 0));
+		ids = malloc(B * T * sizeof(*ids));
+		mask = malloc(B * T * sizeof(*mask));
+		for (size_t r = 0; r < B; r++) {
+			int32_t *ri = ints(json_array_get(json_object_get(b,
+						"input_ids"), r), &n);
+			int32_t *rm = ints(json_array_get(json_object_get(b,
+						"attention_mask"), r), &nm);
+
+			assert_int_equal(n, T);
+			memcpy(ids + r * T, ri, T * sizeof(*ids));
+			memcpy(mask + r * T, rm, T * sizeof(*mask));
+			free(ri);
+			free(rm);
+		}
+		lg = malloc(B * T * V * sizeof(float));
+		o.logits = lg;
+		o.all_logits = 1;
+		if (hf_kv_new(&kv, f.m, B, T, &err) ||
+		    hf_model_forward(f.m, kv, ids, mask, T, &o, &err))
+			fail_msg("%s batch: %s", decoders[d], err.msg);
+		want = ref_f32(&f, "batch.logits");
+		for (size_t r = 0; r < B; r++)
+			for (size_t t = 0; t < T; t++) {
+				double x;
+
+				if (!mask[r * T + t])
+					continue;
+				snprintf(what, sizeof(what),
+					 "%s batch row %zu pos %zu", decoders[d],
+					 r, t);
+				x = cmp(what, lg + (r * T + t) * V,
+					want + (r * T + t) * V, V, TOL_LOGITS);
+				mx = x > mx ? x : mx;
+			}
+		printf("%-18s vulkan left-padded batch logits max abs diff %.3g\n",
+		       decoders[d], mx);
+		hf_kv_free(kv);
+		free(ids);
+		free(mask);
+		free(lg);
+		fx_close(&f);
+	}
+}
+
+static void test_encoder_outputs(void **state)
+{
+	for (size_t d = 0; d < NENC; d++) {
+		struct fx f;
+		double mh = 0, ml = 0, x;
+		size_t V, H, np;
+
+		fx_open(&f, encoders[d]);
+		V = hf_model_vocab(f.m);
+		H = hf_model_hidden(f.m);
+		np = json_array_size(json_object_get(f.js, "prompts"));
+		for (size_t p = 0; p < np; p++) {
+			struct hf_err err = { 0 };
+			size_t T, nt;
+			const json_t *pj = prompt(&f, p);
+			int32_t *ids = ints(json_object_get(pj, "input_ids"), &T);
+			int32_t *tt = json_object_get(pj, "token_type_ids") ?
+				ints(json_object_get(pj, "token_type_ids"), &nt) :
+				NULL;
+			float *hid = malloc(T * H * sizeof(float));
+			float *lg = malloc(T * V * sizeof(float));
+			struct hf_enc_out o = { .hidden = hid, .mlm_logits = lg };
+			char what[160];
+
+			if (hf_model_encode(f.m, ids, tt, NULL, 1, T, &o, &err))
+				fail_msg("%s: %s", encoders[d], err.msg);
+			snprintf(what, sizeof(what), "%s prompt%zu", encoders[d],
+				 p);
+			x = cmp(what, hid, ref_f32(&f,
+				"prompt%zu.last_hidden_state", p), T * H,
+				TOL_HIDDEN);
+			mh = x > mh ? x : mh;
+			x = cmp(what, lg, ref_f32(&f, "prompt%zu.logits", p),
+				T * V, TOL_LOGITS);
+			check_argmax(what, lg, ref_f32(&f, "prompt%zu.logits",
+						       p), T, V);
+			ml = x > ml ? x : ml;
+			free(ids);
+			free(tt);
+			free(hid);
+			free(lg);
+		}
+		printf("%-18s vulkan max abs diff: last_hidden_state %.3g, mlm logits %.3g\n",
+		       encoders[d], mh, ml);
+		fx_close(&f);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_decoder_logits_match_reference_and_cpu),
+		cmocka_unit_test(test_decoder_greedy_with_kv_cache),
+		cmocka_unit_test(test_decoder_left_padded_batch),
+		cmocka_unit_test(test_encoder_outputs),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
