@@ -1246,7 +1246,8 @@ filter_fail:
 		struct jframe lf;
 		int r;
 
-		if (frame_init(cx, &lf, f)) {
+		/* an iteration allocates a frame and a loop object */
+		if (jx_charge(cx, 8) || frame_init(cx, &lf, f)) {
 			rc = FLOW_ERR;
 			break;
 		}
@@ -1278,40 +1279,66 @@ static struct jv *loop_cycle(struct jctx *cx, struct jv *fn, struct jargs *a)
 	return jv_ref(a->pos[fn->u.func.self->u.i % (int64_t)a->npos]);
 }
 
+/* Static key strings of the loop object (never freed). */
+#define LOOP_KEY(name) { .type = JV_STR, .refs = -1, \
+	.u.str = { .s = (char *)name, .len = sizeof(name) - 1 } }
+static struct jv loop_keys[] = {
+	LOOP_KEY("index"), LOOP_KEY("index0"), LOOP_KEY("revindex"),
+	LOOP_KEY("revindex0"), LOOP_KEY("first"), LOOP_KEY("last"),
+	LOOP_KEY("length"), LOOP_KEY("depth"), LOOP_KEY("depth0"),
+	LOOP_KEY("cycle"), LOOP_KEY("previtem"), LOOP_KEY("nextitem"),
+};
+
+/* The loop object of item i: a dict built without key searches, since
+ * its keys are known to be distinct. */
 static struct jv *make_loop(struct jctx *cx, struct jv *items, size_t i)
 {
-	size_t n = items->u.list.n;
-	struct jv *l = jv_dict(JV_DICT), *idx;
-	int bad = 0;
+	int64_t n = (int64_t)items->u.list.n, k = (int64_t)i;
+	struct jv *vals[12], *l = jv_dict(JV_DICT), *idx = jv_int(k);
+	size_t nv = 10;
 
-	if (!l)
-		return oom(cx);
-	bad |= jv_dict_sets(l, "index", jv_int(i + 1));
-	bad |= jv_dict_sets(l, "index0", jv_int(i));
-	bad |= jv_dict_sets(l, "revindex", jv_int(n - i));
-	bad |= jv_dict_sets(l, "revindex0", jv_int(n - i - 1));
-	bad |= jv_dict_sets(l, "first", jv_bool(i == 0));
-	bad |= jv_dict_sets(l, "last", jv_bool(i + 1 == n));
-	bad |= jv_dict_sets(l, "length", jv_int(n));
-	bad |= jv_dict_sets(l, "depth", jv_int(1));
-	bad |= jv_dict_sets(l, "depth0", jv_int(0));
-	if (i > 0)
-		bad |= jv_dict_sets(l, "previtem", jv_ref(items->u.list.v[i - 1]));
-	if (i + 1 < n)
-		bad |= jv_dict_sets(l, "nextitem", jv_ref(items->u.list.v[i + 1]));
-	idx = jv_int(i);
-	if (idx) {
-		bad |= jv_dict_sets(l, "cycle", jv_func(loop_cycle, "cycle",
-							idx, NULL));
-		jv_unref(idx);
-	} else {
-		bad = 1;
+	vals[0] = jv_int(k + 1);
+	vals[1] = jv_ref(idx);
+	vals[2] = jv_int(n - k);
+	vals[3] = jv_int(n - k - 1);
+	vals[4] = jv_bool(k == 0);
+	vals[5] = jv_bool(k + 1 == n);
+	vals[6] = jv_int(n);
+	vals[7] = jv_int(1);
+	vals[8] = jv_int(0);
+	vals[9] = idx ? jv_func(loop_cycle, "cycle", idx, NULL) : NULL;
+	if (k > 0)
+		vals[nv++] = jv_ref(items->u.list.v[i - 1]);
+	else
+		vals[nv++] = NULL;
+	if (k + 1 < n)
+		vals[nv++] = jv_ref(items->u.list.v[i + 1]);
+	else
+		vals[nv++] = NULL;
+	jv_unref(idx);
+	if (l) {
+		l->u.dict.k = malloc(12 * sizeof(*l->u.dict.k));
+		l->u.dict.v = malloc(12 * sizeof(*l->u.dict.v));
+		l->u.dict.cap = 12;
 	}
-	if (bad) {
-		jv_unref(l);
-		return oom(cx);
+	for (size_t j = 0; j < nv; j++) {
+		if (!vals[j] && j < 10)
+			goto fail;
+	}
+	if (!l || !l->u.dict.k || !l->u.dict.v)
+		goto fail;
+	for (size_t j = 0; j < nv; j++) {
+		if (!vals[j])
+			continue;
+		l->u.dict.k[l->u.dict.n] = &loop_keys[j];
+		l->u.dict.v[l->u.dict.n++] = vals[j];
 	}
 	return l;
+fail:
+	for (size_t j = 0; j < nv; j++)
+		jv_unref(vals[j]);
+	jv_unref(l);
+	return oom(cx);
 }
 
 /* Bind a macro's or caller's parameters (kids[first..]) in frame mf. */
