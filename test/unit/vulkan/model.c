@@ -70,7 +70,7 @@ static int teardown(void **state)
 }
 
 struct fx {
-	char dir[512];
+	char dir[1024];
 	struct hf_model *m, *cpu;
 	struct hf_st *ref;
 	json_t *js;
@@ -88,7 +88,7 @@ static const char *fixtures_root(void)
 static void fx_open(struct fx *f, const char *name)
 {
 	struct hf_err err = { 0 };
-	char path[640];
+	char path[1100];
 
 	snprintf(f->dir, sizeof(f->dir), "%s/%s", fixtures_root(), name);
 	if (hf_model_open(&f->m, f->dir, vkbe, 1, &err))
