@@ -15,8 +15,8 @@
 #include "st/st.h"
 
 static const char usage[] =
-	"usage: hf-inspect [--json] <file|dir>\n"
-	"       hf-inspect --validate <file|dir>\n";
+	"usage: hf-inspect [--json] <file|dir|->\n"
+	"       hf-inspect --validate <file|dir|->\n";
 
 static const char *prog = "hf-inspect";
 

@@ -16,6 +16,7 @@
 
 struct hf_st_model {
 	char *index;			/* NULL for one file */
+	char *stdin_buf;		/* the bytes of "-", read whole */
 	size_t nfiles;
 	struct hf_st **files;
 	size_t n;
@@ -222,6 +223,25 @@ int hf_st_open_dir(struct hf_st_model **out, const char *path,
 	*out = NULL;
 	if (!m)
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	if (!strcmp(path, "-")) {
+		size_t len;
+
+		m->files = calloc(1, sizeof(*m->files));
+		if (!m->files) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if ((rc = hf_stream_read(&m->stdin_buf, &len, stdin,
+					 "standard input", err)) ||
+		    (rc = hf_st_open_buf(&m->files[0], m->stdin_buf, len,
+					 "standard input", err)))
+			goto fail;
+		m->nfiles = 1;
+		if ((rc = build(m, err)))
+			goto fail;
+		*out = m;
+		return 0;
+	}
 	if (hf_dir_exists(path)) {
 		p = hf_path_join(path, INDEX_NAME);
 		if (p && !hf_file_exists(p)) {
@@ -269,6 +289,7 @@ void hf_st_model_free(struct hf_st_model *m)
 	free(m->tensors);
 	free(m->by_name);
 	free(m->index);
+	free(m->stdin_buf);
 	free(m);
 }
 

@@ -75,7 +75,9 @@ struct hf_st_model;	/* opaque */
 
 /* path is a directory holding model.safetensors or
  * model.safetensors.index.json and its shards, an index file, or one
- * .safetensors file. All tensors appear in one name space: a name in two
+ * .safetensors file, or "-": one file read whole from standard input
+ * (copied, as a pipe cannot be mapped). All tensors appear in one name
+ * space: a name in two
  * shards, or a weight_map entry whose shard lacks the tensor, is an
  * error naming both. */
 int hf_st_open_dir(struct hf_st_model **out, const char *path,

@@ -99,6 +99,13 @@ done
 ) || failed=$((failed + 1))
 case $BIN in /*) ;; *) fail "HF_BIN must be absolute for the examples: $BIN" ;; esac
 
+# A file on standard input (a pipe cannot be mapped: it is read whole).
+f=$FX/models/gpt2-tiny/model.safetensors
+expect "stdin" 0 "tensors       30" bash -c 'cat "$1" | "$2" -' _ "$f" "$inspect"
+expect "stdin json" 0 '"file":"standard input"' bash -c 'cat "$1" | "$2" --json -' _ "$f" "$inspect"
+expect "stdin validate" 0 "ok  -: 30 tensors" bash -c 'cat "$1" | "$2" --validate -' _ "$f" "$inspect"
+expect "stdin truncated" 1 "past the end of 'standard input'" bash -c 'head -c 5000 "$1" | "$2" -' _ "$f" "$inspect"
+
 # Usage and missing input.
 expect "no args" 2 "usage: hf-inspect" "$inspect"
 expect "two args" 2 "usage: hf-inspect" "$inspect" a b
