@@ -118,8 +118,8 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 
 	if (!sfx)
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "vulkan: matmul: weights of dtype %d are not supported (f32, f16, bf16 are)",
-				  (int)wt);
+				  "vulkan: matmul: weights of dtype %s are not supported (F32, F16, BF16 are)",
+				  hf_dtype_name(wt));
 	if ((rc = need(op, "x", x, (uint64_t)n * in, 4, err)) ||
 	    (rc = need(op, "y", y, (uint64_t)n * out, 4, err)) ||
 	    (rc = need(op, "W", w, (uint64_t)w_off + (uint64_t)out * in,
@@ -349,8 +349,8 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 
 	if (!sfx)
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "vulkan: get_rows: tables of dtype %d are not supported",
-				  (int)tt);
+				  "vulkan: get_rows: tables of dtype %s are not supported (F32, F16, BF16 are)",
+				  hf_dtype_name(tt));
 	if ((rc = need("get_rows", "table", table, (uint64_t)n_table * cols,
 		       wbytes(tt), err)) ||
 	    (rc = need("get_rows", "ids", ids, n, 4, err)) ||
