@@ -285,6 +285,21 @@ static int input_from_json(struct run *r, const char *line, size_t len,
 			}
 			in->ids[i] = (int32_t)x;
 		}
+		if ((v = json_object_get(j, "token_type_ids"))) {
+			if (!json_is_array(v) || json_array_size(v) != in->n) {
+				rc = hf_err_set(err, HF_EINVAL,
+						"\"token_type_ids\" must be an array "
+						"as long as \"ids\"");
+				goto out;
+			}
+			in->types = malloc(in->n * sizeof(int32_t));
+			if (!in->types) {
+				rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+				goto out;
+			}
+			json_array_foreach(v, i, e)
+				in->types[i] = (int32_t)json_integer_value(e);
+		}
 	} else if ((v = json_object_get(j, "messages"))) {
 		char *txt = NULL;
 
@@ -1339,6 +1354,13 @@ int cmd_run(int argc, char **argv)
 	if (r.o.repeat_penalty > 0)
 		r.sp.repeat_penalty = (float)r.o.repeat_penalty;
 	r.tty_out = isatty(STDOUT_FILENO);
+	if (r.o.task == TASK_GENERATE && !r.o.perplexity &&
+	    hf_model_is_encoder(r.m)) {
+		rc = die(prog, "%s is an encoder (%s): it does not generate; use "
+			 "--task embed, classify, fill-mask or logits", r.o.model,
+			 hf_model_config(r.m)->model_type);
+		goto out;
+	}
 	if (r.o.verbose)
 		fprintf(stderr, "%s: loaded %s (%s, %zu layers) in %.0f ms\n", prog,
 			r.o.model, hf_model_config(r.m)->model_type,

@@ -1,0 +1,297 @@
+#!/bin/bash
+# e2e: hf-run through pipes on the fixture models: {"ids"} records, greedy
+# continuations, batches, --task logits (JSON and safetensors), --task
+# embed, perplexity, and bad input (each a clear one-line error and a
+# non-zero exit). Outputs are checked against the fixtures' reference
+# files with python3, never against our own earlier output.
+set -u
+BIN=${HF_BIN:-build/tools}
+FX=${HF_FIXTURES:-test/fixtures}/models
+MODELS=${HF_MODELS:-models}
+run=$BIN/hf-run
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failed=0
+cases=0
+
+fail() {
+	echo "FAIL: $*" >&2
+	failed=$((failed + 1))
+}
+
+# expect NAME RC FRAGMENT CMD...: exit status RC, and FRAGMENT (if not
+# empty) in stdout for successes or in the one line of stderr for errors.
+# stdin comes from $tmp/in.
+expect() {
+	local name=$1 want=$2 frag=$3 rc
+	shift 3
+	cases=$((cases + 1))
+	"$@" <"$tmp/in" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" != "$want" ]; then
+		fail "$name: exit $rc, want $want; stderr: $(head -c 400 "$tmp/err")"
+		return 1
+	fi
+	local where=$tmp/out
+	[ "$want" = 0 ] || where=$tmp/err
+	if [ -n "$frag" ] && ! grep -qF -- "$frag" "$where"; then
+		fail "$name: '$frag' not in $(basename "$where"): $(head -c 400 "$where")"
+		return 1
+	fi
+	if [ "$want" = 1 ] && [ "$(wc -l <"$tmp/err")" != 1 ]; then
+		fail "$name: want one line on stderr, got: $(cat "$tmp/err")"
+		return 1
+	fi
+	return 0
+}
+
+# check NAME PYTHON: run a python3 check on $tmp/out; it prints why on
+# failure and exits non-zero.
+check() {
+	local name=$1
+	shift
+	cases=$((cases + 1))
+	python3 - "$tmp/out" "$@" >"$tmp/why" 2>&1 ||
+		fail "$name: $(head -c 600 "$tmp/why")"
+}
+
+pyhelpers='
+import json, struct, sys, array, math
+def st_read(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+        base = 8 + n
+        out = {}
+        for k, v in h.items():
+            if k == "__metadata__" or v["dtype"] != "F32":
+                continue
+            f.seek(base + v["data_offsets"][0])
+            a = array.array("f")
+            a.frombytes(f.read(v["data_offsets"][1] - v["data_offsets"][0]))
+            out[k] = (v["shape"], a)
+        return out
+def maxdiff(a, b):
+    assert len(a) == len(b), (len(a), len(b))
+    return max(abs(x - y) for x, y in zip(a, b))
+'
+
+ref=$FX/llama-tiny/reference.json
+
+# 1. {"ids"} records: greedy continuations equal the references, one by
+# one and as one left-padded batch of three.
+python3 -c "
+import json
+r = json.load(open('$ref'))
+for p in r['prompts']:
+    print(json.dumps({'ids': p['input_ids']}))
+" >"$tmp/in"
+for batch in 1 3; do
+	expect "greedy ids --batch $batch" 0 '"finish_reason":"length"' \
+		"$run" -m "$FX/llama-tiny" --jsonl -n 16 --batch $batch \
+		--temperature 0 &&
+	check "greedy ids --batch $batch" "$ref" <<-'EOF'
+	import json, sys
+	out = [json.loads(l) for l in open(sys.argv[1])]
+	ref = json.load(open(sys.argv[2]))
+	assert len(out) == len(ref["prompts"]), len(out)
+	for o, p in zip(out, ref["prompts"]):
+	    assert o["ids"] == p["greedy_new_tokens"], (o["ids"], p["greedy_new_tokens"])
+	    assert o["usage"]["prompt_tokens"] == len(p["input_ids"])
+	    assert o["usage"]["completion_tokens"] == 16
+	EOF
+done
+
+# 2. --task logits as JSON and as safetensors, for a decoder and an encoder.
+for fx in gpt2-tiny qwen3-tiny bert-tiny; do
+	python3 -c "
+import json
+r = json.load(open('$FX/$fx/reference.json'))
+for p in r['prompts']:
+    rec = {'ids': p['input_ids']}
+    if 'token_type_ids' in p:
+        rec['token_type_ids'] = p['token_type_ids']
+    print(json.dumps(rec))
+" >"$tmp/in"
+	expect "$fx --task logits" 0 '"logits":[[' \
+		"$run" -m "$FX/$fx" --jsonl --task logits &&
+	check "$fx --task logits" "$FX/$fx/reference.safetensors" <<-EOF
+	$pyhelpers
+	ref = st_read(sys.argv[2])
+	for i, line in enumerate(open(sys.argv[1])):
+	    o = json.loads(line)
+	    got = [x for row in o["logits"] for x in row]
+	    d = maxdiff(got, ref["prompt%d.logits" % i][1])
+	    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
+	EOF
+	expect "$fx --task logits -o" 0 '"shape":[' \
+		"$run" -m "$FX/$fx" --jsonl --task logits -o "$tmp/lg.safetensors" &&
+	check "$fx --task logits -o" "$FX/$fx/reference.safetensors" \
+		"$tmp/lg.safetensors" <<-EOF
+	$pyhelpers
+	ref = st_read(sys.argv[2])
+	got = st_read(sys.argv[3])
+	assert len(got) == 3, sorted(got)
+	for i in range(3):
+	    shape, data = got["logits.%d" % i]
+	    assert shape == ref["prompt%d.logits" % i][0], shape
+	    d = maxdiff(data, ref["prompt%d.logits" % i][1])
+	    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
+	EOF
+done
+
+# a single record gives a tensor named "logits"
+echo '{"ids":[5,6,7]}' >"$tmp/in"
+expect "one record -o" 0 '"record":0' \
+	"$run" -m "$FX/llama-tiny" --jsonl --task logits -o "$tmp/one.safetensors" &&
+check "one record -o" "$tmp/one.safetensors" <<-EOF
+$pyhelpers
+got = st_read(sys.argv[2])
+assert list(got) == ["logits"], list(got)
+assert got["logits"][0] == [3, 512], got["logits"][0]
+EOF
+
+# 3. --task embed: mean pooling of the encoders equals mean_pooled.
+for fx in bert-tiny roberta-tiny distilbert-tiny; do
+	python3 -c "
+import json
+r = json.load(open('$FX/$fx/reference.json'))
+for p in r['prompts']:
+    rec = {'ids': p['input_ids']}
+    if 'token_type_ids' in p:
+        rec['token_type_ids'] = p['token_type_ids']
+    print(json.dumps(rec))
+" >"$tmp/in"
+	expect "$fx --task embed" 0 '"embedding":[' \
+		"$run" -m "$FX/$fx" --jsonl --task embed &&
+	check "$fx --task embed" "$FX/$fx/reference.json" <<-EOF
+	$pyhelpers
+	ref = json.load(open(sys.argv[2]))
+	for i, line in enumerate(open(sys.argv[1])):
+	    e = json.loads(line)["embedding"]
+	    d = maxdiff(e, ref["prompts"][i]["mean_pooled"])
+	    assert d <= 1e-5, "prompt %d: max abs diff %g" % (i, d)
+	EOF
+done
+echo '{"ids":[2,10,20,30,3]}' >"$tmp/in"
+expect "embed --normalize" 0 '"embedding":[' \
+	"$run" -m "$FX/bert-tiny" --jsonl --task embed --normalize &&
+check "embed --normalize" <<-'EOF'
+import json, sys, math
+e = json.loads(open(sys.argv[1]).read())["embedding"]
+n = math.sqrt(sum(x * x for x in e))
+assert abs(n - 1) < 1e-5, n
+EOF
+
+# 4. stories260k: text in, llama.cpp's greedy text out.
+: >"$tmp/in"
+expect "stories260k -p" 0 '"finish_reason":"length"' \
+	"$run" -m "$MODELS/stories260k" -p "Once upon a time" -n 64 &&
+check "stories260k -p" "$MODELS/stories260k/reference.json" <<-'EOF'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+g = json.load(open(sys.argv[2]))["greedy"]
+assert o["text"] == g["output_text"], (o["text"], g["output_text"])
+assert o["ids"] == g["output_ids"]
+EOF
+printf 'Once upon a time\n' >"$tmp/in"
+expect "stories260k --stop" 0 '"text":", there was a little girl"' \
+	"$run" -m "$MODELS/stories260k" -n 64 --stop " named" &&
+check "stories260k --stop" <<-'EOF'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+assert o["text"] == ", there was a little girl", o["text"]
+assert o["finish_reason"] == "stop", o
+EOF
+printf '{"prompt":"Once upon a time"}\n{"prompt":"The cat"}\n' >"$tmp/in"
+expect "seeded sampling" 0 '"text"' \
+	"$run" -m "$MODELS/stories260k" --jsonl -n 24 --temperature 0.9 \
+	--top-p 0.9 --seed 7 --logprobs 2
+cp "$tmp/out" "$tmp/first"
+expect "seeded sampling again" 0 '"text"' \
+	"$run" -m "$MODELS/stories260k" --jsonl -n 24 --temperature 0.9 \
+	--top-p 0.9 --seed 7 --logprobs 2 --batch 2
+cases=$((cases + 1))
+cmp -s "$tmp/first" "$tmp/out" ||
+	python3 - "$tmp/first" "$tmp/out" <<-'EOF' || fail "same seed, batched: different output"
+	import json, sys
+	a = [json.loads(l) for l in open(sys.argv[1])]
+	b = [json.loads(l) for l in open(sys.argv[2])]
+	assert [x["ids"] for x in a] == [x["ids"] for x in b]
+	EOF
+python3 -c "
+import json, sys
+sys.stdout.write(json.load(open('$MODELS/stories260k/reference.json'))['prompts'][3]['text'])
+" >"$tmp/in"
+expect "perplexity" 0 '"perplexity":' \
+	"$run" -m "$MODELS/stories260k" --perplexity --ctx 64 --stride 32 &&
+check "perplexity" <<-'EOF'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+assert o["tokens"] == 158, o
+assert 1.0 < o["perplexity"] < 20.0, o
+EOF
+
+# 5. bad input: one line on stderr naming the culprit, exit 1.
+python3 -c "print('{\"ids\": [' + ','.join(['5'] * 600) + ']}')" >"$tmp/in"
+expect "prompt longer than the context" 1 "600 tokens does not fit" \
+	"$run" -m "$MODELS/stories260k" --jsonl -n 4
+printf '\n' >"$tmp/in"
+expect "empty prompt" 1 "empty prompt" "$run" -m "$MODELS/stories260k" -n 4
+printf 'ab\377cd\n' >"$tmp/in"
+expect "invalid UTF-8" 1 "invalid UTF-8 at byte 2" \
+	"$run" -m "$MODELS/stories260k" -n 4
+echo '{"ids":[5,6,512]}' >"$tmp/in"
+expect "out-of-range id" 1 '"ids"[2] is not a token id' \
+	"$run" -m "$FX/llama-tiny" --jsonl -n 4
+echo '{"ids":[5,-1]}' >"$tmp/in"
+expect "negative id" 1 '"ids"[1]' "$run" -m "$FX/llama-tiny" --jsonl -n 4
+echo '{"ids":[]}' >"$tmp/in"
+expect "empty ids" 1 'non-empty' "$run" -m "$FX/llama-tiny" --jsonl -n 4
+echo '{"ids":[5,6' >"$tmp/in"
+expect "malformed JSON" 1 'record 1' "$run" -m "$FX/llama-tiny" --jsonl -n 4
+echo 'hello' >"$tmp/in"
+expect "text without a tokenizer" 1 'no tokenizer.json' \
+	"$run" -m "$FX/llama-tiny" -n 4
+expect "encoder cannot generate" 1 'is an encoder' \
+	"$run" -m "$FX/bert-tiny" -p hi
+
+bad=$tmp/bad
+mkdir -p "$bad"
+cp -r "$FX/llama-tiny" "$bad/trunc"
+size=$(stat -c %s "$bad/trunc/model.safetensors")
+truncate -s $((size - 100)) "$bad/trunc/model.safetensors"
+echo '{"ids":[5]}' >"$tmp/in"
+expect "truncated safetensors" 1 "model.safetensors" \
+	"$run" -m "$bad/trunc" --jsonl -n 2
+cp -r "$FX/llama-tiny" "$bad/nokey"
+python3 - "$bad/nokey/config.json" <<-'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+del c["hidden_size"]
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+expect "config missing a key" 1 "hidden_size" \
+	"$run" -m "$bad/nokey" --jsonl -n 2
+cp -r "$FX/llama-tiny" "$bad/arch"
+sed -i 's/"model_type": "llama"/"model_type": "llamalike"/' "$bad/arch/config.json"
+expect "unknown model_type" 1 "model_type 'llamalike' is not supported" \
+	"$run" -m "$bad/arch" --jsonl -n 2
+cp -r "$FX/llama-tiny" "$bad/layers"
+sed -i 's/"num_hidden_layers": 2/"num_hidden_layers": 3/' "$bad/layers/config.json"
+expect "missing tensor" 1 "missing tensor 'model.layers.2." \
+	"$run" -m "$bad/layers" --jsonl -n 2
+cp -r "$FX/llama-tiny" "$bad/shape"
+sed -i 's/"intermediate_size": 128/"intermediate_size": 96/' "$bad/shape/config.json"
+expect "misshapen tensor" 1 "expected [96, 64]" \
+	"$run" -m "$bad/shape" --jsonl -n 2
+expect "missing model" 1 "$tmp/none" "$run" -m "$tmp/none" -p hi
+
+# 6. usage
+expect "help" 0 "usage: hf-run" "$run" -h
+expect "bad option" 2 "" "$run" -m "$FX/llama-tiny" --no-such-option
+expect "no model" 2 "" "$run" -p hi
+expect "dtype not built" 1 "only float32" "$run" -m "$FX/llama-tiny" --dtype bf16
+
+echo "run: $cases cases, $failed failed" >&2
+[ "$failed" = 0 ]
