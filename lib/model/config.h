@@ -60,9 +60,9 @@ struct hf_config {
 	int n_eos;
 
 	int64_t sliding_window;		/* 0: none */
-	int use_sliding_window;		/* default 1 if sliding_window set,
-					 * except qwen2/qwen3 (their key
-					 * defaults to false) */
+	/* default 1 if sliding_window is set, except for qwen2/qwen3
+	 * (their use_sliding_window defaults to false) */
+	int use_sliding_window;
 	int attention_bias;		/* default 0 */
 	const char *torch_dtype;	/* torch_dtype or dtype, or "" */
 

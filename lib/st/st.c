@@ -13,7 +13,7 @@
 
 struct hf_st {
 	char *path;
-	struct hf_map map;		/* zeroed when the caller owns the bytes */
+	struct hf_map map;	/* zeroed when the caller owns the bytes */
 	const unsigned char *base;
 	size_t size;
 	size_t hlen;			/* N */
@@ -21,8 +21,8 @@ struct hf_st {
 	struct hf_tensor *tensors;	/* file order */
 	const struct hf_tensor **by_name;
 	size_t nmeta;
-	char **meta;			/* key, value, key, value ... by key */
-	char *names;			/* all tensor names, NUL-separated */
+	char **meta;		/* key, value, key, value ... by key */
+	char *names;		/* all tensor names, NUL-separated */
 };
 
 /* A tensor while parsing: its header position and offsets. */
@@ -293,8 +293,8 @@ static int check_layout(struct hf_st *st, struct raw *r, size_t n,
 				r[i].begin, r[i].end, r[i].end - r[i].begin);
 		}
 		if (r[i].end > datalen)
-			return hf_err_set(err, HF_EFORMAT, "tensor '%s' ends at "
-				"byte %" PRIu64 ", past the end of '%s' (%zu "
+			return hf_err_set(err, HF_EFORMAT, "tensor '%s' ends "
+				"at byte %" PRIu64 ", past the end of '%s' (%zu "
 				"bytes)", name, 8 + st->hlen + r[i].end,
 				st->path, st->size);
 		start = r[i].end;
@@ -302,8 +302,8 @@ static int check_layout(struct hf_st *st, struct raw *r, size_t n,
 	}
 	if (start != datalen)
 		return hf_err_set(err, HF_EFORMAT, "'%s' has %" PRIu64
-			" byte(s) after the end of the last tensor%s%s%s (byte %"
-			PRIu64 " of %zu)", st->path, datalen - start,
+			" byte(s) after the end of the last tensor%s%s%s "
+			"(byte %" PRIu64 " of %zu)", st->path, datalen - start,
 			prev ? " '" : "", prev ? prev : "", prev ? "'" : "",
 			8 + st->hlen + start, st->size);
 	return 0;

@@ -40,11 +40,12 @@ expect() {
 	fi
 }
 
-# Independent reading of a safetensors file: tensor count, parameters,
-# tensor bytes (python3's json, not our parser).
+# Independent reading of a model (python3's json, not our parser):
+# tensor count, parameters, tensor bytes, architectures[0].
 st_facts() {
-	python3 - "$1" <<'EOF'
+	python3 - "$1/model.safetensors" "$1/config.json" <<'EOF'
 import json, struct, sys
+arch = json.load(open(sys.argv[2]))['architectures'][0]
 b = open(sys.argv[1], 'rb').read()
 n = struct.unpack('<Q', b[:8])[0]
 h = json.loads(b[8:8 + n])
@@ -55,7 +56,7 @@ for t in h.values():
     for d in t['shape']:
         p *= d
     params += p
-print(len(h), params, len(b) - 8 - n)
+print(len(h), params, len(b) - 8 - n, arch)
 EOF
 }
 
@@ -67,8 +68,7 @@ done
 
 for d in "${models[@]}"; do
 	name=$(basename "$d")
-	arch=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["architectures"][0])' "$d/config.json")
-	read -r ntensors params tbytes < <(st_facts "$d/model.safetensors")
+	read -r ntensors params tbytes arch < <(st_facts "$d")
 	expect "$name summary" 0 "$arch" "$inspect" "$d"
 	grep -qF "parameters    $params " "$tmp/out" ||
 		fail "$name: parameters $params not in summary"
