@@ -151,8 +151,9 @@ int cmd_pull(int argc, char **argv)
 			nfetch += !f->cached;
 		}
 		if (!opts.quiet)
-			fprintf(stderr, "%s: %zu files, %zu to fetch (%llu bytes), "
-				"commit %s\n", prog, p->nfiles, nfetch,
+			fprintf(stderr, "%s: %zu file%s, %zu to fetch (%llu bytes), "
+				"commit %s\n", prog, p->nfiles,
+				p->nfiles == 1 ? "" : "s", nfetch,
 				(unsigned long long)p->bytes, p->commit);
 		rc = finish_stdout(prog);
 		goto out;

@@ -681,8 +681,13 @@ int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 	if (!todo)
 		goto out;
 	pthread_mutex_init(&f.mu, NULL);
-	hf_progress_init(&f.bar, p->nfiles == 1 ? "Fetching 1 file" :
-			 "Fetching files", p->bytes, 1);
+	{
+		char label[64];
+
+		snprintf(label, sizeof(label), "Fetching %zu file%s", todo,
+			 todo == 1 ? "" : "s");
+		hf_progress_init(&f.bar, label, p->bytes, 1);
+	}
 	if (h->quiet)
 		f.bar.enabled = 0;
 	n = h->jobs < (int)todo ? h->jobs : (int)todo;

@@ -413,8 +413,9 @@ int hub_error(struct hf_err *err, const struct hf_hub *h,
 			  rs->status, host, msg[0] ? ": " : "", msg);
 }
 
-int hub_get_json(struct hf_hub *h, CURL *c, const char *url, json_t **out,
-		 struct hub_resp *rs, int *attempts, struct hf_err *err)
+int hub_get_json(struct hf_hub *h, CURL *c, const char *url, int retries,
+		 json_t **out, struct hub_resp *rs, int *attempts,
+		 struct hf_err *err)
 {
 	json_error_t je;
 	int attempt = 0;
@@ -425,7 +426,7 @@ int hub_get_json(struct hf_hub *h, CURL *c, const char *url, json_t **out,
 		attempt++;
 		if (rs->curl == CURLE_OK && rs->status >= 200 && rs->status < 300)
 			break;
-		if (!hub_retryable(rs) || attempt > h->retries) {
+		if (!hub_retryable(rs) || attempt > retries) {
 			*attempts = attempt;
 			return HF_ENET;	/* the caller classifies rs */
 		}

@@ -633,7 +633,22 @@ int hf_hub_plan(struct hf_hub_plan **out, struct hf_hub *h,
 		goto nomem;
 	if (!(c = hub_curl_new()))
 		goto nomem;
-	rc = hub_get_json(h, c, url, &info, &rs, &attempts, err);
+	/* With the revision cached, a failure falls back to it at once, as
+	 * huggingface_hub does; without, transient failures are retried. */
+	{
+		char *cached = hf_hub_is_commit(p->revision) ?
+			       strdup(p->revision) : hub_read_ref(repo_dir, p->revision);
+		char *sd = NULL;
+		int have = 0;
+
+		if (cached && asprintf(&sd, "%s/snapshots/%s", repo_dir, cached) >= 0) {
+			have = hf_dir_exists(sd);
+			free(sd);
+		}
+		free(cached);
+		rc = hub_get_json(h, c, url, have && !req->local_dir ? 0 : h->retries,
+				  &info, &rs, &attempts, err);
+	}
 	if (rc == HF_ENET) {
 		struct hf_err net;
 

@@ -106,9 +106,11 @@ void hub_sleep(double seconds);
 int hub_error(struct hf_err *err, const struct hf_hub *h,
 	      const struct hub_resp *rs, const char *url, const char *repo,
 	      const char *rev, const char *file, int attempts);
-/* GET url and parse the JSON answer, retrying transient failures. */
-int hub_get_json(struct hf_hub *h, CURL *c, const char *url, json_t **out,
-		 struct hub_resp *rs, int *attempts, struct hf_err *err);
+/* GET url and parse the JSON answer, retrying transient failures up to
+ * retries times. HF_ENET: the request failed, rs says how (hub_error). */
+int hub_get_json(struct hf_hub *h, CURL *c, const char *url, int retries,
+		 json_t **out, struct hub_resp *rs, int *attempts,
+		 struct hf_err *err);
 CURL *hub_curl_new(void);
 
 /* --- cache.c ----------------------------------------------------------- */

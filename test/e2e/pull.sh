@@ -234,7 +234,7 @@ check "gated repo with access (--token)" "$?" 0
 reset
 ctl_set '{"faults": [{"kind": "status", "code": 429, "retry_after": 1, "match": "/api/", "count": 1}]}'
 t0=$(date +%s.%N)
-"$pull" tiny/gpt2 --dry-run >/dev/null 2>"$work/err"
+"$pull" tiny/ptonly --dry-run >/dev/null 2>"$work/err"
 check "one 429 is retried" "$?" 0
 t1=$(date +%s.%N)
 check "Retry-After is honoured" "$(python3 -c "print($t1 - $t0 >= 1.0)")" True
@@ -257,7 +257,7 @@ check "offline makes no request" "$($ctl "$port" requests | wc -l)" 0
 HF_HUB_OFFLINE=yes "$pull" tiny/gpt2 pytorch_model.bin 2>"$work/err" >/dev/null
 contains "offline with a file not cached" "$work/err" \
 	"file 'pytorch_model.bin' not found in 'tiny/gpt2' at revision 'main' of the cache"
-out=$(HF_ENDPOINT=http://127.0.0.1:1 HF_HUB_RETRIES=0 "$pull" tiny/gpt2 2>"$work/err")
+out=$(HF_ENDPOINT=http://127.0.0.1:1 timeout 5 "$pull" tiny/gpt2 2>"$work/err")
 check "Hub unreachable: the cached snapshot" "$out" "$snap"
 contains "Hub unreachable: a warning" "$work/err" "using the cached snapshot"
 HF_ENDPOINT=http://127.0.0.1:1 HF_HUB_RETRIES=0 "$pull" tiny/big 2>"$work/err" >/dev/null
