@@ -8,7 +8,9 @@ set -u
 BIN=${HF_BIN:-build/tools}
 FX=${HF_FIXTURES:-test/fixtures}/models
 MODELS=${HF_MODELS:-models}
-run=$BIN/hf-run
+run=$(cd "$BIN" && pwd)/hf-run
+FX=$(cd "$FX" && pwd)
+MODELS=$(cd "$MODELS" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 failed=0
@@ -287,7 +289,36 @@ expect "misshapen tensor" 1 "expected [96, 64]" \
 	"$run" -m "$bad/shape" --jsonl -n 2
 expect "missing model" 1 "$tmp/none" "$run" -m "$tmp/none" -p hi
 
-# 6. usage
+# 6. the EXAMPLES of man/hf-run.1, as written there (models/ is linked
+# into a scratch directory, where the outputs go).
+mkdir -p "$tmp/ex"
+ln -s "$MODELS" "$tmp/ex/models"
+(
+	cd "$tmp/ex" || exit 1
+	python3 -c "
+import json, sys
+sys.stdout.write(json.load(open('models/stories260k/reference.json'))['prompts'][3]['text'])
+" >story.txt
+	: >"$tmp/in"
+	expect "man example greedy" 0 ', there was a little girl named Lily' \
+		"$run" -m models/stories260k -p "Once upon a time" -n 64 --temperature 0
+	echo '{"ids": [1, 403, 407, 261, 378]}' >"$tmp/in"
+	expect "man example logits" 0 '"shape":[5,512]' \
+		"$run" -m models/stories260k --jsonl --task logits -o logits.safetensors
+	[ -s logits.safetensors ] || fail "man example logits: no logits.safetensors"
+	printf 'Once upon a time\n The cat\n' >"$tmp/in"
+	expect "man example batch" 0 '"finish_reason"' \
+		"$run" -m models/stories260k -n 32 --temperature 0.8 --top-p 0.9 \
+		--seed 7 --batch 2
+	[ "$(wc -l <"$tmp/out")" = 2 ] || fail "man example batch: want 2 records"
+	cp story.txt "$tmp/in"
+	expect "man example perplexity" 0 '"perplexity":' \
+		"$run" -m models/stories260k --perplexity --ctx 128 --stride 64
+	exit "$failed"
+) || failed=$((failed + 1))
+cases=$((cases + 4))
+
+# 7. usage
 expect "help" 0 "usage: hf-run" "$run" -h
 expect "bad option" 2 "" "$run" -m "$FX/llama-tiny" --no-such-option
 expect "no model" 2 "" "$run" -p hi
