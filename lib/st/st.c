@@ -341,9 +341,9 @@ static int parse(struct hf_st *st, struct hf_err *err)
 	if (!hf_utf8_valid((const char *)b + 8, st->hlen, &bad))
 		return hf_err_set(err, HF_EUTF8, "'%s': header is not valid "
 				  "UTF-8 at byte %zu", st->path, 8 + bad);
-	if (st->hlen == 0 || b[8] != '{')
-		return hf_err_set(err, HF_EFORMAT, "'%s': header does not "
-				  "start with '{' at byte 8", st->path);
+	/* The format says the header starts with '{', but the reference
+	 * reader leaves that check out (serde_json skips whitespace): a
+	 * non-object is caught below. */
 	root = json_loadb((const char *)b + 8, st->hlen,
 			  JSON_REJECT_DUPLICATES, &je);
 	if (!root) {

@@ -179,8 +179,14 @@ edit "$d/model.safetensors" '"BF16"' '"BF17"'
 expect "unknown dtype" 1 "unknown dtype 'BF17'" "$inspect" "$d"
 
 d=$(corrupt nonobject)
-edit "$d/model.safetensors" '{"__metadata__"' '["__metadata__"'
-expect "non-object JSON" 1 "does not start with '{'" "$inspect" "$d"
+python3 - "$d/model.safetensors" <<'EOF'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+n = struct.unpack('<Q', b[:8])[0]
+b[8:8 + n] = b'["__metadata__"]'.ljust(n)
+open(sys.argv[1], 'wb').write(b)
+EOF
+expect "non-object JSON" 1 "header is not a JSON object" "$inspect" "$d"
 
 d=$(corrupt badjson)
 edit "$d/model.safetensors" '"shape":[512,64]' '"shape":[512,64}'

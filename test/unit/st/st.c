@@ -168,6 +168,17 @@ static void test_accepts_empty_header_object(void **state)
 	hf_st_free(st);
 }
 
+/* serde_json skips leading whitespace, and so does the reference. */
+static void test_accepts_leading_whitespace(void **state)
+{
+	struct hf_st *st;
+
+	write_file(" \n\t{}   ", 0);
+	st = expect_ok();
+	assert_int_equal(hf_st_count(st), 0);
+	hf_st_free(st);
+}
+
 static void test_rejects_file_shorter_than_8_bytes(void **state)
 {
 	FILE *f = fopen(path, "wb");
@@ -268,7 +279,11 @@ static void test_rejects_lowercase_dtype(void **state)
 static void test_rejects_non_object_json(void **state)
 {
 	write_file("[1, 2, 3]", 0);
-	expect_error(HF_EFORMAT, "header does not start with '{'", NULL);
+	expect_error(HF_EFORMAT, "header is not a JSON object", NULL);
+	write_file("\"abc\"", 0);
+	expect_error(HF_EFORMAT, "not valid JSON", NULL);
+	write_file("", 0);
+	expect_error(HF_EFORMAT, "not valid JSON at byte 8", NULL);
 	write_file("{\"a\": [1, 2", 0);
 	expect_error(HF_EFORMAT, "not valid JSON", NULL);
 }
@@ -450,6 +465,7 @@ int main(void)
 		cmocka_unit_test(test_iteration_is_in_data_order),
 		cmocka_unit_test(test_accepts_padding_empty_tensors_and_metadata),
 		cmocka_unit_test(test_accepts_empty_header_object),
+		cmocka_unit_test(test_accepts_leading_whitespace),
 		cmocka_unit_test(test_rejects_file_shorter_than_8_bytes),
 		cmocka_unit_test(test_rejects_header_length_past_the_end),
 		cmocka_unit_test(test_rejects_header_over_100mb),
