@@ -48,8 +48,13 @@ static void reset_headers(struct hub_resp *rs)
 static size_t on_header(char *buf, size_t size, size_t nitems, void *ctx)
 {
 	struct xfer *x = ctx;
-	struct hub_resp *rs = x->rs;
-	size_t n = size * nitems;
+
+	hub_header_line(x->rs, buf, size * nitems);
+	return size * nitems;
+}
+
+void hub_header_line(struct hub_resp *rs, const char *buf, size_t n)
+{
 	const char *colon = memchr(buf, ':', n);
 	size_t klen;
 	const char *v;
@@ -59,10 +64,10 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ctx)
 	if (n >= 5 && !strncmp(buf, "HTTP/", 5)) {
 		/* a new response (after a 100 Continue): forget the last */
 		reset_headers(rs);
-		return n;
+		return;
 	}
 	if (!colon)
-		return n;
+		return;
 	klen = (size_t)(colon - buf);
 	v = colon + 1;
 	vlen = n - klen - 1;
@@ -102,7 +107,6 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ctx)
 		}
 	}
 #undef IS
-	return n;
 }
 
 static int append_body(struct hub_resp *rs, const char *buf, size_t n,

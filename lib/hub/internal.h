@@ -88,6 +88,9 @@ struct hub_sink {
 	void *ctx;
 };
 
+/* Take one raw header line ("Name: value\r\n", or a status line, which
+ * forgets the headers of an earlier response) into rs. */
+void hub_header_line(struct hub_resp *rs, const char *buf, size_t n);
 /* One request, no retry, redirects not followed. range_from > 0 asks
  * "Range: bytes=<range_from>-". The token goes only to the endpoint's
  * origin. sink NULL collects the body in rs->body. Fills rs (freed with

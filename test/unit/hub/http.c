@@ -153,6 +153,57 @@ static void test_429_waits_what_the_server_asks(void **state)
 	}
 }
 
+static void feed(struct hub_resp *rs, const char *line)
+{
+	hub_header_line(rs, line, strlen(line));
+}
+
+static void test_header_lines_of_an_lfs_head(void **state)
+{
+	struct hub_resp rs;
+
+	memset(&rs, 0, sizeof(rs));
+	feed(&rs, "HTTP/1.1 302 Found\r\n");
+	assert_int_equal(rs.linked_size, -1);
+	feed(&rs, "x-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\n");
+	feed(&rs, "ETag: \"4e41703eb133c04d64979d4a11d48e0530b4b49a\"\r\n");
+	feed(&rs, "X-Linked-ETag:   \"b8da20a9\"  \r\n");
+	feed(&rs, "X-LINKED-SIZE: 632240\r\n");
+	feed(&rs, "Content-Length: 0\r\n");
+	feed(&rs, "Location: https://cdn.test/x?sig=a:b\r\n");
+	feed(&rs, "X-Error-Message: a: colon inside\r\n");
+	feed(&rs, "\r\n");
+	assert_string_equal(rs.commit, "0123456789abcdef0123456789abcdef01234567");
+	assert_string_equal(rs.etag, "\"4e41703eb133c04d64979d4a11d48e0530b4b49a\"");
+	assert_string_equal(rs.linked_etag, "\"b8da20a9\"");
+	assert_int_equal(rs.linked_size, 632240);
+	assert_int_equal(rs.length, 0);
+	assert_string_equal(rs.location, "https://cdn.test/x?sig=a:b");
+	assert_string_equal(rs.error_msg, "a: colon inside");
+	/* the next response of the same transfer starts clean */
+	feed(&rs, "HTTP/1.1 200 OK\r\n");
+	assert_string_equal(rs.commit, "");
+	assert_string_equal(rs.location, "");
+	assert_int_equal(rs.linked_size, -1);
+}
+
+static void test_bad_sizes_are_ignored(void **state)
+{
+	struct hub_resp rs;
+
+	memset(&rs, 0, sizeof(rs));
+	feed(&rs, "HTTP/1.1 200 OK\r\n");
+	feed(&rs, "Content-Length: 12abc\r\n");
+	feed(&rs, "X-Linked-Size: -5\r\n");
+	assert_int_equal(rs.length, -1);
+	assert_int_equal(rs.linked_size, -1);
+	feed(&rs, "Content-Range: bytes 5-9/10\r\n");
+	feed(&rs, "Retry-After: 30\r\n");
+	feed(&rs, "RateLimit: \"api\";r=0;t=55\r\n");
+	assert_string_equal(rs.content_range, "bytes 5-9/10");
+	assert_true(hf_hub_retry_after(rs.retry_after, rs.ratelimit) == 55.0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +214,8 @@ int main(void)
 		cmocka_unit_test(test_connection_errors),
 		cmocka_unit_test(test_what_is_retried),
 		cmocka_unit_test(test_429_waits_what_the_server_asks),
+		cmocka_unit_test(test_header_lines_of_an_lfs_head),
+		cmocka_unit_test(test_bad_sizes_are_ignored),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
