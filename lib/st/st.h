@@ -119,9 +119,10 @@ void hf_st_writer_free(struct hf_st_writer *w);	/* NULL is fine */
 int hf_st_writer_meta(struct hf_st_writer *w, const char *key,
 		      const char *value, struct hf_err *err);
 
-/* Add a tensor whose nbytes bytes are at data (borrowed: it must stay
- * valid until the write ends). nbytes must equal numel * bits / 8.
- * The name is copied; a name given twice is an error. */
+/* Add a tensor whose numel * bits / 8 bytes are at data (borrowed: they
+ * must stay valid until the write ends). The name is copied; a name given
+ * twice is an error, and so (when writing) are two tensors whose bytes
+ * overlap in memory, as the reference's save_file refuses shared storage. */
 int hf_st_writer_add(struct hf_st_writer *w, const char *name,
 		     enum hf_dtype dtype, int ndim, const int64_t *shape,
 		     const void *data, struct hf_err *err);

@@ -275,14 +275,53 @@ static int cmp_meta(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int cmp_data(const void *a, const void *b)
+{
+	const struct wtensor *x = *(struct wtensor *const *)a;
+	const struct wtensor *y = *(struct wtensor *const *)b;
+	uintptr_t p = (uintptr_t)x->data, q = (uintptr_t)y->data;
+
+	return (p > q) - (p < q);
+}
+
+/* Like save_file in the reference, refuse two tensors whose bytes
+ * overlap in memory: a reader would get two copies of shared storage. */
+static int check_shared(struct hf_st_writer *w, struct hf_err *err)
+{
+	struct wtensor **v = calloc(w->n + 1, sizeof(*v));
+	size_t n = 0;
+	int rc = 0;
+
+	if (!v)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	for (size_t i = 0; i < w->n; i++)
+		if (w->t[i].data && w->t[i].nbytes)
+			v[n++] = &w->t[i];
+	qsort(v, n, sizeof(*v), cmp_data);
+	for (size_t i = 1; i < n; i++)
+		if ((uintptr_t)v[i]->data < (uintptr_t)v[i - 1]->data +
+		    v[i - 1]->nbytes) {
+			rc = hf_err_set(err, HF_EINVAL, "tensors '%s' and '%s' "
+					"share memory; save one of them",
+					v[i - 1]->name, v[i]->name);
+			break;
+		}
+	free(v);
+	return rc;
+}
+
 static int prepare(struct hf_st_writer *w, struct hf_err *err)
 {
 	struct sbuf b = { 0 };
 	uint64_t off = 0;
 	char num[64];
 
+	int rc;
+
 	if (w->header)
 		return 0;
+	if ((rc = check_shared(w, err)))
+		return rc;
 	w->order = calloc(w->n + 1, sizeof(*w->order));
 	if (!w->order)
 		return hf_err_set(err, HF_ENOMEM, "out of memory");

@@ -137,15 +137,15 @@ static void test_orders_by_alignment_then_name_with_format_first(void **state)
 
 	assert_int_equal(hf_st_writer_add(w, "z", HF_DTYPE_U8, 1, &two, bytes,
 					  &err), 0);
-	assert_int_equal(hf_st_writer_add(w, "c", HF_DTYPE_F32, 1, &one, bytes,
+	assert_int_equal(hf_st_writer_add(w, "c", HF_DTYPE_F32, 1, &one, bytes + 8,
 					  &err), 0);
 	assert_int_equal(hf_st_writer_add(w, "a.x", HF_DTYPE_BF16, 1, &one,
-					  bytes, &err), 0);
-	assert_int_equal(hf_st_writer_add(w, "a", HF_DTYPE_F32, 1, &two, bytes,
+					  bytes + 16, &err), 0);
+	assert_int_equal(hf_st_writer_add(w, "a", HF_DTYPE_F32, 1, &two, bytes + 24,
 					  &err), 0);
 	assert_int_equal(hf_st_writer_add(w, "q\"\n\x01", HF_DTYPE_BOOL, 0,
-					  NULL, bytes, &err), 0);
-	assert_int_equal(hf_st_writer_add(w, "b", HF_DTYPE_I64, 1, &one, bytes,
+					  NULL, bytes + 40, &err), 0);
+	assert_int_equal(hf_st_writer_add(w, "b", HF_DTYPE_I64, 1, &one, bytes + 48,
 					  &err), 0);
 	write_ok(w, p);
 	hf_st_writer_free(w);
@@ -343,6 +343,27 @@ static void test_rejects_bad_tensors(void **state)
 	hf_st_writer_free(NULL);
 }
 
+static void test_refuses_shared_memory(void **state)
+{
+	static const float d[8];
+	const int64_t four = 4, two = 2;
+	struct hf_err err = { 0 };
+	struct hf_st_writer *w = writer();
+	char *p = tmp("shared.safetensors");
+
+	assert_int_equal(hf_st_writer_add(w, "a", HF_DTYPE_F32, 1, &four, d,
+					  &err), 0);
+	assert_int_equal(hf_st_writer_add(w, "b", HF_DTYPE_F32, 1, &two, d + 4,
+					  &err), 0);
+	write_ok(w, p);		/* adjacent is fine */
+	assert_int_equal(hf_st_writer_add(w, "tied", HF_DTYPE_F32, 1, &two,
+					  d + 3, &err), 0);
+	assert_int_equal(hf_st_writer_write(w, p, &err), HF_EINVAL);
+	assert_non_null(strstr(err.msg, "'a' and 'tied' share memory"));
+	hf_st_writer_free(w);
+	free(p);
+}
+
 /* Re-writing a fixture gives a file with the same tensors and bytes. */
 static void test_rewrites_fixture_losslessly(void **state)
 {
@@ -394,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_failure_leaves_no_file),
 		cmocka_unit_test(test_writes_through_a_pipe),
 		cmocka_unit_test(test_rejects_bad_tensors),
+		cmocka_unit_test(test_refuses_shared_memory),
 		cmocka_unit_test(test_rewrites_fixture_losslessly),
 	};
 
