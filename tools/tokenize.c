@@ -258,6 +258,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 	char *buf = NULL;
 	size_t bcap = 0, no = 0, n = 0;
 	int rc = 0, eof = 0, any_pair = 0;
+	struct hf_tok_ctx *ctxs[64] = { 0 };
 
 	if (!in || !enc || !lineno) {
 		rc = die(prog, "out of memory");
@@ -267,6 +268,11 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 		rc = die_err(prog, &err);
 		goto done;
 	}
+	for (int i = 0; i < hf_pool_size(pool); i++)
+		if (hf_tok_ctx_create(&ctxs[i], t, &err)) {
+			rc = die_err(prog, &err);
+			goto done;
+		}
 	if (op->truncate) {
 		trunc.max_length = (size_t)op->max_length;
 		trunc.strategy = HF_TOK_TRUNC_LONGEST_FIRST;
@@ -365,7 +371,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 			eof = 1;
 		if (!n)
 			break;
-		if (hf_tok_encode_batch(t, pool, in, n, !op->no_special,
+		if (hf_tok_encode_batch(t, pool, ctxs, in, n, !op->no_special,
 					op->truncate ? &trunc : NULL, op->pad ? &pad : NULL,
 					enc, &err)) {
 			rc = die(prog, "stdin line %zu and after: %s", lineno[0], err.msg);
@@ -402,6 +408,8 @@ done:
 	free(lineno);
 	free(buf);
 	free(o.s);
+	for (int i = 0; i < 64; i++)
+		hf_tok_ctx_free(ctxs[i]);
 	hf_pool_free(pool);
 	return rc;
 }

@@ -736,6 +736,7 @@ int hf_tok_pad(const struct hf_tok *t, struct hf_tok_encoding *encs, size_t n,
 
 struct batch_job {
 	const struct hf_tok *t;
+	struct hf_tok_ctx **ctxs;
 	const struct hf_tok_input *in;
 	size_t n;
 	int add_special;
@@ -753,7 +754,9 @@ static void batch_run(void *arg, int ith, int nth)
 	size_t b, e;
 
 	hf_pool_split(j->n, ith, nth, &b, &e);
-	if (hf_tok_ctx_create(&c, j->t, &j->err[ith])) {
+	if (j->ctxs)
+		c = j->ctxs[ith];
+	else if (hf_tok_ctx_create(&c, j->t, &j->err[ith])) {
 		j->rc[ith] = j->err[ith].code;
 		return;
 	}
@@ -769,10 +772,12 @@ static void batch_run(void *arg, int ith, int nth)
 			break;
 		}
 	}
-	hf_tok_ctx_free(c);
+	if (!j->ctxs)
+		hf_tok_ctx_free(c);
 }
 
 int hf_tok_encode_batch(const struct hf_tok *t, struct hf_pool *pool,
+			struct hf_tok_ctx **ctxs,
 			const struct hf_tok_input *in, size_t n,
 			int add_special, const struct hf_tok_trunc *trunc,
 			const struct hf_tok_pad *pad,
@@ -787,6 +792,7 @@ int hf_tok_encode_batch(const struct hf_tok *t, struct hf_pool *pool,
 	if (!j)
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	j->t = t;
+	j->ctxs = ctxs;
 	j->in = in;
 	j->n = n;
 	j->add_special = add_special;

@@ -114,8 +114,12 @@ struct hf_tok_input {
 };
 
 /* Encode n inputs across pool's threads (pool may be NULL), then pad if
- * pad is enabled. outs[n] are (re)filled. On error, err names the index. */
+ * pad is enabled. outs[n] are (re)filled. On error, err names the index.
+ * ctxs: hf_pool_size(pool) contexts of t, one per thread, that the caller
+ * keeps between calls so their word caches stay warm; NULL makes
+ * temporary ones. */
 int hf_tok_encode_batch(const struct hf_tok *t, struct hf_pool *pool,
+			struct hf_tok_ctx **ctxs,
 			const struct hf_tok_input *in, size_t n,
 			int add_special, const struct hf_tok_trunc *trunc,
 			const struct hf_tok_pad *pad,

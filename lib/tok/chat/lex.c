@@ -423,7 +423,8 @@ static int lex_raw(struct lexer *lx, size_t textstart, size_t tagpos,
 		lx->pos = k + e;
 		return 1;
 	}
-	return fail(lx, "missing end of raw directive");
+	fail(lx, "missing end of raw directive");
+	return -1;
 }
 
 int jj_lex(struct jtoks *out, const char *src, size_t len,

@@ -223,7 +223,7 @@ static void run_lines(const char *name, const char *file, struct hf_tok *t,
 				pad.pad_type_id = (uint32_t)json_integer_value(json_object_get(pd, "pad_type_id"));
 				pad.pad_token = json_string_value(json_object_get(pd, "pad_token"));
 			}
-			if (hf_tok_encode_batch(t, NULL, inp, k,
+			if (hf_tok_encode_batch(t, NULL, NULL, inp, k,
 						json_is_true(json_object_get(g, "add_special_tokens")),
 						&trunc, &pad, outs, &err)) {
 				say(name, ln, "batch", "%s", err.msg);
