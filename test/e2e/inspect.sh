@@ -234,5 +234,47 @@ d=$(corrupt reference)
 truncate -s 100 "$d/reference.safetensors"
 expect "broken extra safetensors" 1 "reference.safetensors" "$inspect" --validate "$d"
 
+# A sharded copy of llama-tiny, split by python3 (not by hf): one name
+# space over both shards, and an index naming a tensor a shard lacks.
+shard() {
+	python3 - "$src" "$1" <<'EOF'
+import json, os, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst)
+for f in ('config.json', 'generation_config.json'):
+    open(os.path.join(dst, f), 'wb').write(open(os.path.join(src, f), 'rb').read())
+b = open(os.path.join(src, 'model.safetensors'), 'rb').read()
+n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n]); h.pop('__metadata__')
+names = sorted(h)
+parts = [names[:len(names) // 2], names[len(names) // 2:]]
+wm = {}
+for i, part in enumerate(parts):
+    fn = 'model-%05d-of-%05d.safetensors' % (i + 1, len(parts))
+    hdr, data, off = {'__metadata__': {'format': 'pt'}}, b'', 0
+    for k in part:
+        s, e = h[k]['data_offsets']
+        hdr[k] = {'dtype': h[k]['dtype'], 'shape': h[k]['shape'], 'data_offsets': [off, off + e - s]}
+        data += b[8 + n + s:8 + n + e]; off += e - s; wm[k] = fn
+    js = json.dumps(hdr).encode(); js += b' ' * (-len(js) % 8)
+    open(os.path.join(dst, fn), 'wb').write(struct.pack('<Q', len(js)) + js + data)
+json.dump({'metadata': {'total_size': len(b) - 8 - n}, 'weight_map': wm},
+          open(os.path.join(dst, 'model.safetensors.index.json'), 'w'))
+EOF
+}
+read -r ntensors params tbytes arch < <(st_facts "$src")
+shard "$tmp/sharded"
+expect "sharded summary" 0 "parameters    $params " "$inspect" "$tmp/sharded"
+grep -qF "model-00002-of-00002.safetensors" "$tmp/out" || fail "sharded: second shard not listed"
+grep -qF "tensors       $ntensors" "$tmp/out" || fail "sharded: want $ntensors tensors"
+expect "sharded validate" 0 "ok  weights: $ntensors tensors in 2 files" "$inspect" --validate "$tmp/sharded"
+expect "sharded index path" 0 "tensors       $ntensors" "$inspect" "$tmp/sharded/model.safetensors.index.json"
+shard "$tmp/badindex"
+edit "$tmp/badindex/model.safetensors.index.json" '"model.norm.weight": "model-00002-of-00002' '"model.norm.weight": "model-00001-of-00002'
+expect "index names a missing tensor" 1 "maps tensor 'model.norm.weight' to 'model-00001-of-00002.safetensors', which does not hold it" "$inspect" "$tmp/badindex"
+shard "$tmp/lostshard"
+rm "$tmp/lostshard/model-00001-of-00002.safetensors"
+expect "missing shard" 1 "model-00001-of-00002.safetensors" "$inspect" --validate "$tmp/lostshard"
+
 echo "inspect: $cases cases, $failed failed" >&2
 [ "$failed" = 0 ]
