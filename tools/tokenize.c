@@ -71,9 +71,13 @@ static void puts_(struct out *o, const char *s)
 static void putu(struct out *o, unsigned long v)
 {
 	char b[24];
-	int n = snprintf(b, sizeof(b), "%lu", v);
+	int n = 24;
 
-	put(o, b, (size_t)n);
+	do {
+		b[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(o, b + n, (size_t)(24 - n));
 }
 
 /* A JSON string; s is valid UTF-8, passed through unescaped. */

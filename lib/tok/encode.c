@@ -562,6 +562,14 @@ static int post_process(const struct hf_tok *t, struct hf_tok_encoding *a,
 
 	post_trims(t->post, a, b);
 	enc_reset(out);
+	if (!q && !b) {
+		/* nothing to add: hand a's buffers over (a is scratch) */
+		struct hf_tok_encoding x = *out;
+
+		*out = *a;
+		*a = x;
+		return 0;
+	}
 	if (!q || (!add_special && (q->type == PP_BERT || q->type == PP_ROBERTA))) {
 		if (append_seq(out, a, 0) || (b && append_seq(out, b, 1)))
 			return -1;

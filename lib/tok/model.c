@@ -48,6 +48,95 @@ static int vocab_get(const struct model *m, const char *s, size_t n, uint32_t *i
 	return tok_smap_get(&m->v.map, s, n, id);
 }
 
+/* ---- BPE merge loop with a min-heap of (rank, position) ---- */
+
+struct hent {
+	uint32_t rank;
+	int32_t pos;
+};
+
+static int hless(struct hent a, struct hent b)
+{
+	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
+}
+
+static _Thread_local struct hent *heap_v;
+static _Thread_local size_t heap_cap;
+
+static int bpe_heap(const struct model *m, struct tok_ws *ws, size_t ns)
+{
+	uint32_t *sid = ws->sym_id, *slen_ = ws->sym_len;
+	int32_t *next = ws->sym_next, *prev = ws->sym_prev;
+	size_t hn = 0;
+
+	if (heap_cap < ns * 3 + 8) {
+		struct hent *h = realloc(heap_v, (ns * 3 + 8) * sizeof(*h));
+
+		if (!h)
+			return -1;
+		heap_v = h;
+		heap_cap = ns * 3 + 8;
+	}
+#define HPUSH(R, P) do {							\
+		struct hent e_ = { (R), (P) };					\
+		size_t k_ = hn++;						\
+		if (hn > heap_cap) {						\
+			struct hent *h_ = realloc(heap_v, heap_cap * 2 * sizeof(*h_)); \
+			if (!h_)						\
+				return -1;					\
+			heap_v = h_;						\
+			heap_cap *= 2;						\
+		}								\
+		while (k_ > 0 && hless(e_, heap_v[(k_ - 1) / 2])) {		\
+			heap_v[k_] = heap_v[(k_ - 1) / 2];			\
+			k_ = (k_ - 1) / 2;					\
+		}								\
+		heap_v[k_] = e_;						\
+	} while (0)
+	for (size_t i = 0; i < ns; i++)
+		if (ws->sym_rank[i] != NONE)
+			HPUSH(ws->sym_rank[i], (int32_t)i);
+	/* sym_len 0 marks a merged-away symbol */
+	while (hn) {
+		struct hent top = heap_v[0], last = heap_v[--hn];
+		size_t k = 0;
+		uint32_t r, nid;
+		int32_t i = top.pos, j;
+
+		/* sift last down from the root */
+		for (;;) {
+			size_t c = 2 * k + 1;
+
+			if (c >= hn)
+				break;
+			if (c + 1 < hn && hless(heap_v[c + 1], heap_v[c]))
+				c++;
+			if (!hless(heap_v[c], last))
+				break;
+			heap_v[k] = heap_v[c];
+			k = c;
+		}
+		if (hn)
+			heap_v[k] = last;
+		if (!slen_[i] || (j = next[i]) < 0)
+			continue;
+		if (!tok_pmap_get(&m->merges, sid[i], sid[j], &r, &nid) || r != top.rank)
+			continue;
+		sid[i] = nid;
+		slen_[i] += slen_[j];
+		slen_[j] = 0;
+		next[i] = next[j];
+		if (next[j] >= 0)
+			prev[next[j]] = i;
+		if (prev[i] >= 0 && tok_pmap_get(&m->merges, sid[prev[i]], sid[i], &r, &nid))
+			HPUSH(r, prev[i]);
+		if (next[i] >= 0 && tok_pmap_get(&m->merges, sid[i], sid[next[i]], &r, &nid))
+			HPUSH(r, i);
+	}
+#undef HPUSH
+	return 0;
+}
+
 /* ---- BPE (models/bpe/model.rs merge_word + word.rs merge_all) ---- */
 
 static int bpe_word(const struct model *m, struct tok_ws *ws, const char *w,
@@ -165,34 +254,40 @@ static int bpe_word(const struct model *m, struct tok_ws *ws, const char *w,
 			rank[i] = r;
 	}
 	/* merge the lowest-ranked adjacent pair (leftmost on ties) until none
-	 * is left; the same order as HF's heap of (rank, position) */
-	for (;;) {
-		uint32_t best = NONE, r, nid = 0;
-		int32_t bi = -1, j;
+	 * is left; the same order as HF's heap of (rank, position). Short
+	 * words scan for the minimum; long ones use a heap like HF. */
+	if (ns > 48) {
+		if (bpe_heap(m, ws, ns))
+			return -1;
+	} else {
+		for (;;) {
+			uint32_t best = NONE, r, nid = 0;
+			int32_t bi = -1, j;
 
-		for (int32_t i = 0; i >= 0; i = next[i])
-			if (rank[i] < best) {
-				best = rank[i];
-				bi = i;
+			for (int32_t i = 0; i >= 0; i = next[i])
+				if (rank[i] < best) {
+					best = rank[i];
+					bi = i;
+				}
+			if (bi < 0)
+				break;
+			j = next[bi];
+			tok_pmap_get(&m->merges, sid[bi], sid[j], &r, &nid);
+			sid[bi] = nid;
+			slen_[bi] += slen_[j];
+			next[bi] = next[j];
+			if (next[j] >= 0)
+				prev[next[j]] = bi;
+			rank[bi] = NONE;
+			if (next[bi] >= 0 && tok_pmap_get(&m->merges, sid[bi], sid[next[bi]], &r, &nid))
+				rank[bi] = r;
+			if (prev[bi] >= 0) {
+				int32_t p = prev[bi];
+
+				rank[p] = NONE;
+				if (tok_pmap_get(&m->merges, sid[p], sid[bi], &r, &nid))
+					rank[p] = r;
 			}
-		if (bi < 0)
-			break;
-		j = next[bi];
-		tok_pmap_get(&m->merges, sid[bi], sid[j], &r, &nid);
-		sid[bi] = nid;
-		slen_[bi] += slen_[j];
-		next[bi] = next[j];
-		if (next[j] >= 0)
-			prev[next[j]] = bi;
-		rank[bi] = NONE;
-		if (next[bi] >= 0 && tok_pmap_get(&m->merges, sid[bi], sid[next[bi]], &r, &nid))
-			rank[bi] = r;
-		if (prev[bi] >= 0) {
-			int32_t p = prev[bi];
-
-			rank[p] = NONE;
-			if (tok_pmap_get(&m->merges, sid[p], sid[bi], &r, &nid))
-				rank[p] = r;
 		}
 	}
 	off = 0;

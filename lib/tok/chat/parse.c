@@ -509,6 +509,16 @@ static struct jnode *parse_postfix(struct parser *p, struct jnode *obj)
 				jj_node_free(obj);
 				return NULL;
 			}
+			for (size_t i = 0; tuple->nkids > 1 &&
+			     i < tuple->nkids; i++) {
+				if (tuple->kids[i]->kind != JN_SLICE)
+					continue;
+				fail(p, "%s", "a slice inside a tuple "
+				     "subscript is not supported");
+				jj_node_free(tuple);
+				jj_node_free(obj);
+				return NULL;
+			}
 			if (tuple->nkids > 1) {
 				key = tuple;
 			} else {
