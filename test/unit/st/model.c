@@ -31,7 +31,7 @@ static int teardown(void **state)
 /* Write dir/sub/name holding U8 tensors names[] of 2 bytes each. */
 static void shard(const char *sub, const char *name, const char **names)
 {
-	static const unsigned char d[2] = { 7, 9 };
+	static const unsigned char d[16] = { 7, 9, 7, 9, 7, 9, 7, 9 };
 	const int64_t two = 2;
 	struct hf_err err = { 0 };
 	struct hf_st_writer *w;
@@ -41,9 +41,9 @@ static void shard(const char *sub, const char *name, const char **names)
 	mkdir(p, 0755);
 	snprintf(p, sizeof(p), "%s/%s/%s", dir, sub, name);
 	assert_int_equal(hf_st_writer_new(&w, &err), 0);
-	for (; *names; names++)
-		assert_int_equal(hf_st_writer_add(w, *names, HF_DTYPE_U8, 1,
-						  &two, d, &err), 0);
+	for (int i = 0; names[i]; i++)	/* each its own bytes */
+		assert_int_equal(hf_st_writer_add(w, names[i], HF_DTYPE_U8, 1,
+						  &two, d + 2 * i, &err), 0);
 	assert_int_equal(hf_st_writer_write(w, p, &err), 0);
 	hf_st_writer_free(w);
 }
