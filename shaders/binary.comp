@@ -1,7 +1,7 @@
 #version 450
 /* binary: y[i] = a[i] op b[i % nb], b broadcast over rows of a (a bias or
  * norm weight of nb elements, or a residual with nb = n). OP_ADD or
- * OP_MUL. One invocation computes one element; y may alias a. */
+ * OP_MUL. Invocations grid-stride over the elements; y may alias a. */
 #extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint WG = 256;
@@ -17,15 +17,13 @@ layout(push_constant) uniform PC { uint o[6]; hf_pc_elem p; } pc;
 
 void main()
 {
-	const uint i = wg_linear() * WG + gl_LocalInvocationID.x;
-
-	if (i >= pc.p.n)
-		return;
+	FOR_ITEMS(i, pc.p.n) {
 #if defined(OP_ADD)
-	y[pc.o[2] + i] = a[pc.o[0] + i] + b[pc.o[1] + i % pc.p.nb];
+		y[pc.o[2] + i] = a[pc.o[0] + i] + b[pc.o[1] + i % pc.p.nb];
 #elif defined(OP_MUL)
-	y[pc.o[2] + i] = a[pc.o[0] + i] * b[pc.o[1] + i % pc.p.nb];
+		y[pc.o[2] + i] = a[pc.o[0] + i] * b[pc.o[1] + i % pc.p.nb];
 #else
 #error "define OP_ADD or OP_MUL"
 #endif
+	}
 }

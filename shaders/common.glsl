@@ -24,6 +24,13 @@ uint wg_linear()
 	return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
 }
 
+/* Grid-stride loop: invocations take items i, i + all invocations, ...,
+ * so the host can cap the workgroup count (per-workgroup cost dominates
+ * small items on CPU drivers). */
+#define FOR_ITEMS(i, n) \
+	for (uint i = wg_linear() * WG + gl_LocalInvocationID.x; i < (n); \
+	     i += gl_NumWorkGroups.x * gl_NumWorkGroups.y * WG)
+
 /* Sums over at most WG/1 subgroups of size >= 1: WG entries suffice. */
 shared float red_tmp[WG];
 

@@ -1,6 +1,6 @@
 #version 450
 /* copy: y[dst_off + i] = a[src_off + i], i < n: slices of fused QKV rows,
- * cache moves. One invocation copies one element. */
+ * cache moves. Invocations grid-stride over the elements. */
 #extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint WG = 256;
@@ -15,8 +15,6 @@ layout(push_constant) uniform PC { uint o[6]; hf_pc_elem p; } pc;
 
 void main()
 {
-	const uint i = wg_linear() * WG + gl_LocalInvocationID.x;
-
-	if (i < pc.p.n)
+	FOR_ITEMS(i, pc.p.n)
 		y[pc.o[1] + pc.p.dst_off + i] = a[pc.o[0] + pc.p.src_off + i];
 }

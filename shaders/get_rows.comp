@@ -1,8 +1,8 @@
 #version 450
 /* get_rows: embedding gather, y[r][c] = table[ids[r]][c] as float, from an
  * f32/f16/bf16 table in its stored dtype. An id outside [0, n_table) gives
- * a zero row (the host checks ids before they reach the device). One
- * invocation copies one element. */
+ * a zero row (the host checks ids before they reach the device).
+ * Invocations grid-stride over the elements. */
 #extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint WG = 256;
@@ -18,12 +18,10 @@ layout(push_constant) uniform PC { uint o[6]; hf_pc_rows p; } pc;
 
 void main()
 {
-	const uint i = wg_linear() * WG + gl_LocalInvocationID.x;
-	const uint r = i / pc.p.cols, c = i % pc.p.cols;
-
-	if (r >= pc.p.n)
-		return;
-	const int id = ids[pc.o[1] + r];
-	y[pc.o[2] + i] = id >= 0 && uint(id) < pc.p.n_table ?
-		wload(uint(id) * pc.p.cols + c) : 0.0;
+	FOR_ITEMS(i, pc.p.n * pc.p.cols) {
+		const uint r = i / pc.p.cols, c = i % pc.p.cols;
+		const int id = ids[pc.o[1] + r];
+		y[pc.o[2] + i] = id >= 0 && uint(id) < pc.p.n_table ?
+			wload(uint(id) * pc.p.cols + c) : 0.0;
+	}
 }

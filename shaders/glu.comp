@@ -3,8 +3,9 @@
  * (gated, as in LlamaMLP's act(gate_proj(x)) * up_proj(x)) or act(a[r][c]).
  * ACT_SILU: x * sigmoid(x); ACT_GELU: x/2 * (1 + erf(x/sqrt 2)) (exact
  * GELU, BERT); ACT_GELU_TANH: the tanh approximation (gelu_new, GPT-2,
- * gemma); ACT_RELU; ACT_TANH. Offsets and strides let a and b be halves of one fused row
- * (phi3's gate_up_proj). One invocation computes one element. */
+ * gemma); ACT_RELU; ACT_TANH. Offsets and strides let a and b be halves
+ * of one fused row (phi3's gate_up_proj). Invocations grid-stride over
+ * the elements. */
 #extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint WG = 256;
@@ -47,13 +48,11 @@ float act(float x)
 
 void main()
 {
-	const uint i = wg_linear() * WG + gl_LocalInvocationID.x;
-	const uint r = i / pc.p.cols, c = i % pc.p.cols;
-
-	if (r >= pc.p.rows)
-		return;
-	float v = act(a[pc.o[0] + pc.p.a_off + r * pc.p.a_stride + c]);
-	if (pc.p.gated != 0)
-		v *= b[pc.o[1] + pc.p.b_off + r * pc.p.b_stride + c];
-	y[pc.o[2] + i] = v;
+	FOR_ITEMS(i, pc.p.rows * pc.p.cols) {
+		const uint r = i / pc.p.cols, c = i % pc.p.cols;
+		float v = act(a[pc.o[0] + pc.p.a_off + r * pc.p.a_stride + c]);
+		if (pc.p.gated != 0)
+			v *= b[pc.o[1] + pc.p.b_off + r * pc.p.b_stride + c];
+		y[pc.o[2] + i] = v;
+	}
 }

@@ -1,8 +1,12 @@
 #version 450
 /* matvec: the decode product y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o]),
  * W in nn.Linear layout [out][in]. One workgroup computes ROWS outputs of
- * token gl_WorkGroupID.z; each invocation sums a strided slice of `in`,
- * then the workgroup reduces (subgroup or shared-memory tree). */
+ * token gl_WorkGroupID.z.
+ * SUBGROUP: each subgroup takes rows in turn and sums one row with its
+ * lanes striding over `in`, then subgroupAdd: no shared memory, no
+ * barrier (what a CPU driver such as lavapipe needs, and warp-per-row on
+ * GPUs). Plain: all invocations stride over one row at a time, then a
+ * shared-memory tree reduction. */
 #extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint WG = 64;
@@ -20,26 +24,39 @@ layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
 
 void main()
 {
-	const uint tid = gl_LocalInvocationID.x;
 	const uint t = gl_WorkGroupID.z;
 	const uint row0 = wg_linear() * ROWS;
-	const uint in_ = pc.p.n_in;
-	const uint xb = t * in_;
-	float acc[ROWS];
-
-	[[unroll]] for (uint r = 0; r < ROWS; r++) {
+	const uint in_ = pc.p.n_in, out_ = pc.p.n_out;
+	const uint xb = pc.o[1] + t * in_;
+#ifdef SUBGROUP
+	for (uint r = gl_SubgroupID; r < ROWS; r += gl_NumSubgroups) {
 		const uint o = row0 + r;
-		acc[r] = 0.0;
-		if (o < pc.p.n_out) {
+		if (o >= out_)
+			break;
+		const uint wb = pc.p.w_off + o * in_;
+		float acc = 0.0;
+		for (uint i = gl_SubgroupInvocationID; i < in_;
+		     i += gl_SubgroupSize)
+			acc += wload(wb + i) * x[xb + i];
+		acc = subgroupAdd(acc);
+		if (subgroupElect())
+			y[pc.o[2] + t * out_ + o] = acc +
+				(pc.p.has_bias != 0 ? bias[pc.o[3] + o] : 0.0);
+	}
+#else
+	const uint tid = gl_LocalInvocationID.x;
+	for (uint r = 0; r < ROWS; r++) {
+		const uint o = row0 + r;
+		float acc = 0.0;
+		if (o < out_) {
 			const uint wb = pc.p.w_off + o * in_;
 			for (uint i = tid; i < in_; i += WG)
-				acc[r] += wload(wb + i) * x[pc.o[1] + xb + i];
+				acc += wload(wb + i) * x[xb + i];
 		}
+		acc = wg_sum(acc);	/* uniform: every invocation calls it */
+		if (tid == 0 && o < out_)
+			y[pc.o[2] + t * out_ + o] = acc +
+				(pc.p.has_bias != 0 ? bias[pc.o[3] + o] : 0.0);
 	}
-	[[unroll]] for (uint r = 0; r < ROWS; r++) {
-		const uint o = row0 + r;
-		const float s = wg_sum(acc[r]);
-		if (tid == 0 && o < pc.p.n_out)
-			y[pc.o[2] + t * pc.p.n_out + o] = s + (pc.p.has_bias != 0 ? bias[pc.o[3] + o] : 0.0);
-	}
+#endif
 }

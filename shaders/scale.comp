@@ -1,6 +1,6 @@
 #version 450
 /* scale: y[i] = a[i] * s + c (gemma's embedding scale, residual scaling).
- * One invocation computes one element; y may alias a. */
+ * Invocations grid-stride over the elements; y may alias a. */
 #extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint WG = 256;
@@ -15,8 +15,6 @@ layout(push_constant) uniform PC { uint o[6]; hf_pc_elem p; } pc;
 
 void main()
 {
-	const uint i = wg_linear() * WG + gl_LocalInvocationID.x;
-
-	if (i < pc.p.n)
+	FOR_ITEMS(i, pc.p.n)
 		y[pc.o[1] + i] = a[pc.o[0] + i] * pc.p.s + pc.p.c;
 }

@@ -2,7 +2,7 @@
 /* set_rows: scatter rows, y[ids[r]][c] = x[src_off + r * src_stride + c];
  * the KV-cache write, with ids the token positions read from the device so
  * a recorded decode step can be replayed at the next position. Ids outside
- * [0, n_table) are skipped. One invocation copies one element. */
+ * [0, n_table) are skipped. Invocations grid-stride over the elements. */
 #extension GL_GOOGLE_include_directive : require
 
 layout(constant_id = 0) const uint WG = 256;
@@ -18,13 +18,11 @@ layout(push_constant) uniform PC { uint o[6]; hf_pc_rows p; } pc;
 
 void main()
 {
-	const uint i = wg_linear() * WG + gl_LocalInvocationID.x;
-	const uint r = i / pc.p.cols, c = i % pc.p.cols;
-
-	if (r >= pc.p.n)
-		return;
-	const int id = ids[pc.o[1] + r];
-	if (id >= 0 && uint(id) < pc.p.n_table)
-		y[pc.o[2] + uint(id) * pc.p.cols + c] =
-			x[pc.o[0] + pc.p.src_off + r * pc.p.src_stride + c];
+	FOR_ITEMS(i, pc.p.n * pc.p.cols) {
+		const uint r = i / pc.p.cols, c = i % pc.p.cols;
+		const int id = ids[pc.o[1] + r];
+		if (id >= 0 && uint(id) < pc.p.n_table)
+			y[pc.o[2] + uint(id) * pc.p.cols + c] =
+				x[pc.o[0] + pc.p.src_off + r * pc.p.src_stride + c];
+	}
 }

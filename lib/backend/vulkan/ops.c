@@ -32,11 +32,11 @@ _Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_attn) <= VK_PC_BYTES,
 #define MATVEC_ROWS 2
 #define WG_ATTN 32
 /* matmul tile: BM x BN outputs, BK deep, TM x TN per invocation */
-#define MM_BM 32
-#define MM_BN 32
+#define MM_BM 64
+#define MM_BN 64
 #define MM_BK 16
-#define MM_TM 2
-#define MM_TN 2
+#define MM_TM 4
+#define MM_TN 4
 
 #define seq_vk vk_seq_dev
 /* a float32 or int32 binding */
@@ -103,6 +103,16 @@ static uint32_t cdiv(uint64_t a, uint64_t b)
 	return (uint32_t)((a + b - 1) / b);
 }
 
+/* Workgroups for n items of a grid-stride shader: enough to fill a GPU,
+ * few on a CPU driver, where each workgroup costs microseconds. */
+static uint32_t egroups(struct hf_vk_seq *s, uint64_t n)
+{
+	uint32_t cap = seq_vk(s)->info.type == HF_VK_DEV_CPU ? 64 : 4096;
+	uint32_t g = cdiv(n, WG_ELEM);
+
+	return g < cap ? g : cap;
+}
+
 int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			   const struct hf_vk_buf *x,
 			   const struct hf_vk_buf *w, enum hf_dtype wt,
@@ -137,13 +147,18 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		return vk_dispatch(s, name, spec, 6, b, 4, &pc, sizeof(pc),
 				   gx, gy, err);
 	} else {
-		const uint32_t spec[] = { WG_MATVEC, MATVEC_ROWS };
+		/* subgroups: two rows per subgroup per workgroup, so a
+		 * workgroup does enough to pay for itself on a CPU driver */
+		const uint32_t sg = seq_vk(s)->info.subgroup_size;
+		const uint32_t rows = seq_vk(s)->subgroups && sg &&
+			sg <= WG_MATVEC ? 2 * (WG_MATVEC / sg) : MATVEC_ROWS;
+		const uint32_t spec[] = { WG_MATVEC, rows };
 		char base[32];
 
 		snprintf(base, sizeof(base), "matvec_%s", sfx);
 		return vk_dispatch(s, variant(s, name, sizeof(name), base),
 				   spec, 2, b, 4, &pc, sizeof(pc),
-				   cdiv(out, MATVEC_ROWS), n, err);
+				   cdiv(out, rows), n, err);
 	}
 }
 
@@ -244,8 +259,8 @@ int hf_vk_op_rope(struct hf_vk_seq *s, struct hf_vk_view y,
 	return vk_dispatch(s, a->mode == HF_VK_ROPE_HALF ? "rope_half_f32" :
 			   "rope_interleaved_f32", spec, 1, b, 4, &pc,
 			   sizeof(pc),
-			   cdiv((uint64_t)a->n_tok * a->n_head * a->head_dim / 2,
-				WG_ELEM), 1, err);
+			   egroups(s, (uint64_t)a->n_tok * a->n_head *
+				   a->head_dim / 2), 1, err);
 }
 
 int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
@@ -332,7 +347,7 @@ int hf_vk_op_glu(struct hf_vk_seq *s, struct hf_vk_buf *y,
 	pc = (struct hf_pc_glu){ rows, cols, bv.buf != NULL, a.off, a.stride,
 				 bv.off, bv.stride };
 	return vk_dispatch(s, names[act], spec, 1, b, 3, &pc, sizeof(pc),
-			   cdiv((uint64_t)rows * cols, WG_ELEM), 1, err);
+			   egroups(s, (uint64_t)rows * cols), 1, err);
 }
 
 int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
@@ -358,7 +373,7 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		return rc;
 	snprintf(name, sizeof(name), "get_rows_%s", sfx);
 	return vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),
-			   cdiv((uint64_t)n * cols, WG_ELEM), 1, err);
+			   egroups(s, (uint64_t)n * cols), 1, err);
 }
 
 int hf_vk_op_set_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
@@ -377,7 +392,7 @@ int hf_vk_op_set_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		return rc;
 	pc = (struct hf_pc_rows){ n, cols, n_table, x.off, x.stride };
 	return vk_dispatch(s, "set_rows_f32", spec, 1, b, 3, &pc, sizeof(pc),
-			   cdiv((uint64_t)n * cols, WG_ELEM), 1, err);
+			   egroups(s, (uint64_t)n * cols), 1, err);
 }
 
 static int binary(struct hf_vk_seq *s, const char *name,
@@ -397,7 +412,7 @@ static int binary(struct hf_vk_seq *s, const char *name,
 	    (rc = need(name, "y", y, n, 4, err)))
 		return rc;
 	return vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),
-			   cdiv(n, WG_ELEM), 1, err);
+			   egroups(s, n), 1, err);
 }
 
 int hf_vk_op_add(struct hf_vk_seq *s, struct hf_vk_buf *y,
@@ -427,7 +442,7 @@ int hf_vk_op_scale(struct hf_vk_seq *s, struct hf_vk_buf *y,
 	    (rc = need("scale", "y", y, n, 4, err)))
 		return rc;
 	return vk_dispatch(s, "scale_f32", spec, 1, b, 2, &pc, sizeof(pc),
-			   cdiv(n, WG_ELEM), 1, err);
+			   egroups(s, n), 1, err);
 }
 
 int hf_vk_op_copy(struct hf_vk_seq *s, struct hf_vk_buf *y, uint32_t dst_off,
@@ -443,7 +458,7 @@ int hf_vk_op_copy(struct hf_vk_seq *s, struct hf_vk_buf *y, uint32_t dst_off,
 	    (rc = need("copy", "y", y, (uint64_t)dst_off + n, 4, err)))
 		return rc;
 	return vk_dispatch(s, "copy_f32", spec, 1, b, 2, &pc, sizeof(pc),
-			   cdiv(n, WG_ELEM), 1, err);
+			   egroups(s, n), 1, err);
 }
 
 int hf_vk_op_moe_topk(struct hf_vk_seq *s, struct hf_vk_buf *ids,
