@@ -672,6 +672,46 @@ int tok_norm_apply(const struct norm *n, struct tok_ws *ws, int cur)
 	}
 	if (n->type == N_BERT) {
 		struct norm sub;
+		int fast = 1;
+
+		/* ASCII without control chars: one pass (whitespace -> ' ',
+		 * lowercase), alignments unchanged */
+		for (size_t i = 0; i < ws->pl[cur].n && fast; i++) {
+			const struct piece *p = &ws->pl[cur].v[i];
+			const unsigned char *s = (const unsigned char *)ws->ar[cur].s + p->off;
+
+			if (p->id >= 0)
+				continue;
+			for (size_t k = 0; k < p->len; k++)
+				if (s[k] >= 0x7F || (s[k] < 0x20 && s[k] != '\t' &&
+						     s[k] != '\n' && s[k] != '\r')) {
+					fast = 0;
+					break;
+				}
+		}
+		if (fast) {
+			stage(ws, cur);
+			for (size_t i = 0; i < ws->pl[cur].n; i++) {
+				const struct piece *p = &ws->pl[cur].v[i];
+				struct arena *dst = &ws->ar[cur ^ 1];
+				size_t at = dst->len;
+
+				if (piece_copy(ws, cur, p))
+					return -1;
+				if (p->id >= 0)
+					continue;
+				for (size_t k = 0; k < p->len; k++) {
+					char c = dst->s[at + k];
+
+					if (n->clean_text && (c == '\t' || c == '\n' || c == '\r'))
+						c = ' ';
+					if (n->lowercase && c >= 'A' && c <= 'Z')
+						c = (char)(c + 32);
+					dst->s[at + k] = c;
+				}
+			}
+			return cur ^ 1;
+		}
 
 		if (n->clean_text) {
 			stage(ws, cur);
