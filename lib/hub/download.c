@@ -548,7 +548,7 @@ static int fetch_local(struct fetch *f, CURL *c, const struct hf_hub_file *hf,
 {
 	const char *dir = f->p->local_dir;
 	char *dest = NULL, *base = NULL, *meta = NULL, *lock = NULL;
-	char *tmp = NULL, *ign = NULL, line[512];
+	char *tmp = NULL, line[512];
 	int rc = 0, fd = -1;
 	struct timespec ts;
 
@@ -557,13 +557,10 @@ static int fetch_local(struct fetch *f, CURL *c, const struct hf_hub_file *hf,
 		     hf->path) < 0 ||
 	    asprintf(&meta, "%s.metadata", base) < 0 ||
 	    asprintf(&lock, "%s.lock", base) < 0 ||
-	    asprintf(&tmp, "%s.%s.incomplete", base, m->etag) < 0 ||
-	    asprintf(&ign, "%s/.cache/huggingface/.gitignore", dir) < 0) {
+	    asprintf(&tmp, "%s.%s.incomplete", base, m->etag) < 0) {
 		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (!hf_file_exists(ign) && (rc = hub_write_if_changed(ign, "*\n", err)))
-		goto out;
 	if ((rc = hub_mkdirs(dest, 0, err)))
 		goto out;
 	if ((fd = hub_lock(lock, err)) < 0) {
@@ -585,7 +582,6 @@ out:
 	free(meta);
 	free(lock);
 	free(tmp);
-	free(ign);
 	return rc;
 }
 
@@ -678,6 +674,20 @@ int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 	}
 	if (!p->local_dir && (rc = hub_mkdirs(p->dir, 1, err)))
 		goto out;
+	if (p->local_dir) {
+		/* once, before the workers: they would race on its temp name */
+		char *ign;
+
+		if (asprintf(&ign, "%s/.cache/huggingface/.gitignore",
+			     p->local_dir) < 0) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = hub_write_if_changed(ign, "*\n", err);
+		free(ign);
+		if (rc)
+			goto out;
+	}
 	if (!todo)
 		goto out;
 	pthread_mutex_init(&f.mu, NULL);
