@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/vulkan/backend_vk.h"
 #include "cli.h"
 #include "core/file.h"
 #include "core/json.h"
@@ -52,6 +53,8 @@ static const char usage[] =
 	"      --ctx <n>             perplexity window (default: the context)\n"
 	"      --stride <n>          perplexity stride (default: --ctx / 2)\n"
 	"  -t, --threads <n>         threads (default: all CPUs)\n"
+	"      --device <dev>        cpu (default), vulkan, or auto (a GPU if "
+	"there is one)\n"
 	"      --dtype <type>        compute type: f32\n"
 	"  -v, --verbose             timings to stderr\n"
 	"  -h, --help\n";
@@ -61,7 +64,7 @@ enum task { TASK_GENERATE, TASK_EMBED, TASK_CLASSIFY, TASK_FILL, TASK_LOGITS };
 #define MAX_STOP 16
 
 struct opts {
-	const char *model, *prompt, *output;
+	const char *model, *prompt, *output, *device;
 	int chat, jsonl, verbose, normalize, perplexity;
 	enum task task;
 	long max_tokens, top_k, logprobs, batch, threads, ctx, stride;
@@ -75,6 +78,7 @@ struct opts {
 struct run {
 	struct opts o;
 	struct hf_model *m;
+	struct hf_backend *be;	/* a device backend, or NULL for the CPU */
 	struct hf_tok *tok;
 	struct hf_tok_ctx *tctx;
 	struct hf_chat *chat;
@@ -1135,7 +1139,7 @@ static int parse_task(const char *s, enum task *t)
 enum {
 	OPT_CHAT = 256, OPT_JSONL, OPT_TASK, OPT_TEMP, OPT_TOPK, OPT_TOPP,
 	OPT_MINP, OPT_REP, OPT_SEED, OPT_STOP, OPT_LOGPROBS, OPT_BATCH,
-	OPT_NORMALIZE, OPT_PPL, OPT_CTX, OPT_STRIDE, OPT_DTYPE,
+	OPT_NORMALIZE, OPT_PPL, OPT_CTX, OPT_STRIDE, OPT_DTYPE, OPT_DEVICE,
 };
 
 static const struct option longopts[] = {
@@ -1163,6 +1167,7 @@ static const struct option longopts[] = {
 	{ "ctx", required_argument, NULL, OPT_CTX },
 	{ "stride", required_argument, NULL, OPT_STRIDE },
 	{ "dtype", required_argument, NULL, OPT_DTYPE },
+	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1298,6 +1303,13 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 				return 1;
 			}
 			break;
+		case OPT_DEVICE:
+			if (strcmp(optarg, "cpu") && strcmp(optarg, "vulkan") &&
+			    strcmp(optarg, "auto"))
+				return die_usage(prog, usage,
+						 "unknown --device '%s'", optarg);
+			o->device = optarg;
+			break;
 		default:
 			return die_usage(prog, usage, NULL);
 		}
@@ -1329,8 +1341,15 @@ int cmd_run(int argc, char **argv)
 	if (r.o.verbose)
 		hf_log_set_level(HF_LOG_INFO);
 	t0 = now_ms();
-	if (hf_model_open(&r.m, r.o.model, NULL, (int)r.o.threads, &err))
+	if (r.o.device && (!strcmp(r.o.device, "vulkan") ||
+			   (!strcmp(r.o.device, "auto") &&
+			    hf_backend_vulkan_has_gpu())) &&
+	    hf_backend_vulkan_create(&r.be, &err))
 		return die_err(prog, &err);
+	if (hf_model_open(&r.m, r.o.model, r.be, (int)r.o.threads, &err)) {
+		hf_backend_free(r.be);
+		return die_err(prog, &err);
+	}
 	tokpath = hf_path_join(r.o.model, "tokenizer.json");
 	if (tokpath && hf_file_exists(tokpath) &&
 	    (hf_tok_load(&r.tok, r.o.model, &err) ||
@@ -1362,9 +1381,10 @@ int cmd_run(int argc, char **argv)
 		goto out;
 	}
 	if (r.o.verbose)
-		fprintf(stderr, "%s: loaded %s (%s, %zu layers) in %.0f ms\n", prog,
-			r.o.model, hf_model_config(r.m)->model_type,
-			hf_model_layers(r.m), r.load_ms);
+		fprintf(stderr, "%s: loaded %s (%s, %zu layers) in %.0f ms on %s\n",
+			prog, r.o.model, hf_model_config(r.m)->model_type,
+			hf_model_layers(r.m), r.load_ms,
+			hf_backend_name(hf_model_backend(r.m)));
 	if (r.o.perplexity) {
 		rc = perplexity(&r, &err);
 	} else if (r.o.prompt) {
@@ -1399,6 +1419,7 @@ out:
 	hf_tok_ctx_free(r.tctx);
 	hf_tok_free(r.tok);
 	hf_model_free(r.m);
+	hf_backend_free(r.be);
 	free(tokpath);
 	return rc;
 }
