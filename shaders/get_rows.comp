@@ -1,7 +1,9 @@
 #version 450
 /* get_rows: embedding gather, y[r][c] = table[ids[r]][c] as float, from an
  * f32/f16/bf16 table in its stored dtype. An id outside [0, n_table) gives
- * a zero row (the host checks ids before they reach the device).
+ * a zero row (the host checks ids before they reach the device). A table
+ * larger than one binding is bound in windows of rows [row0, row0 +
+ * n_win), one dispatch each.
  * Invocations grid-stride over the elements. */
 #extension GL_GOOGLE_include_directive : require
 
@@ -21,7 +23,10 @@ void main()
 	FOR_ITEMS(i, pc.p.n * pc.p.cols) {
 		const uint r = i / pc.p.cols, c = i % pc.p.cols;
 		const int id = ids[pc.o[1] + r];
-		y[pc.o[2] + i] = id >= 0 && uint(id) < pc.p.n_table ?
-			wload(uint(id) * pc.p.cols + c) : 0.0;
+		if (id < 0 || uint(id) >= pc.p.n_table)
+			y[pc.o[2] + i] = 0.0;
+		else if (uint(id) - pc.p.row0 < pc.p.n_win)
+			y[pc.o[2] + i] = wload((uint(id) - pc.p.row0) *
+					       pc.p.cols + c);
 	}
 }

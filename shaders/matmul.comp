@@ -32,7 +32,8 @@ void main()
 	const uint tid = gl_LocalInvocationID.x;
 	const uint n = pc.p.n, in_ = pc.p.n_in, out_ = pc.p.n_out;
 	const uint m0 = gl_WorkGroupID.z * BM;
-	const uint n0 = wg_linear() * BN;
+	const uint n0 = pc.p.o0 + wg_linear() * BN;
+	const uint end = pc.p.o0 + pc.p.rows;
 	const uint tm0 = (tid / (BN / TN)) * TM;
 	const uint tn0 = (tid % (BN / TN)) * TN;
 	float acc[TM * TN];
@@ -48,8 +49,9 @@ void main()
 		for (uint l = tid; l < BN * BK; l += WG) {
 			const uint r = l / BK, c = l % BK;
 			const uint go = n0 + r, gk = k0 + c;
-			ws[l] = go < out_ && gk < in_ ?
-				wload(pc.p.w_off + go * in_ + gk) : 0.0;
+			ws[l] = go < end && gk < in_ ?
+				wload(pc.p.w_off + (go - pc.p.o0) * in_ + gk) :
+				0.0;
 		}
 		barrier();
 		for (uint k = 0; k < BK; k++) {
@@ -65,7 +67,7 @@ void main()
 		const uint gm = m0 + tm0 + i;
 		[[unroll]] for (uint j = 0; j < TN; j++) {
 			const uint go = n0 + tn0 + j;
-			if (gm < n && go < out_)
+			if (gm < n && go < end)
 				y[pc.o[2] + gm * out_ + go] = acc[i * TN + j] +
 					(pc.p.has_bias != 0 ? bias[pc.o[3] + go] : 0.0);
 		}

@@ -25,15 +25,16 @@ layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
 void main()
 {
 	const uint t = gl_WorkGroupID.z;
-	const uint row0 = wg_linear() * ROWS;
+	const uint row0 = pc.p.o0 + wg_linear() * ROWS;
 	const uint in_ = pc.p.n_in, out_ = pc.p.n_out;
+	const uint end = pc.p.o0 + pc.p.rows;
 	const uint xb = pc.o[1] + t * in_;
 #ifdef SUBGROUP
 	for (uint r = gl_SubgroupID; r < ROWS; r += gl_NumSubgroups) {
 		const uint o = row0 + r;
-		if (o >= out_)
+		if (o >= end)
 			break;
-		const uint wb = pc.p.w_off + o * in_;
+		const uint wb = pc.p.w_off + (o - pc.p.o0) * in_;
 		float acc = 0.0;
 		for (uint i = gl_SubgroupInvocationID; i < in_;
 		     i += gl_SubgroupSize)
@@ -48,13 +49,13 @@ void main()
 	for (uint r = 0; r < ROWS; r++) {
 		const uint o = row0 + r;
 		float acc = 0.0;
-		if (o < out_) {
-			const uint wb = pc.p.w_off + o * in_;
+		if (o < end) {
+			const uint wb = pc.p.w_off + (o - pc.p.o0) * in_;
 			for (uint i = tid; i < in_; i += WG)
 				acc += wload(wb + i) * x[xb + i];
 		}
 		acc = wg_sum(acc);	/* uniform: every invocation calls it */
-		if (tid == 0 && o < out_)
+		if (tid == 0 && o < end)
 			y[pc.o[2] + t * out_ + o] = acc +
 				(pc.p.has_bias != 0 ? bias[pc.o[3] + o] : 0.0);
 	}

@@ -12,13 +12,17 @@
 #include <stdint.h>
 #endif
 
-/* matvec, matmul: y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o]). */
+/* matvec, matmul: y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o]) for the
+ * outputs o0 <= o < o0 + rows; the bound W starts at row o0 (a W larger
+ * than a storage-buffer binding is run in parts of rows). */
 struct hf_pc_matmul {
 	uint32_t n;		/* tokens (rows of x and y) */
 	uint32_t n_in;		/* columns of x and W */
-	uint32_t n_out;		/* rows of W, columns of y */
+	uint32_t n_out;		/* columns of y */
 	uint32_t has_bias;
 	uint32_t w_off;		/* first element of W (experts share a buffer) */
+	uint32_t o0;		/* first output of this part */
+	uint32_t rows;		/* outputs of this part */
 };
 
 /* rms_norm: y = x / sqrt(mean(x^2) + eps) * (w + w_add);
@@ -110,6 +114,8 @@ struct hf_pc_rows {
 				 * (get_rows) or are skipped (set_rows) */
 	uint32_t src_off;
 	uint32_t src_stride;
+	uint32_t row0;		/* get_rows: the bound table starts at row0 and */
+	uint32_t n_win;		/* holds n_win rows; other ids are left alone */
 };
 
 /* add, mul: y[i] = a[i] op b[i % nb]; scale: y[i] = a[i] * s + c;

@@ -210,11 +210,6 @@ int hf_vk_buf_alloc(struct hf_vk *vk, struct hf_vk_buf **out, size_t bytes,
 	int rc;
 
 	*out = NULL;
-	if (span > vk->props.limits.maxStorageBufferRange)
-		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "vulkan: a buffer of %zu bytes is over the %u-byte storage buffer limit of '%s'",
-				  bytes, vk->props.limits.maxStorageBufferRange,
-				  vk->info.name);
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return hf_err_set(err, HF_ENOMEM, "vulkan: out of memory");
@@ -525,11 +520,17 @@ int vk_mem_init(struct hf_vk *vk, const struct hf_vk_opts *o,
 		vk->align = req.alignment;
 	if (vk->align < 16)
 		vk->align = 16;
+	/* buffers past one binding's range are bound in windows (ops.c) */
+	vk->max_range = vk->props.limits.maxStorageBufferRange;
+	if (o->max_binding && o->max_binding < vk->max_range)
+		vk->max_range = o->max_binding;
+	vk->max_range = vk->max_range / vk->align * vk->align;
+	if (vk->max_range < 4 * vk->align)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: a binding limit of %zu bytes is too small",
+				  (size_t)vk->max_range);
 	vk->chunk_bytes = round_up(o->chunk_bytes ? o->chunk_bytes :
 				   DEFAULT_CHUNK, vk->align);
-	if (vk->chunk_bytes > vk->props.limits.maxStorageBufferRange)
-		vk->chunk_bytes = vk->props.limits.maxStorageBufferRange /
-			vk->align * vk->align;
 
 	/* a discrete GPU's host-visible device memory is the small BAR
 	 * window: keep weights in plain device memory there */

@@ -11,14 +11,14 @@
  * lib/ only */
 #include "../../../shaders/pc.h"
 
-_Static_assert(sizeof(struct hf_pc_matmul) == 20, "hf_pc_matmul layout");
+_Static_assert(sizeof(struct hf_pc_matmul) == 28, "hf_pc_matmul layout");
 _Static_assert(sizeof(struct hf_pc_norm) == 24, "hf_pc_norm layout");
 _Static_assert(sizeof(struct hf_pc_rope) == 44, "hf_pc_rope layout");
 _Static_assert(sizeof(struct hf_pc_softmax) == 12, "hf_pc_softmax layout");
 _Static_assert(sizeof(struct hf_pc_attn) == 88, "hf_pc_attn layout");
 _Static_assert(sizeof(struct hf_pc_add_rows) == 16, "hf_pc_add_rows layout");
 _Static_assert(sizeof(struct hf_pc_glu) == 28, "hf_pc_glu layout");
-_Static_assert(sizeof(struct hf_pc_rows) == 20, "hf_pc_rows layout");
+_Static_assert(sizeof(struct hf_pc_rows) == 28, "hf_pc_rows layout");
 _Static_assert(sizeof(struct hf_pc_elem) == 24, "hf_pc_elem layout");
 _Static_assert(sizeof(struct hf_pc_topk) == 16, "hf_pc_topk layout");
 _Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_attn) <= VK_PC_BYTES,
@@ -42,7 +42,27 @@ _Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_attn) <= VK_PC_BYTES,
 /* a float32 or int32 binding */
 #define A(buf) { (buf), 4 }
 
-/* Element count n of elt bytes each must fit in b; "what" names it. */
+/* Whether bytes from the start of b fit one binding (vk_dispatch binds
+ * from the aligned byte at or before it). */
+static bool fits(const struct hf_vk_buf *b, uint64_t bytes)
+{
+	return b->voff % b->vk->align + bytes <= b->vk->max_range;
+}
+
+/* A view of bytes [off, off + n) of b, on the stack. */
+static struct hf_vk_buf window(const struct hf_vk_buf *b, uint64_t off,
+			       uint64_t n)
+{
+	struct hf_vk_buf v = *b;
+
+	v.voff = b->voff + off;
+	v.size = n;
+	v.view = true;
+	return v;
+}
+
+/* Element count n of elt bytes each must fit in b (and in one binding);
+ * "what" names it. */
 static int need(const char *op, const char *what, const struct hf_vk_buf *b,
 		uint64_t n, uint64_t elt, struct hf_err *err)
 {
@@ -58,6 +78,12 @@ static int need(const char *op, const char *what, const struct hf_vk_buf *b,
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "vulkan: %s: %s has %llu elements, over 2^32",
 				  op, what, (unsigned long long)n);
+	if (!fits(b, n * elt))
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: %s: %s spans %llu bytes, over the %llu bytes one binding may span on '%s'",
+				  op, what, (unsigned long long)(n * elt),
+				  (unsigned long long)b->vk->max_range,
+				  b->vk->info.name);
 	return 0;
 }
 
@@ -113,6 +139,19 @@ static uint32_t egroups(struct hf_vk_seq *s, uint64_t n)
 	return g < cap ? g : cap;
 }
 
+/* Rows of a part of W (or of a table) of row_bytes each that one binding
+ * holds: all of them when they fit. 0 if not even one row does. */
+static uint64_t part_rows(const struct hf_vk_buf *b, uint64_t rows,
+			  uint64_t row_bytes)
+{
+	uint64_t per;
+
+	if (fits(b, rows * row_bytes))
+		return rows;
+	per = (b->vk->max_range - b->vk->align) / row_bytes;
+	return per < rows ? per : rows;
+}
+
 int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			   const struct hf_vk_buf *x,
 			   const struct hf_vk_buf *w, enum hf_dtype wt,
@@ -121,9 +160,9 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			   struct hf_err *err)
 {
 	const char *sfx = wsuffix(wt), *op = "matmul";
-	struct hf_pc_matmul pc = { n, in, out, bias != NULL, (uint32_t)w_off };
-	const struct vk_arg b[4] = { { w, wbytes(wt) }, A(x), A(y), A(bias) };
-	char name[32];
+	const uint64_t eb = wbytes(wt), row = (uint64_t)in * eb;
+	uint64_t per;
+	char name[32], base[32];
 	int rc;
 
 	if (!sfx)
@@ -132,34 +171,59 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 				  hf_dtype_name(wt));
 	if ((rc = need(op, "x", x, (uint64_t)n * in, 4, err)) ||
 	    (rc = need(op, "y", y, (uint64_t)n * out, 4, err)) ||
-	    (rc = need(op, "W", w, (uint64_t)w_off + (uint64_t)out * in,
-		       wbytes(wt), err)) ||
 	    (bias && (rc = need(op, "bias", bias, out, 4, err))))
 		return rc;
-	if (tiled) {
-		const uint32_t spec[] = {
-			(MM_BM / MM_TM) * (MM_BN / MM_TN), MM_BM, MM_BN, MM_BK,
-			MM_TM, MM_TN,
-		};
-		const uint32_t gx = cdiv(out, MM_BN), gy = cdiv(n, MM_BM);
-
+	if (!w || ((uint64_t)w_off + (uint64_t)out * in) * eb > w->size)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: matmul: W of %u x %u at element %zu is past the end of its %zu-byte buffer",
+				  out, in, w_off, w ? w->size : 0);
+	/* W too big for one binding runs in parts of whole rows */
+	per = part_rows(w, out, row);
+	if (!per && out)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: matmul: one row of W (%llu bytes) is over the %llu bytes one binding may span",
+				  (unsigned long long)row,
+				  (unsigned long long)w->vk->max_range);
+	snprintf(base, sizeof(base), "matvec_%s", sfx);
+	if (tiled)
 		snprintf(name, sizeof(name), "matmul_%s", sfx);
-		return vk_dispatch(s, name, spec, 6, b, 4, &pc, sizeof(pc),
-				   gx, gy, err);
-	} else {
-		/* subgroups: two rows per subgroup per workgroup, so a
-		 * workgroup does enough to pay for itself on a CPU driver */
-		const uint32_t sg = seq_vk(s)->info.subgroup_size;
-		const uint32_t rows = seq_vk(s)->subgroups && sg &&
-			sg <= WG_MATVEC ? 2 * (WG_MATVEC / sg) : MATVEC_ROWS;
-		const uint32_t spec[] = { WG_MATVEC, rows };
-		char base[32];
+	else
+		variant(s, name, sizeof(name), base);
+	for (uint32_t o0 = 0; o0 < out; o0 += (uint32_t)per) {
+		const uint32_t rows = out - o0 < per ? out - o0 : (uint32_t)per;
+		struct hf_vk_buf wv = window(w, ((uint64_t)w_off +
+						 (uint64_t)o0 * in) * eb,
+					     rows * row);
+		const struct vk_arg b[4] = { { &wv, eb }, A(x), A(y), A(bias) };
+		struct hf_pc_matmul pc = { n, in, out, bias != NULL, 0, o0,
+					   rows };
 
-		snprintf(base, sizeof(base), "matvec_%s", sfx);
-		return vk_dispatch(s, variant(s, name, sizeof(name), base),
-				   spec, 2, b, 4, &pc, sizeof(pc),
-				   cdiv(out, rows), n, err);
+		if (tiled) {
+			const uint32_t spec[] = {
+				(MM_BM / MM_TM) * (MM_BN / MM_TN), MM_BM, MM_BN,
+				MM_BK, MM_TM, MM_TN,
+			};
+
+			rc = vk_dispatch(s, name, spec, 6, b, 4, &pc,
+					 sizeof(pc), cdiv(rows, MM_BN),
+					 cdiv(n, MM_BM), err);
+		} else {
+			/* subgroups: two rows per subgroup per workgroup, so
+			 * a workgroup does enough to pay for itself on a CPU
+			 * driver */
+			const uint32_t sg = seq_vk(s)->info.subgroup_size;
+			const uint32_t wr = seq_vk(s)->subgroups && sg &&
+				sg <= WG_MATVEC ? 2 * (WG_MATVEC / sg) :
+				MATVEC_ROWS;
+			const uint32_t spec[] = { WG_MATVEC, wr };
+
+			rc = vk_dispatch(s, name, spec, 2, b, 4, &pc,
+					 sizeof(pc), cdiv(rows, wr), n, err);
+		}
+		if (rc)
+			return rc;
 	}
+	return 0;
 }
 
 int hf_vk_op_matmul(struct hf_vk_seq *s, struct hf_vk_buf *y,
@@ -356,9 +420,8 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		      uint32_t n, uint32_t cols, struct hf_err *err)
 {
 	const char *sfx = wsuffix(tt);
-	const struct vk_arg b[3] = { { table, wbytes(tt) }, A(ids), A(y) };
 	const uint32_t spec[] = { WG_ELEM };
-	struct hf_pc_rows pc = { n, cols, n_table, 0, 0 };
+	uint64_t row, per;
 	char name[32];
 	int rc;
 
@@ -366,14 +429,37 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "vulkan: get_rows: tables of dtype %s are not supported (F32, F16, BF16 are)",
 				  hf_dtype_name(tt));
-	if ((rc = need("get_rows", "table", table, (uint64_t)n_table * cols,
-		       wbytes(tt), err)) ||
-	    (rc = need("get_rows", "ids", ids, n, 4, err)) ||
+	row = (uint64_t)cols * wbytes(tt);
+	if ((rc = need("get_rows", "ids", ids, n, 4, err)) ||
 	    (rc = need("get_rows", "y", y, (uint64_t)n * cols, 4, err)))
 		return rc;
+	if (!table || (uint64_t)n_table * row > table->size)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: get_rows: a table of %u x %u is past the end of its %zu-byte buffer",
+				  n_table, cols, table ? table->size : 0);
+	/* a table too big for one binding is read in windows of rows */
+	per = part_rows(table, n_table, row);
+	if (!per && n_table)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: get_rows: one row (%llu bytes) is over the %llu bytes one binding may span",
+				  (unsigned long long)row,
+				  (unsigned long long)table->vk->max_range);
 	snprintf(name, sizeof(name), "get_rows_%s", sfx);
-	return vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),
-			   egroups(s, (uint64_t)n * cols), 1, err);
+	for (uint32_t r0 = 0; r0 < n_table || r0 == 0; r0 += (uint32_t)per) {
+		const uint32_t nw = n_table - r0 < per ? n_table - r0 :
+			(uint32_t)per;
+		struct hf_vk_buf tv = window(table, (uint64_t)r0 * row,
+					     (uint64_t)nw * row);
+		const struct vk_arg b[3] = { { &tv, wbytes(tt) }, A(ids), A(y) };
+		struct hf_pc_rows pc = { n, cols, n_table, 0, 0, r0, nw };
+
+		if ((rc = vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),
+				      egroups(s, (uint64_t)n * cols), 1, err)))
+			return rc;
+		if (!per)
+			break;
+	}
+	return 0;
 }
 
 int hf_vk_op_set_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
@@ -390,7 +476,7 @@ int hf_vk_op_set_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 	    (rc = need("set_rows", "ids", ids, n, 4, err)) ||
 	    (rc = need("set_rows", "y", y, (uint64_t)n_table * cols, 4, err)))
 		return rc;
-	pc = (struct hf_pc_rows){ n, cols, n_table, x.off, x.stride };
+	pc = (struct hf_pc_rows){ n, cols, n_table, x.off, x.stride, 0, 0 };
 	return vk_dispatch(s, "set_rows_f32", spec, 1, b, 3, &pc, sizeof(pc),
 			   egroups(s, (uint64_t)n * cols), 1, err);
 }

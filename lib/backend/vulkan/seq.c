@@ -190,13 +190,21 @@ int vk_dispatch(struct hf_vk_seq *s, const char *shader, const uint32_t *spec,
 		const struct hf_vk_buf *b = i < nargs && args[i].buf ?
 			args[i].buf : vk->dummy;
 
-		if (b->voff % (i < nargs ? args[i].elt : 4))
+		/* bind from the aligned byte at or before the view, at most
+		 * one binding's range; the rest of the way is in elements */
+		const uint32_t elt = i < nargs ? args[i].elt : 4;
+		const VkDeviceSize base = b->voff / vk->align * vk->align;
+		VkDeviceSize range = b->span - base;
+
+		if (range > vk->max_range)
+			range = vk->max_range;
+		if ((b->voff - base) % elt)
 			return fail(s, hf_err_set(err, HF_EINVAL,
 				    "vulkan: op '%s': binding %u starts at byte %zu, not a multiple of %u",
-				    shader, i, b->voff, args[i].elt));
-		push[i] = (uint32_t)(b->voff / (i < nargs ? args[i].elt : 4));
-		bi[i] = (VkDescriptorBufferInfo){ b->chunk->buf, b->off,
-						   b->span };
+				    shader, i, b->voff, elt));
+		push[i] = (uint32_t)((b->voff - base) / elt);
+		bi[i] = (VkDescriptorBufferInfo){ b->chunk->buf, b->off + base,
+						   range };
 		w[i] = (VkWriteDescriptorSet){
 			.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
 			.dstSet = set,

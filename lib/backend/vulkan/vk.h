@@ -62,6 +62,8 @@ struct hf_vk_opts {
 	size_t staging_bytes;	/* host-visible upload/download ring (64 MiB) */
 	const char *cache_dir;	/* pipeline cache; NULL: $XDG_CACHE_HOME/hf
 				 * or ~/.cache/hf; "" disables it */
+	size_t max_binding;	/* bytes one shader binding may span (tests);
+				 * 0: the device's maxStorageBufferRange */
 };
 
 struct hf_vk;

@@ -69,6 +69,7 @@ struct hf_vk {
 
 	/* memory (mem.c) */
 	VkDeviceSize align;
+	VkDeviceSize max_range;	/* bytes one binding may span, aligned */
 	VkDeviceSize chunk_bytes;
 	uint32_t dev_type;	/* memory type of the chunks */
 	bool mapped;		/* chunks are host-visible and mapped */

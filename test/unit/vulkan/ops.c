@@ -2,7 +2,8 @@
  * plain C loop (its CPU twin, here) on random inputs of awkward sizes
  * (odd, not multiples of any workgroup or tile size), on the device with
  * the validation layer on. The whole list runs twice: with subgroup
- * reductions (where the device has them) and with the shared-memory path.
+ * reductions (where the device has them) and with the shared-memory path;
+ * the products and the gather once more with bindings limited to 1 KiB.
  * Twins sum in double; tolerances are stated per op with their reason. */
 #include "vkt.h"
 
@@ -19,6 +20,17 @@ static int setup_sg(void **state)
 static int setup_plain(void **state)
 {
 	struct hf_vk_opts o = { .no_subgroups = true };
+
+	vk = vkt_open_with(o);
+	return 0;
+}
+
+/* A binding may span only 1 KiB: weights and tables are then bound in
+ * windows of a few rows, one dispatch each (what a 1 GB embedding needs
+ * under lavapipe's 128 MiB maxStorageBufferRange). */
+static int setup_windowed(void **state)
+{
+	struct hf_vk_opts o = { .max_binding = 1024 };
 
 	vk = vkt_open_with(o);
 	return 0;
@@ -158,6 +170,16 @@ static void test_matmul_reads_weights_at_an_offset(void **state)
 	check_matmul(HF_DTYPE_F16, 1, 21, 13, false, 0, 21 * 13 + 3);
 	check_matmul(HF_DTYPE_BF16, 6, 21, 13, true, 1, 5);
 	check_matmul(HF_DTYPE_F32, 2, 21, 13, true, 0, 7);
+}
+
+/* Run with 1 KiB bindings: W of 4-6 KiB goes in parts of a few rows. */
+static void test_matmul_over_binding_windows(void **state)
+{
+	check_matmul(HF_DTYPE_F16, 1, 67, 45, true, 0, 0);
+	check_matmul(HF_DTYPE_BF16, 3, 67, 45, true, 1, 0);
+	check_matmul(HF_DTYPE_F16, 1, 21, 13, false, 0, 21 * 13 + 3);
+	check_matmul(HF_DTYPE_F32, 2, 21, 60, true, 0, 7);
+	check_matmul(HF_DTYPE_F32, 2, 21, 60, false, 1, 7);
 }
 
 /* ---- norms and softmax -------------------------------------------------- */
@@ -839,6 +861,10 @@ static void test_add_rows_in_order(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = { TESTS };
+	const struct CMUnitTest windowed[] = {
+		cmocka_unit_test(test_matmul_over_binding_windows),
+		cmocka_unit_test(test_get_rows_all_dtypes),
+	};
 	int rc;
 
 	/* first with subgroup reductions (where the device has them), then
@@ -846,6 +872,8 @@ int main(void)
 	rc = cmocka_run_group_tests_name("subgroup", tests, setup_sg,
 					 teardown);
 	rc |= cmocka_run_group_tests_name("plain", tests, setup_plain,
+					  teardown);
+	rc |= cmocka_run_group_tests_name("windowed", windowed, setup_windowed,
 					  teardown);
 	return rc;
 }
