@@ -25,6 +25,9 @@
  * both are float32 implementations of one computation. */
 #define TOL_LOGITS 1e-4
 #define TOL_HIDDEN 1e-5
+/* stories260k against llama.cpp's logits (up to ~22): 1e-3, as the CPU
+ * path's test has it. */
+#define TOL_STORIES 1e-3
 
 static const char *const decoders[] = {
 	"gpt2-tiny", "llama-tiny", "llama-tiny-untied", "mistral-tiny",
@@ -85,12 +88,12 @@ static const char *fixtures_root(void)
 	return buf;
 }
 
-static void fx_open(struct fx *f, const char *name)
+static void fx_open_in(struct fx *f, const char *root, const char *name)
 {
 	struct hf_err err = { 0 };
 	char path[1100];
 
-	snprintf(f->dir, sizeof(f->dir), "%s/%s", fixtures_root(), name);
+	snprintf(f->dir, sizeof(f->dir), "%s/%s", root, name);
 	if (hf_model_open(&f->m, f->dir, vkbe, 1, &err))
 		fail_msg("%s on vulkan: %s", name, err.msg);
 	if (hf_model_open(&f->cpu, f->dir, cpube, 1, &err))
@@ -101,6 +104,11 @@ static void fx_open(struct fx *f, const char *name)
 	snprintf(path, sizeof(path), "%s/reference.json", f->dir);
 	if (hf_json_load_file(&f->js, path, &err))
 		fail_msg("%s", err.msg);
+}
+
+static void fx_open(struct fx *f, const char *name)
+{
+	fx_open_in(f, fixtures_root(), name);
 }
 
 static void fx_close(struct fx *f)
@@ -403,6 +411,75 @@ static void test_encoder_outputs(void **state)
 	}
 }
 
+/* The trained tiny Llama: logits against llama.cpp, then the greedy ids
+ * (and so the same text as the CPU path, which passes the same test). */
+static void test_stories260k_logits_and_greedy_ids(void **state)
+{
+	const char *models = getenv("HF_MODELS");
+	struct fx f;
+	struct hf_err err = { 0 };
+	const json_t *gj;
+	double mx = 0.0;
+	size_t V, np, T, G;
+	int32_t *ids, *want;
+	float *lg;
+	struct hf_kv *kv;
+	struct hf_fwd_out o = { 0 };
+
+	fx_open_in(&f, models ? models : "models", "stories260k");
+	V = hf_model_vocab(f.m);
+	np = json_array_size(json_object_get(f.js, "prompts"));
+	for (size_t p = 0; p < np; p++) {
+		const struct hf_tensor *t;
+		char name[64], what[64];
+		double x;
+
+		snprintf(name, sizeof(name), "prompt%zu.ids", p);
+		t = hf_st_get(f.ref, name);
+		assert_non_null(t);
+		T = (size_t)t->shape[0];
+		lg = malloc(T * V * sizeof(float));
+		o.logits = lg;
+		o.all_logits = 1;
+		if (hf_kv_new(&kv, f.m, 1, T, &err) ||
+		    hf_model_forward(f.m, kv, t->data, NULL, T, &o, &err))
+			fail_msg("stories260k: %s", err.msg);
+		snprintf(what, sizeof(what), "stories260k prompt%zu", p);
+		x = cmp(what, lg, ref_f32(&f, "prompt%zu.logits", p), T * V,
+			TOL_STORIES);
+		mx = x > mx ? x : mx;
+		check_argmax(what, lg, ref_f32(&f, "prompt%zu.logits", p), T, V);
+		hf_kv_free(kv);
+		free(lg);
+	}
+	gj = json_object_get(f.js, "greedy");
+	ids = ints(json_object_get(gj, "prompt_ids"), &T);
+	want = ints(json_object_get(gj, "output_ids"), &G);
+	lg = malloc(V * sizeof(float));
+	o.logits = lg;
+	o.all_logits = 0;
+	if (hf_kv_new(&kv, f.m, 1, T + G, &err) ||
+	    hf_model_forward(f.m, kv, ids, NULL, T, &o, &err))
+		fail_msg("stories260k: %s", err.msg);
+	for (size_t s = 0; s < G; s++) {
+		int32_t tok = (int32_t)argmax(lg, V);
+
+		if (tok != want[s])
+			fail_msg("stories260k greedy step %zu: %d, want %d", s,
+				 tok, want[s]);
+		if (s + 1 < G &&
+		    hf_model_forward(f.m, kv, &tok, NULL, 1, &o, &err))
+			fail_msg("stories260k: %s", err.msg);
+	}
+	printf("stories260k        vulkan logits max abs diff %.3g (vs llama.cpp), greedy %zu ids equal\n",
+	       mx, G);
+	hf_kv_free(kv);
+	free(ids);
+	free(want);
+	free(lg);
+	fx_close(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_decoder_greedy_with_kv_cache),
 		cmocka_unit_test(test_decoder_left_padded_batch),
 		cmocka_unit_test(test_encoder_outputs),
+		cmocka_unit_test(test_stories260k_logits_and_greedy_ids),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
