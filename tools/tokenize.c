@@ -336,8 +336,13 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 				json_t *j;
 				json_error_t je;
 				const json_t *tx, *px;
+				size_t fl;
+				char *fixed = take_text(buf, (size_t)len, no, "", op, &fl, &rc);
 
-				j = json_loadb(buf, (size_t)len, JSON_ALLOW_NUL, &je);
+				if (!fixed)
+					break;
+				j = json_loadb(fixed, fl, JSON_ALLOW_NUL, &je);
+				free(fixed);
 				if (!j) {
 					rc = die(prog, "stdin line %zu: bad JSON: %s", no, je.text);
 					break;
@@ -701,9 +706,10 @@ int cmd_tokenize(int argc, char **argv)
 		op.threads = hf_cpu_count();
 	if (!hf_dir_exists(op.model))
 		return die(prog, "%s: no such model directory", op.model);
-	if (hf_tok_load(&t, op.model, &err))
+	/* --chat renders text without the tokenizer unless --ids */
+	if ((op.mode != CHAT || op.chat_ids) && hf_tok_load(&t, op.model, &err))
 		return die_err(prog, &err);
-	if (op.truncate && op.max_length < 0) {
+	if (t && op.truncate && op.max_length < 0) {
 		op.max_length = default_max_length(t);
 		if (op.max_length < 0) {
 			hf_tok_free(t);
