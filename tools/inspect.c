@@ -11,12 +11,13 @@
 #include "cli.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "hub/hub.h"
 #include "model/config.h"
 #include "st/st.h"
 
 static const char usage[] =
-	"usage: hf-inspect [--json] <file|dir|->\n"
-	"       hf-inspect --validate <file|dir|->\n";
+	"usage: hf-inspect [--json] <file|dir|org/name[@rev]|->\n"
+	"       hf-inspect --validate <file|dir|org/name[@rev]|->\n";
 
 static const char *prog = "hf-inspect";
 
@@ -489,6 +490,24 @@ static int validate(const char *path, struct hf_err *err)
 	return 0;
 }
 
+/* A path that exists (or "-") is used as is; "org/name[@rev]" that is not
+ * a local path goes through the Hub cache (fetching unless offline). A
+ * bare name stays a path, so a mistyped file name is reported as such. */
+static int resolve(char **out, const char *arg, struct hf_err *err)
+{
+	char *repo = NULL, *rev = NULL;
+
+	if (!strcmp(arg, "-") || hf_file_exists(arg) || hf_dir_exists(arg) ||
+	    !strchr(arg, '/') || arg[0] == '.' || arg[0] == '/' ||
+	    hf_hub_parse_spec(&repo, &rev, arg, NULL)) {
+		*out = strdup(arg);
+		return *out ? 0 : hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
+	free(repo);
+	free(rev);
+	return hf_hub_resolve_model(out, arg, err);
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -499,6 +518,7 @@ int cmd_inspect(int argc, char **argv)
 	};
 	struct hf_err err = { 0 };
 	struct model m;
+	char *path = NULL;
 	int c, as_json = 0, check = 0, rc;
 
 	optind = 1;
@@ -526,14 +546,19 @@ int cmd_inspect(int argc, char **argv)
 	if (as_json && check)
 		return die_usage(prog, usage, "--json and --validate do not "
 				 "go together");
+	if (resolve(&path, argv[optind], &err))
+		return die_err(prog, &err);
 	if (check) {
-		if (validate(argv[optind], &err)) {
+		rc = validate(path, &err);
+		free(path);
+		if (rc) {
 			finish_stdout(prog);
 			return die_err(prog, &err);
 		}
 		return finish_stdout(prog);
 	}
-	rc = model_open(&m, argv[optind], &err);
+	rc = model_open(&m, path, &err);
+	free(path);
 	if (rc) {
 		model_free(&m);
 		return die_err(prog, &err);
