@@ -1769,9 +1769,9 @@ int jb_test(struct jctx *cx, const char *name, struct jv *v, struct jargs *a)
 			}
 		}
 		if (!jv_is_num(v) || !jv_is_num(o)) {
-			jv_unref(two);
 			jx_fail(cx, "unsupported operand type(s) for %%: '%s' "
 				"and '%s'", jv_type_name(v), jv_type_name(o));
+			jv_unref(two);
 			return -1;
 		}
 		if (jv_num(o) == 0) {
