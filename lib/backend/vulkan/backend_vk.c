@@ -23,6 +23,7 @@ struct vkbe {
 	struct hf_backend be;
 	struct hf_vk *vk;
 	struct hf_vk_seq *pending;	/* exec'd ops not yet submitted */
+	struct hf_vk_seq *spare;	/* a finished one, to reset and reuse */
 	size_t npending;
 	bool failed;
 	struct hf_err err;		/* the first failure */
@@ -81,7 +82,10 @@ static int flush(struct vkbe *v, struct hf_err *err)
 		rc = hf_vk_seq_run(s, err);
 	if (!rc)
 		profile(v, s);
-	hf_vk_seq_free(s);
+	if (!rc && !v->spare)
+		v->spare = s;
+	else
+		hf_vk_seq_free(s);
 	return rc;
 }
 
@@ -345,6 +349,16 @@ static void be_exec(struct hf_backend *be, const struct hf_op *op)
 
 	if (v->failed)
 		return;
+	if (!v->pending && v->spare) {
+		v->pending = v->spare;
+		v->spare = NULL;
+		if (hf_vk_seq_reset(v->pending, &err)) {
+			hf_vk_seq_free(v->pending);
+			v->pending = NULL;
+			fail(v, &err);
+			return;
+		}
+	}
 	if (!v->pending && hf_vk_seq_begin(v->vk, &v->pending, &err)) {
 		fail(v, &err);
 		return;
@@ -420,6 +434,7 @@ static void be_destroy(struct hf_backend *be)
 
 	if (flush(v, &err))
 		hf_log_error("%s", err.msg);
+	hf_vk_seq_free(v->spare);
 	hf_vk_free(v->vk);
 	free(v);
 }

@@ -19,13 +19,14 @@ struct hf_vk_seq {
 	VkFence fence;
 	VkDescriptorPool *pools;
 	size_t npools;
+	size_t cur;		/* the pool sets come from */
 	uint32_t sets_left;
 	VkQueryPool qp;
 	uint32_t nq;
 	const char **ops;	/* static shader names, one per dispatch */
 	size_t nops, capops;
 	struct hf_vk_timing *times;
-	size_t ntimes;
+	size_t ntimes, captimes;
 	bool ended;
 	bool failed;		/* a dispatch failed: cannot end or run */
 };
@@ -43,6 +44,34 @@ static void barrier(VkCommandBuffer cb, VkPipelineStageFlags src,
 	vkCmdPipelineBarrier(cb, src, dst, 0, 1, &mb, 0, NULL, 0, NULL);
 }
 
+/* Begin recording into s->cb: the barrier after earlier work, and the
+ * first timestamp. */
+static VkResult start(struct hf_vk_seq *s)
+{
+	VkCommandBufferBeginInfo bi = {
+		.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+	};
+	VkResult r = vkBeginCommandBuffer(s->cb, &bi);
+
+	if (r != VK_SUCCESS)
+		return r;
+	/* uploads and the previous run's writes come before this run */
+	barrier(s->cb, VK_PIPELINE_STAGE_TRANSFER_BIT |
+		VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
+		VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+		VK_ACCESS_HOST_WRITE_BIT,
+		VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+		VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
+	s->nq = 0;
+	if (s->qp) {
+		vkCmdResetQueryPool(s->cb, s->qp, 0, MAX_QUERIES);
+		vkCmdWriteTimestamp(s->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT,
+				    s->qp, 0);
+		s->nq = 1;
+	}
+	return VK_SUCCESS;
+}
+
 int hf_vk_seq_begin(struct hf_vk *vk, struct hf_vk_seq **out,
 		    struct hf_err *err)
 {
@@ -51,9 +80,6 @@ int hf_vk_seq_begin(struct hf_vk *vk, struct hf_vk_seq **out,
 		.commandPool = vk->cmd_pool,
 		.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
 		.commandBufferCount = 1,
-	};
-	VkCommandBufferBeginInfo bi = {
-		.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
 	};
 	VkFenceCreateInfo fci = { .sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO };
 	VkQueryPoolCreateInfo qci = {
@@ -82,22 +108,9 @@ int hf_vk_seq_begin(struct hf_vk *vk, struct hf_vk_seq **out,
 		if (r != VK_SUCCESS)
 			goto fail;
 	}
-	r = vkBeginCommandBuffer(s->cb, &bi);
+	r = start(s);
 	if (r != VK_SUCCESS)
 		goto fail;
-	/* uploads and the previous run's writes come before this run */
-	barrier(s->cb, VK_PIPELINE_STAGE_TRANSFER_BIT |
-		VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT,
-		VK_ACCESS_TRANSFER_WRITE_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-		VK_ACCESS_HOST_WRITE_BIT,
-		VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-		VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
-	if (s->qp) {
-		vkCmdResetQueryPool(s->cb, s->qp, 0, MAX_QUERIES);
-		vkCmdWriteTimestamp(s->cb, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT,
-				    s->qp, 0);
-		s->nq = 1;
-	}
 	*out = s;
 	return 0;
 fail:
@@ -105,6 +118,7 @@ fail:
 	return vk_fail(err, r, "recording a command sequence");
 }
 
+/* Sets come from the next pool, made when there is none left. */
 static int new_pool(struct hf_vk_seq *s, struct hf_err *err)
 {
 	VkDescriptorPoolSize ps = {
@@ -117,16 +131,22 @@ static int new_pool(struct hf_vk_seq *s, struct hf_err *err)
 		.poolSizeCount = 1,
 		.pPoolSizes = &ps,
 	};
-	VkDescriptorPool *p = realloc(s->pools, (s->npools + 1) * sizeof(*p));
+	VkDescriptorPool *p;
 	VkResult r;
 
+	if (s->npools && s->cur + 1 < s->npools) {
+		s->cur++;
+		s->sets_left = SETS_PER_POOL;
+		return 0;
+	}
+	p = realloc(s->pools, (s->npools + 1) * sizeof(*p));
 	if (!p)
 		return hf_err_set(err, HF_ENOMEM, "vulkan: out of memory");
 	s->pools = p;
 	r = vkCreateDescriptorPool(s->vk->dev, &ci, NULL, &p[s->npools]);
 	if (r != VK_SUCCESS)
 		return vk_fail(err, r, "vkCreateDescriptorPool");
-	s->npools++;
+	s->cur = s->npools++;
 	s->sets_left = SETS_PER_POOL;
 	return 0;
 }
@@ -181,7 +201,7 @@ int vk_dispatch(struct hf_vk_seq *s, const char *shader, const uint32_t *spec,
 		return fail(s, rc);
 	if (!s->sets_left && (rc = new_pool(s, err)))
 		return fail(s, rc);
-	ai.descriptorPool = s->pools[s->npools - 1];
+	ai.descriptorPool = s->pools[s->cur];
 	r = vkAllocateDescriptorSets(vk->dev, &ai, &set);
 	if (r != VK_SUCCESS)
 		return fail(s, vk_fail(err, r, "vkAllocateDescriptorSets"));
@@ -323,8 +343,17 @@ static void read_timings(struct hf_vk_seq *s)
 	t = malloc(s->nq * sizeof(*t));
 	if (!t)
 		return;
-	if (!s->times)
-		s->times = calloc(s->nq - 1, sizeof(*s->times));
+	if (s->captimes < s->nq - 1) {
+		struct hf_vk_timing *tt = realloc(s->times, (s->nq - 1) *
+						  sizeof(*tt));
+
+		if (!tt) {
+			free(t);
+			return;
+		}
+		s->times = tt;
+		s->captimes = s->nq - 1;
+	}
 	if (s->times &&
 	    vkGetQueryPoolResults(vk->dev, s->qp, 0, s->nq,
 				  s->nq * sizeof(*t), t, sizeof(*t),
@@ -373,6 +402,27 @@ const struct hf_vk_timing *hf_vk_seq_timings(struct hf_vk_seq *s, size_t *n)
 {
 	*n = s->ntimes;
 	return s->ntimes ? s->times : NULL;
+}
+
+int hf_vk_seq_reset(struct hf_vk_seq *s, struct hf_err *err)
+{
+	VkResult r = vkResetCommandBuffer(s->cb, 0);
+
+	for (size_t i = 0; r == VK_SUCCESS && i < s->npools; i++)
+		r = vkResetDescriptorPool(s->vk->dev, s->pools[i], 0);
+	s->cur = 0;
+	s->sets_left = s->npools ? SETS_PER_POOL : 0;
+	s->nops = 0;
+	s->ntimes = 0;
+	s->ended = false;
+	s->failed = false;
+	if (r == VK_SUCCESS)
+		r = start(s);
+	if (r != VK_SUCCESS) {
+		s->failed = true;
+		return vk_fail(err, r, "resetting a command sequence");
+	}
+	return 0;
 }
 
 struct hf_vk *vk_seq_dev(struct hf_vk_seq *s)

@@ -7,7 +7,12 @@
  * sequence and waits for it. A sequence can be run again and again: it
  * reads its buffers afresh each time, and every value that changes from
  * one decode step to the next (token ids, positions) is read from a
- * device buffer, never baked into the recording. */
+ * device buffer, never baked into the recording.
+ *
+ * Environment: HF_VK_DEVICE=N picks device N of hf_vk_devices();
+ * HF_VK_VALIDATE=1 turns the validation layer on (debug builds always
+ * have it); HF_VK_NO_SUBGROUPS=1 uses the shared-memory reductions; the
+ * pipeline cache lives in $XDG_CACHE_HOME/hf (else ~/.cache/hf). */
 #ifndef HF_BACKEND_VULKAN_VK_H
 #define HF_BACKEND_VULKAN_VK_H
 
@@ -118,6 +123,9 @@ struct hf_vk_seq;
 int hf_vk_seq_begin(struct hf_vk *vk, struct hf_vk_seq **out,
 		    struct hf_err *err);
 int hf_vk_seq_end(struct hf_vk_seq *s, struct hf_err *err);
+/* Empty s and start recording again, keeping its command buffer,
+ * descriptor pools and queries (cheaper than free + begin). */
+int hf_vk_seq_reset(struct hf_vk_seq *s, struct hf_err *err);
 /* Submit and wait; as often as wanted. */
 int hf_vk_seq_run(struct hf_vk_seq *s, struct hf_err *err);
 void hf_vk_seq_free(struct hf_vk_seq *s);	/* NULL is fine */

@@ -128,6 +128,42 @@ static void test_sequence_replays_on_new_inputs(void **state)
 	vkt_close(vk);
 }
 
+static void test_reset_sequence_records_anew(void **state)
+{
+	struct hf_vk *vk = vkt_open();
+	float x[300], y[300];
+	struct hf_vk_buf *bx = vkt_buf(vk, NULL, sizeof(x));
+	struct hf_vk_buf *by = vkt_buf(vk, NULL, sizeof(y));
+	struct hf_vk_seq *s = record_scale(vk, by, bx, 300);
+	const struct hf_vk_timing *t;
+	size_t n;
+
+	for (int i = 0; i < 300; i++)
+		x[i] = (float)i;
+	VKT_CHECK(hf_vk_upload(vk, bx, 0, x, sizeof(x), &err));
+	VKT_CHECK(hf_vk_seq_run(s, &err));
+	/* more dispatches than before: y = ((x * 3) * 3) * 3 * 3 */
+	VKT_CHECK(hf_vk_seq_reset(s, &err));
+	VKT_CHECK(hf_vk_op_scale(s, by, bx, 300, 3.0f, 0.0f, &err));
+	for (int k = 0; k < 3; k++)
+		VKT_CHECK(hf_vk_op_scale(s, by, by, 300, 3.0f, 0.0f, &err));
+	VKT_CHECK(hf_vk_seq_end(s, &err));
+	VKT_CHECK(hf_vk_seq_run(s, &err));
+	vkt_get(vk, y, by, sizeof(y));
+	for (int i = 0; i < 300; i++)
+		if (y[i] != 81.0f * x[i])
+			fail_msg("index %d: got %g, want %g", i, y[i], 81.0f * x[i]);
+	assert_int_equal(hf_vk_seq_dispatches(s), 4);
+	t = hf_vk_seq_timings(s, &n);
+	if (hf_vk_info(vk)->timestamps)
+		assert_int_equal(n, 4);
+	(void)t;
+	hf_vk_seq_free(s);
+	hf_vk_buf_free(bx);
+	hf_vk_buf_free(by);
+	vkt_close(vk);
+}
+
 static void test_timestamps_name_each_dispatch(void **state)
 {
 	struct hf_vk *vk = vkt_open();
@@ -225,6 +261,7 @@ int main(void)
 		cmocka_unit_test(test_bad_device_index_names_the_variable),
 		cmocka_unit_test(test_no_driver_says_what_is_missing),
 		cmocka_unit_test(test_sequence_replays_on_new_inputs),
+		cmocka_unit_test(test_reset_sequence_records_anew),
 		cmocka_unit_test(test_timestamps_name_each_dispatch),
 		cmocka_unit_test(test_op_on_too_small_buffer_names_it),
 		cmocka_unit_test(test_pipeline_cache_is_saved_and_loaded),
