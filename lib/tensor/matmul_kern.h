@@ -30,21 +30,21 @@ typedef void (*mm_gemm_fn)(float *y, const float *x, const void *w,
 			   enum hf_dtype wt, size_t n, size_t in, size_t out,
 			   size_t j0, size_t j1, float *scratch);
 
-/* GEMM blocking (AVX-512; AVX2 uses half of each): W is packed k-major in
- * panels of MM_NR rows and MM_KC columns (MM_KC * MM_NR floats, 32 KiB:
- * stays in L1 while every MM_MR-token tile of x, packed the same way,
- * streams past it from L2). */
+/* GEMM blocking (AVX-512; AVX2 uses half of NR and MR), after BLIS: for
+ * each MM_KC slice of the inner dimension, x is packed k-major in tiles
+ * of MM_MR tokens, and W in panels of MM_NR rows, MM_NC rows at a time
+ * (MM_NC * MM_KC floats, 512 KiB: stays in L2); each x tile (14 KiB,
+ * L1) then runs past all the panels of the block. */
 #define MM_NR 32
 #define MM_MR 14
-#ifndef MM_KC
 #define MM_KC 256
-#endif
+#define MM_NC 512
 
-/* The packed W panel, then the packed x tiles (n rounded up to the
+/* The packed W block, then the packed x tiles (n rounded up to the
  * largest tile, MM_MR). */
 static inline size_t mm_gemm_scratch(size_t n)
 {
-	return MM_KC * MM_NR + (n + MM_MR) * MM_KC;
+	return MM_KC * MM_NC + (n + MM_MR) * MM_KC;
 }
 
 struct mm_kern {

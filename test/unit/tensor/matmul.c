@@ -77,7 +77,7 @@ struct shape {
 
 static const struct shape shapes[] = {
 	{ 1, 1 }, { 17, 5 }, { 63, 33 }, { 100, 47 }, { 257, 70 },
-	{ 300, 129 }, { 523, 95 },
+	{ 300, 129 }, { 523, 95 }, { 40, 1100 },
 };
 static const size_t ns[] = { 1, 2, 3, 4, 5, 7, 15, 33 };
 static const enum hf_dtype dtypes[] = {
