@@ -101,9 +101,12 @@ static int add_template(struct hf_chat *c, const char *name, const char *src,
 	for (size_t i = 0; i < c->n; i++)
 		if (!strcmp(c->t[i].name, name))
 			at = i;
-	if (compile(&body, src, len, err))
+	if (compile(&body, src, len, err)) {
+		if (!where)
+			return hf_err_prefix(err, "chat template '%s'", name);
 		return hf_err_prefix(err, "%s: chat template '%s'", where,
 				     name);
+	}
 	if (at < c->n) {	/* a later source replaces the template */
 		jj_node_free(c->t[at].body);
 		c->t[at].body = body;
@@ -221,7 +224,7 @@ int hf_chat_load_string(struct hf_chat **out, const char *template_src,
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	if (load_special(c, tokenizer_config, err) ||
 	    add_template(c, "default", template_src, strlen(template_src),
-			 "template", err)) {
+			 NULL, err)) {
 		hf_chat_free(c);
 		return err->code;
 	}

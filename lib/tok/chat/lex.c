@@ -285,7 +285,9 @@ static int lex_tag(struct lexer *lx, int block)
 					is_float = 1;
 					j = e;
 					while (j < lx->n &&
-					       isdigit((unsigned char)s[j]))
+					       (isdigit((unsigned char)s[j]) ||
+						(s[j] == '_' && j + 1 < lx->n &&
+						 isdigit((unsigned char)s[j + 1]))))
 						j++;
 				}
 			}

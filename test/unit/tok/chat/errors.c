@@ -66,6 +66,10 @@ static void test_syntax_errors_name_the_line(void **state)
 	expect_error("{# never closed", HF_EFORMAT, "comment");
 	expect_error("{% if true %}{% endfor %}", HF_EFORMAT, "endfor");
 	expect_error("{% set 1 = 2 %}", HF_EFORMAT, "assign");
+	expect_error("{% set true = 42 %}", HF_EFORMAT, "assign");
+	expect_error("{% for none in x %}{% endfor %}", HF_EFORMAT, "assign");
+	expect_error("{{ foo is string is sequence }}", HF_EFORMAT,
+		     "cannot chain");
 	/* unknown filters fail when compiled, except inside if */
 	expect_error("{{ 'x' | nosuch }}", HF_EFORMAT, "no filter named 'nosuch'");
 	expect_error("{{ 1 is nosuch }}", HF_EFORMAT, "no test named 'nosuch'");

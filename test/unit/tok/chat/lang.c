@@ -101,6 +101,47 @@ static void test_whitespace_control_matches_jinja(void **state)
 	RUN(t);
 }
 
+/* Cases from Jinja2's own test suite (tests/test_lexnparse.py), with
+ * the expectations it asserts for trim_blocks + lstrip_blocks. */
+static void test_cases_from_the_jinja_test_suite(void **state)
+{
+	static const struct case_ t[] = {
+		{ "1  {%- raw -%}   2   {%- endraw -%}   3", "123" },
+		{ "bar\n{% raw %}\n  {{baz}}2 spaces\n{% endraw %}\nfoo",
+		  "bar\n\n  {{baz}}2 spaces\nfoo" },
+		{ "{{ 1_2.3_4e5_6 }}|{{ 25.6e-10 }}|{{ 1e0 }}|{{ 10e1 }}|"
+		  "{{ 2.5e100 }}|{{ 12_34_56 }}|{{ 3_4.5_6 }}",
+		  "1.234e+57|2.56e-09|1.0|100.0|2.5e+100|123456|34.56" },
+		{ "{{ [1, 2] ~ 'foo' }}|{{ 2 * (3 < 5) }}|{{{'foo':'bar'}.foo}}|"
+		  "{{ \"foo\"|upper + \"bar\"|upper }}", "[1, 2]foo|2|bar|FOOBAR" },
+		{ "{{ (1 + 1 * 2) - 3 / 2 }}|{{ 2**3 }}|{{ +3 }}|{{ [1, 2, 3].0 }}"
+		  "|{{ [[1]].0.0 }}", "1.5|8|3|1|1" },
+		{ "{{ (1, 2,) }}|{{ [1, 2,] }}|{{ {1: 2,} }}|{{ 1, }}|{{ 1, 2 }}",
+		  "(1, 2)|[1, 2]|{1: 2}|(1,)|(1, 2)" },
+		{ "{% for x in 1, 2 %}{{ x }}{% endfor %}"
+		  "{% for x in 3, %}{{ x }}{% endfor %}", "123" },
+		{ "{{ 42 is string or 42 is number }}|{{ not 42 in range(100) }}|"
+		  "{{ 2 * 3 + 4 % 2 + 1 - 2 }}", "True|False|5" },
+		{ "{% set foo = 0 %}{% for item in [1, 2] %}{% set foo = 1 %}"
+		  "{% endfor %}{{ foo }}", "0" },
+		{ "{{ -{'bar': 42}['bar'] }}|{{ -{'bar': 42}['bar']|abs }}|"
+		  "{{ {(1, 2): 'x'}[1, 2] }}", "-42|42|x" },
+		{ "    {% if True %}\n    {% endif %}", "" },
+		{ "{# I'm a comment #}\n    {% for item in range(3) %}\n"
+		  "    {{ item }}\n    {% endfor %}\n", "    0\n    1\n    2\n" },
+		{ "{# c #}\n    {%+ for item in range(5) -%}\n        {{ item }}\n"
+		  "    {%- endfor %}", "    01234" },
+		{ "    {# c #}\n    {% for item in range(5) -%}\n        {{ item }}"
+		  "\n    {%- endfor %}", "01234" },
+		{ "    {% set x = \" {% str %} \" %}{{ x }}", " {% str %} " },
+		{ "\n\n\n{% set hello = 1 %}", "\n\n\n" },
+		{ "{{ true }}|{{ false }}|{{ none }}|{{ none is defined }}|"
+		  "{{ missing is defined }}", "True|False|None|True|False" },
+		{ "{{ True }}|{{ true }}|{{ TRUE }}", "True|True|" },
+	};
+	RUN(t);
+}
+
 static void test_values_print_as_python(void **state)
 {
 	static const struct case_ t[] = {
@@ -414,6 +455,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_whitespace_control_matches_jinja),
+		cmocka_unit_test(test_cases_from_the_jinja_test_suite),
 		cmocka_unit_test(test_values_print_as_python),
 		cmocka_unit_test(test_operators_follow_python_and_jinja_precedence),
 		cmocka_unit_test(test_statements_for_if_set_scoping),
