@@ -22,6 +22,31 @@ layout(std430, binding = 3) readonly buffer Bbuf { float bias[]; };
 layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
 #include "weights.glsl"
 
+/* Part of row W[o] . x[t]: the elements first, first + step, ...; with
+ * 16-bit weights and an even start, word by word (two weights a load). */
+float row_dot(uint wb, uint xb, uint in_, uint first, uint step)
+{
+	float acc = 0.0;
+#ifdef W_PAIRS
+	const uint j0 = pc.o[0] + wb;
+
+	if ((j0 & 1) == 0) {
+		const uint k0 = j0 >> 1, n2 = in_ >> 1;
+
+		for (uint k = first; k < n2; k += step) {
+			const vec2 wv = wload2(k0 + k);
+			acc += wv.x * x[xb + 2 * k] + wv.y * x[xb + 2 * k + 1];
+		}
+		if ((in_ & 1) != 0 && first == 0)
+			acc += wload(wb + in_ - 1) * x[xb + in_ - 1];
+		return acc;
+	}
+#endif
+	for (uint i = first; i < in_; i += step)
+		acc += wload(wb + i) * x[xb + i];
+	return acc;
+}
+
 void main()
 {
 	const uint t = gl_WorkGroupID.z;
@@ -35,10 +60,8 @@ void main()
 		if (o >= end)
 			break;
 		const uint wb = pc.p.w_off + (o - pc.p.o0) * in_;
-		float acc = 0.0;
-		for (uint i = gl_SubgroupInvocationID; i < in_;
-		     i += gl_SubgroupSize)
-			acc += wload(wb + i) * x[xb + i];
+		float acc = row_dot(wb, xb, in_, gl_SubgroupInvocationID,
+				    gl_SubgroupSize);
 		acc = subgroupAdd(acc);
 		if (subgroupElect())
 			y[pc.o[2] + t * out_ + o] = acc +
@@ -49,11 +72,9 @@ void main()
 	for (uint r = 0; r < ROWS; r++) {
 		const uint o = row0 + r;
 		float acc = 0.0;
-		if (o < end) {
-			const uint wb = pc.p.w_off + (o - pc.p.o0) * in_;
-			for (uint i = tid; i < in_; i += WG)
-				acc += wload(wb + i) * x[xb + i];
-		}
+		if (o < end)
+			acc = row_dot(pc.p.w_off + (o - pc.p.o0) * in_, xb,
+				      in_, tid, WG);
 		acc = wg_sum(acc);	/* uniform: every invocation calls it */
 		if (tid == 0 && o < end)
 			y[pc.o[2] + t * out_ + o] = acc +

@@ -20,6 +20,13 @@ float wload(uint i)
 	const vec2 v = unpackHalf2x16(w[j >> 1]);
 	return (j & 1) != 0 ? v.y : v.x;
 }
+
+/* Elements 2k and 2k + 1 of the bound buffer (absolute word k). */
+#define W_PAIRS
+vec2 wload2(uint k)
+{
+	return unpackHalf2x16(w[k]);
+}
 #elif defined(W_BF16)
 layout(std430, binding = 0) readonly buffer Wbuf { uint w[]; };
 
@@ -28,6 +35,13 @@ float wload(uint i)
 	const uint j = pc.o[0] + i;
 	const uint v = w[j >> 1];
 	return uintBitsToFloat((j & 1) != 0 ? (v & 0xffff0000u) : (v << 16));
+}
+
+#define W_PAIRS
+vec2 wload2(uint k)
+{
+	const uint v = w[k];
+	return vec2(uintBitsToFloat(v << 16), uintBitsToFloat(v & 0xffff0000u));
 }
 #else
 #error "define W_F32, W_F16 or W_BF16"
