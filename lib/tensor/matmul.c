@@ -279,7 +279,10 @@ static void init_cols(struct job *j, size_t j0, size_t j1)
 	}
 }
 
-/* Rows of W widened per cblas_sgemm call when there is no own GEMM. */
+/* Rows of W widened per cblas_sgemm call when there is no own GEMM (the
+ * generic path). Each pool thread calls cblas_sgemm on its own columns,
+ * so OpenBLAS should run one thread per call: OPENBLAS_NUM_THREADS=1, as
+ * the tests set it; with more, the calls still give the same result. */
 #define PANEL 64
 
 /* Columns of y in MM_NR blocks, contiguous per thread. */
