@@ -154,7 +154,10 @@ struct pretok {
 	int individual_digits;
 	uint32_t delim;
 	size_t length;
+	int *script_of_group;		/* UnicodeScripts: group -> script */
+	int ngroups;
 };
+int tok_scripts_compile(struct pretok *pt, const char *where, struct hf_err *err);
 
 enum model_type { M_BPE, M_WORDPIECE, M_WORDLEVEL, M_UNIGRAM };
 
@@ -295,6 +298,7 @@ struct tok_ws {
 	struct tf tf;
 	struct mtoks mt;
 	pcre2_match_data *md;
+	pcre2_match_data *md_big;	/* UnicodeScripts: a group per script */
 	/* BPE scratch */
 	uint32_t *sym_id, *sym_len, *sym_rank;
 	int32_t *sym_next, *sym_prev;

@@ -389,9 +389,9 @@ int tok_pretok_load(struct pretok *pt, const json_t *j, const char *path,
 			return hf_err_set(err, HF_EFORMAT, "%s.length: must be positive", path);
 		pt->length = (size_t)len;
 	} else if (!strcmp(type, "UnicodeScripts")) {
-		snprintf(p, sizeof(p), "%s.type", path);
-		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "%s: pre-tokenizer 'UnicodeScripts' is not supported", p);
+		pt->type = P_SCRIPTS;
+		if ((r = tok_scripts_compile(pt, path, err)))
+			return r;
 	} else {
 		snprintf(p, sizeof(p), "%s.type", path);
 		return hf_err_set(err, HF_EFORMAT, "%s: unknown pre-tokenizer '%s'", p, type);
@@ -406,6 +406,7 @@ void tok_pretok_free(struct pretok *pt)
 	for (size_t i = 0; i < pt->nsub; i++)
 		tok_pretok_free(&pt->sub[i]);
 	free(pt->sub);
+	free(pt->script_of_group);
 	tok_rx_free(&pt->rx);
 }
 

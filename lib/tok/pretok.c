@@ -252,6 +252,152 @@ static int prepend_char(struct tok_ws *ws, int cur, const struct piece *p,
 	return tok_piece_transform(ws, cur, p, 0);
 }
 
+/* ---- UnicodeScripts: split where the script changes ---- */
+
+/* PCRE2 knows the scripts; one alternation with a group per script tells
+ * which one a char has. Names PCRE2 does not know are left out. */
+static const char *const script_names[] = {
+	"Adlam", "Ahom", "Anatolian_Hieroglyphs", "Arabic", "Armenian", "Avestan",
+	"Balinese", "Bamum", "Bassa_Vah", "Batak", "Bengali", "Bhaiksuki",
+	"Bopomofo", "Brahmi", "Braille", "Buginese", "Buhid",
+	"Canadian_Aboriginal", "Carian", "Caucasian_Albanian", "Chakma", "Cham",
+	"Cherokee", "Chorasmian", "Common", "Coptic", "Cuneiform", "Cypriot",
+	"Cypro_Minoan", "Cyrillic", "Deseret", "Devanagari", "Dives_Akuru",
+	"Dogra", "Duployan", "Egyptian_Hieroglyphs", "Elbasan", "Elymaic",
+	"Ethiopic", "Georgian", "Glagolitic", "Gothic", "Grantha", "Greek",
+	"Gujarati", "Gunjala_Gondi", "Gurmukhi", "Han", "Hangul",
+	"Hanifi_Rohingya", "Hanunoo", "Hatran", "Hebrew", "Hiragana",
+	"Imperial_Aramaic", "Inherited", "Inscriptional_Pahlavi",
+	"Inscriptional_Parthian", "Javanese", "Kaithi", "Kannada", "Katakana",
+	"Kawi", "Kayah_Li", "Kharoshthi", "Khitan_Small_Script", "Khmer",
+	"Khojki", "Khudawadi", "Lao", "Latin", "Lepcha", "Limbu", "Linear_A",
+	"Linear_B", "Lisu", "Lycian", "Lydian", "Mahajani", "Makasar",
+	"Malayalam", "Mandaic", "Manichaean", "Marchen", "Masaram_Gondi",
+	"Medefaidrin", "Meetei_Mayek", "Mende_Kikakui", "Meroitic_Cursive",
+	"Meroitic_Hieroglyphs", "Miao", "Modi", "Mongolian", "Mro", "Multani",
+	"Myanmar", "Nabataean", "Nag_Mundari", "Nandinagari", "New_Tai_Lue",
+	"Newa", "Nko", "Nushu", "Nyiakeng_Puachue_Hmong", "Ogham", "Ol_Chiki",
+	"Old_Hungarian", "Old_Italic", "Old_North_Arabian", "Old_Permic",
+	"Old_Persian", "Old_Sogdian", "Old_South_Arabian", "Old_Turkic",
+	"Old_Uyghur", "Oriya", "Osage", "Osmanya", "Pahawh_Hmong", "Palmyrene",
+	"Pau_Cin_Hau", "Phags_Pa", "Phoenician", "Psalter_Pahlavi", "Rejang",
+	"Runic", "Samaritan", "Saurashtra", "Sharada", "Shavian", "Siddham",
+	"SignWriting", "Sinhala", "Sogdian", "Sora_Sompeng", "Soyombo",
+	"Sundanese", "Syloti_Nagri", "Syriac", "Tagalog", "Tagbanwa", "Tai_Le",
+	"Tai_Tham", "Tai_Viet", "Takri", "Tamil", "Tangsa", "Tangut", "Telugu",
+	"Thaana", "Thai", "Tibetan", "Tifinagh", "Tirhuta", "Toto", "Ugaritic",
+	"Vai", "Vithkuqi", "Wancho", "Warang_Citi", "Yezidi", "Yi",
+	"Zanabazar_Square",
+};
+
+#define N_SCRIPTS (sizeof(script_names) / sizeof(script_names[0]))
+
+int tok_scripts_compile(struct pretok *pt, const char *where, struct hf_err *err)
+{
+	char *pat = malloc(N_SCRIPTS * 40 + 1);
+	size_t n = 0;
+	int ng = 0;
+
+	if (!pat)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	pt->nsub = 0;
+	pt->script_of_group = calloc(N_SCRIPTS + 1, sizeof(*pt->script_of_group));
+	if (!pt->script_of_group) {
+		free(pat);
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < N_SCRIPTS; i++) {
+		char one[64];
+		int ec;
+		PCRE2_SIZE eo;
+		pcre2_code *c;
+
+		snprintf(one, sizeof(one), "\\p{sc:%s}", script_names[i]);
+		c = pcre2_compile((PCRE2_SPTR)one, PCRE2_ZERO_TERMINATED, PCRE2_UTF,
+				  &ec, &eo, NULL);
+		if (!c)
+			continue;
+		pcre2_code_free(c);
+		n += (size_t)sprintf(pat + n, "%s(%s)", ng ? "|" : "", one);
+		pt->script_of_group[++ng] = (int)i;
+	}
+	pt->ngroups = ng;
+	pt->rx.code = pcre2_compile((PCRE2_SPTR)pat, n, PCRE2_UTF | PCRE2_ANCHORED,
+				    &(int){ 0 }, &(PCRE2_SIZE){ 0 }, NULL);
+	free(pat);
+	if (!pt->rx.code)
+		return hf_err_set(err, HF_EINTERNAL, "%s: cannot build the script table", where);
+	pt->rx.jit = pcre2_jit_compile(pt->rx.code, PCRE2_JIT_COMPLETE) == 0;
+	return 0;
+}
+
+/* pre_tokenizers/unicode_scripts: fixed_script() folds Hiragana and
+ * Katakana (and U+30FC) into Han; ' ' is "Any" and never splits. */
+static int script_of(const struct pretok *pt, struct tok_ws *ws, const char *s,
+		     size_t n, size_t at, uint32_t c)
+{
+	static int han = -1, hira = -1, kata = -1;
+	PCRE2_SIZE *ov;
+	int rc, id = -2;
+
+	if (c == ' ')
+		return -1;
+	if (han < 0)
+		for (size_t i = 0; i < N_SCRIPTS; i++) {
+			if (!strcmp(script_names[i], "Han"))
+				han = (int)i;
+			if (!strcmp(script_names[i], "Hiragana"))
+				hira = (int)i;
+			if (!strcmp(script_names[i], "Katakana"))
+				kata = (int)i;
+		}
+	if (c == 0x30FC)
+		return han;
+	rc = pt->rx.jit ? pcre2_jit_match(pt->rx.code, (PCRE2_SPTR)s, n, at,
+					  PCRE2_NO_UTF_CHECK, ws->md_big, NULL)
+			: pcre2_match(pt->rx.code, (PCRE2_SPTR)s, n, at,
+				      PCRE2_NO_UTF_CHECK, ws->md_big, NULL);
+	if (rc > 1) {
+		ov = pcre2_get_ovector_pointer(ws->md_big);
+		for (int g = 1; g < rc; g++)
+			if (ov[2 * g] != PCRE2_UNSET) {
+				id = pt->script_of_group[g];
+				break;
+			}
+	}
+	if (id == hira || id == kata)
+		id = han;
+	return id;
+}
+
+static int scripts_split(const struct pretok *pt, struct tok_ws *ws, int cur,
+			 const struct piece *p)
+{
+	const char *s = ws->ar[cur].s + p->off;
+	int last = -3;	/* none yet */
+	size_t start = (size_t)-1;
+
+	if (!ws->md_big && !(ws->md_big = pcre2_match_data_create(N_SCRIPTS + 2, NULL)))
+		return -1;
+	for (size_t i = 0; i < p->len;) {
+		size_t k;
+		uint32_t c = tok_decode1(s + i, p->len - i, &k);
+		int sc = script_of(pt, ws, s, p->len, i, c);
+
+		if (sc != -1 && last != sc) {
+			if (start != (size_t)-1 && tok_piece_slice(ws, cur, p, start, i))
+				return -1;
+			start = i;
+		}
+		if (sc != -1)
+			last = sc;
+		i += k;
+	}
+	if (start != (size_t)-1 && tok_piece_slice(ws, cur, p, start, p->len))
+		return -1;
+	return 0;
+}
+
 static int stage(struct tok_ws *ws, int cur)
 {
 	ws->ar[cur ^ 1].len = 0;
@@ -453,7 +599,11 @@ int tok_pretok_apply(const struct pretok *pt, struct tok_ws *ws, int cur,
 		return cur;
 	}
 	case P_SCRIPTS:
-		break;
+		FOR_PIECES(ws, cur, {
+			if (scripts_split(pt, ws, cur, p))
+				return -1;
+		});
+		return cur;
 	}
 	return -1;
 }

@@ -578,6 +578,8 @@ void tok_ws_free(struct tok_ws *ws)
 	free(ws->mt.v);
 	if (ws->md)
 		pcre2_match_data_free(ws->md);
+	if (ws->md_big)
+		pcre2_match_data_free(ws->md_big);
 	free(ws->sym_id);
 	free(ws->sym_len);
 	free(ws->sym_rank);

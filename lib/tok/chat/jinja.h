@@ -234,6 +234,26 @@ struct jv *jx_eval(struct jctx *cx, struct jframe *f, const struct jnode *n);
 int jx_render(struct jctx *cx, const struct jnode *body, struct jv *globals,
 	      struct jbuf *out);
 
+/* Shared by eval.c, ops.c and exec.c. Each returns NULL (or -1) with
+ * cx->err set on failure. */
+struct jv *jx_oom(struct jctx *cx);
+struct jv *jx_buf_fail(struct jctx *cx, const struct jbuf *b);
+struct jv *jx_undef_fail(struct jctx *cx, const struct jv *u);
+struct jv *jx_lookup(struct jframe *f, const char *name);	/* borrowed */
+int jx_frame_init(struct jctx *cx, struct jframe *f, struct jframe *parent);
+int jx_frame_set(struct jctx *cx, struct jframe *f, const char *name,
+		 struct jv *v);	/* takes v */
+struct jv *jx_iter_items(struct jctx *cx, struct jv *v);
+int jx_assign(struct jctx *cx, struct jframe *f, const struct jnode *t,
+	      struct jv *v);	/* takes v */
+int jx_eval_args(struct jctx *cx, struct jframe *f, const struct jnode *n,
+		 size_t from, struct jargs *a);
+void jx_args_free(struct jargs *a);
+struct jv *jx_eval_filter_chain(struct jctx *cx, struct jframe *f,
+				const struct jnode *n, struct jv *subject);
+struct jv *jx_binop(struct jctx *cx, int op, struct jv *a, struct jv *b);
+int jx_compare(struct jctx *cx, int op, struct jv *a, struct jv *b);
+
 /* Attribute / item lookup as Jinja's sandbox does it. */
 struct jv *jx_getattr(struct jctx *cx, struct jv *obj, const char *name);
 struct jv *jx_getitem(struct jctx *cx, struct jv *obj, struct jv *key);
@@ -256,5 +276,41 @@ struct jv *jb_str_slice(struct jctx *cx, struct jv *v, struct jv *start,
 			struct jv *stop, struct jv *step);
 /* Python str(v) as a new string value. */
 struct jv *jb_to_str(struct jctx *cx, struct jv *v);
+
+/* Helpers the builtins share (builtins.c). */
+/* Argument at position pos or keyword name (NULL: none), borrowed. */
+struct jv *jb_arg(struct jargs *a, size_t pos, const char *name);
+int jb_arg_bool(struct jargs *a, size_t pos, const char *name, int def);
+int jb_want_str(struct jctx *cx, struct jv *v, const char *what);
+struct jv *jb_oom(struct jctx *cx);
+/* The buffer as a string value; errors for out of memory and size. */
+struct jv *jb_take(struct jctx *cx, struct jbuf *b);
+/* Push item (taken) onto l; returns l, or NULL with the error set. */
+struct jv *jb_list_push(struct jctx *cx, struct jv *l, struct jv *item);
+/* An iterable's items as a list (str: characters, dict: keys). */
+struct jv *jb_items_of(struct jctx *cx, struct jv *v);
+/* Python ordering of a and b: -1, 0, 1, or 2 with the error set. */
+int jb_cmp(struct jctx *cx, const struct jv *a, const struct jv *b);
+/* dict.items(): a list of (key, value) tuples. */
+struct jv *jb_dict_items(struct jctx *cx, struct jv *d);
+
+/* Python str methods on UTF-8 text (text.c). */
+enum jt_case { JT_LOWER, JT_UPPER, JT_CAPITALIZE = 3, JT_PYTITLE = 4 };
+struct jv *jt_recase(struct jctx *cx, const char *s, size_t len, int mode);
+/* Jinja's title filter: words split at [-\s({[<] */
+struct jv *jt_title_words(struct jctx *cx, const char *s, size_t len);
+/* which: 1 lstrip, 2 rstrip, 3 strip; chars NULL or none: whitespace */
+struct jv *jt_strip(struct jctx *cx, struct jv *s, struct jv *chars,
+		    int which);
+struct jv *jt_replace(struct jctx *cx, struct jv *s, struct jv *old,
+		      struct jv *new, struct jv *count);
+struct jv *jt_split(struct jctx *cx, struct jv *s, struct jv *sep,
+		    struct jv *maxsplit, int right);
+struct jv *jt_splitlines(struct jctx *cx, const char *s, size_t len,
+			 int keepends);
+struct jv *jt_format(struct jctx *cx, struct jv *fmt, struct jargs *a);
+int jt_is_case(const struct jv *s, int upper);	/* islower / isupper */
+int jt_is_alpha(uint32_t c);
+int jt_is_alnum(uint32_t c);
 
 #endif

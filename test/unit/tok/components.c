@@ -367,6 +367,27 @@ static void test_byte_level_offsets(void **s)
 	hf_tok_free(t);
 }
 
+/* unicode_scripts tests: kana and kanji are one script, spaces join */
+static void test_unicode_scripts(void **s)
+{
+	struct hf_tok *t = load(
+		"{\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"},"
+		"\"model\":{\"type\":\"WordLevel\",\"unk_token\":\"?\",\"vocab\":{\"?\":0,"
+		"\"\xE3\x81\xA9\xE3\x81\x93\xE3\x81\xA7\xE7\x94\x9F\xE3\x82\x8C\":1,"
+		"\"\xE3\x80\x82\":2,\"Yes\":3,\"Apples are \":4,"
+		"\"\xE3\x82\x8A\xE3\x82\x93\xE3\x81\x94 \xE6\x9E\x97\xE6\xAA\x8E\":5}}}");
+
+	assert_string_equal(enc(t, "\xE3\x81\xA9\xE3\x81\x93\xE3\x81\xA7\xE7\x94\x9F\xE3\x82\x8C"
+				"\xE3\x80\x82Yes", NULL, 1),
+			    "\xE3\x81\xA9\xE3\x81\x93\xE3\x81\xA7\xE7\x94\x9F\xE3\x82\x8C[0,5]|"
+			    "\xE3\x80\x82[5,6]|Yes[6,9]");
+	assert_string_equal(enc(t, "Apples are \xE3\x82\x8A\xE3\x82\x93\xE3\x81\x94 "
+				"\xE6\x9E\x97\xE6\xAA\x8E", NULL, 1),
+			    "Apples are [0,11]|\xE3\x82\x8A\xE3\x82\x93\xE3\x81\x94 "
+			    "\xE6\x9E\x97\xE6\xAA\x8E[11,17]");
+	hf_tok_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_padding),
 		cmocka_unit_test(test_decoders),
 		cmocka_unit_test(test_byte_level_offsets),
+		cmocka_unit_test(test_unicode_scripts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -88,8 +88,6 @@ static void test_bad_fields(void **s)
 			  HF_EFORMAT, "model.unk_id: 5 is past the vocab");
 	expect_load_error("{\"added_tokens\":[{\"id\":-1,\"content\":\"x\"}]," WL "}",
 			  HF_EFORMAT, "added_tokens[0].id: -1 is out of range");
-	expect_load_error("{\"pre_tokenizer\":{\"type\":\"UnicodeScripts\"}," WL "}",
-			  HF_EUNSUPPORTED, "pre_tokenizer.type: pre-tokenizer 'UnicodeScripts' is not supported");
 }
 
 static void test_malformed_json_names_line(void **s)
