@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,19 +24,24 @@ struct fetch {
 	const struct hf_hub_plan *p;
 	char *folder;		/* models--org--name */
 	char *repo_dir;		/* cache/folder */
-	pthread_mutex_t mu;	/* guards everything below */
+	pthread_mutex_t mu;	/* guards what follows, but done */
 	size_t next;		/* next file to take */
 	int failed;
 	struct hf_err err;	/* the first failure */
 	struct hf_progress bar;
-	uint64_t done;		/* bytes in place or received */
+	uint64_t done;		/* bytes in place or received (atomic) */
 };
 
+/* Count n more bytes (negative after a restart). Writers never wait on
+ * the bar: if another thread is drawing, this one skips its turn. */
 static void progress_add(struct fetch *f, int64_t n)
 {
-	pthread_mutex_lock(&f->mu);
-	f->done += (uint64_t)n;
-	hf_progress_update(&f->bar, f->done);
+	uint64_t done = __atomic_add_fetch(&f->done, (uint64_t)n,
+					   __ATOMIC_RELAXED);
+
+	if (!f->bar.enabled || pthread_mutex_trylock(&f->mu))
+		return;
+	hf_progress_update(&f->bar, done);
 	pthread_mutex_unlock(&f->mu);
 }
 
@@ -258,6 +264,15 @@ again:
 			rc = hf_err_errno(err, "cannot truncate '%s'", tmp);
 			goto out;
 		}
+	}
+	/* claim the space now: a full disk shows before the transfer, not
+	 * gigabytes into it (a hint only; sizes stay as written) */
+	if (size > b.have && fallocate(b.fd, FALLOC_FL_KEEP_SIZE, (off_t)b.have,
+				       (off_t)(size - b.have)) &&
+	    (errno == ENOSPC || errno == EDQUOT)) {
+		rc = hf_err_set(err, HF_EIO, "disk full: '%s' needs %llu more "
+				"bytes", tmp, (unsigned long long)(size - b.have));
+		goto out;
 	}
 	if (b.have) {
 		hf_log_info("resuming '%s' at byte %llu of %llu", name,
@@ -711,8 +726,10 @@ int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 	worker(&f);
 	for (int i = 1; i <= started; i++)
 		pthread_join(tids[i], NULL);
-	if (!f.failed)
+	if (!f.failed) {
+		f.bar.done = f.done;
 		hf_progress_finish(&f.bar);
+	}
 	else if (f.bar.enabled)
 		fputc('\n', stderr);
 	pthread_mutex_destroy(&f.mu);

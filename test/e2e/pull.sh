@@ -287,6 +287,22 @@ contains "disk full message" "$work/err" \
 	"hf-pull: disk full writing '$big/blobs/$big_sha.incomplete'"
 check "disk full leaves no blob" "$(ls "$big/blobs" | grep -c "^$big_sha\$")" 0
 rm -f "$big/blobs/$big_sha.incomplete"
+# a real full disk, where a private mount namespace is allowed (root): a
+# 2 MiB tmpfs cannot hold the 4 MiB file, and that shows before any byte
+if unshare -m true 2>/dev/null; then
+	small=$work/small
+	mkdir -p "$small"
+	reset
+	unshare -m bash -c 'mount -t tmpfs -o size=2m tmpfs "$1" &&
+		HF_HUB_CACHE="$1" exec "$2" tiny/big' _ "$small" "$pull" \
+		2>"$work/err" >/dev/null
+	check "small disk exits 1" "$?" 1
+	contains "small disk message" "$work/err" \
+		"hf-pull: disk full: '$small/models--tiny--big/blobs/$big_sha.incomplete' needs 4194304 more bytes"
+	check "small disk: found before the transfer" "$($ctl "$port" bytes /cdn/)" 0
+else
+	echo "skip - small disk: no private mount namespace here"
+fi
 
 # --- faults on the 4 MiB file --------------------------------------------
 cdn_big=/cdn/$big_sha
