@@ -16,6 +16,7 @@ static int setup(void **state)
 
 	setenv("HF_VK_VALIDATE", "1", 1);
 	setenv("XDG_CACHE_HOME", vkt_cache_dir(), 1);
+	vkt_env();
 	if (hf_backend_vulkan_create(&vkb, &err) ||
 	    hf_backend_cpu_create(&cpub, 1, &err))
 		fail_msg("%s", err.msg);

@@ -46,10 +46,12 @@ static int setup(void **state)
 	struct hf_err err = { 0 };
 	char dir[] = "/tmp/hf-vk-model-XXXXXX";
 
-	/* validation on; the pipeline cache in a scratch directory; the
-	 * plain CPU kernels as the twin (the SIMD ones have their own
-	 * tests against them) */
+	/* validation on, synchronization validation too; the pipeline
+	 * cache in a scratch directory; the plain CPU kernels as the twin
+	 * (the SIMD ones have their own tests against them) */
 	setenv("HF_VK_VALIDATE", "1", 1);
+	setenv("VK_LAYER_ENABLES",
+	       "VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT", 0);
 	setenv("HF_CPU", "generic", 1);
 	if (!mkdtemp(dir))
 		fail_msg("mkdtemp");

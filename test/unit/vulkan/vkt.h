@@ -33,11 +33,20 @@ static inline const char *vkt_cache_dir(void)
 	return vkt_dir;
 }
 
+/* The validation layer with synchronization validation too: a missing
+ * barrier between two dispatches is an error like any other. */
+static inline void vkt_env(void)
+{
+	setenv("VK_LAYER_ENABLES",
+	       "VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT", 0);
+}
+
 static inline struct hf_vk *vkt_open_with(struct hf_vk_opts o)
 {
 	struct hf_err err = { 0 };
 	struct hf_vk *vk = NULL;
 
+	vkt_env();
 	o.validate = true;
 	if (!o.cache_dir)
 		o.cache_dir = vkt_cache_dir();
