@@ -231,6 +231,16 @@ int jx_assign(struct jctx *cx, struct jframe *f, const struct jnode *t,
 
 /* ---- expressions ---- */
 
+static int is_intlike(const struct jv *v)
+{
+	return v->type == JV_INT || v->type == JV_BOOL;
+}
+
+static int64_t intval(const struct jv *v)
+{
+	return v->type == JV_BOOL ? v->u.b : v->u.i;
+}
+
 void jx_args_free(struct jargs *a)
 {
 	for (size_t i = 0; i < a->npos; i++)
@@ -352,7 +362,8 @@ static struct jv *eval_slice(struct jctx *cx, struct jframe *f,
 		goto out;
 	}
 	if (obj->type != JV_STR && obj->type != JV_LIST) {
-		r = jv_undef("%s has no element slice", obj_repr(obj));
+		r = jv_undef("%s object has no element slice",
+			     jv_type_name(obj));
 		goto out;
 	}
 	r = jb_str_slice(cx, obj, parts[0], parts[1], parts[2]);
