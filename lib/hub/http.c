@@ -209,14 +209,17 @@ int hub_request(CURL *c, const struct hf_hub *h, const char *method,
 		/* a stalled transfer: under 1 byte/s for dl_timeout seconds */
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->dl_timeout);
-		/* a storage URL may redirect again; libcurl (>= 7.83) drops the
-		 * Authorization header when host, port or scheme change */
-		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-		curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	} else {
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->etag_timeout);
+	}
+	if (!head) {
+		/* a renamed repo's API answer or a storage URL may redirect;
+		 * libcurl (>= 7.83) drops the Authorization header when host,
+		 * port or scheme change */
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+		curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 0L);
 	}
 	/* identity: sizes and Range offsets are those of the stored bytes */
 	t = curl_slist_append(hdrs, "Accept-Encoding: identity");

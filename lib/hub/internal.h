@@ -91,8 +91,8 @@ struct hub_sink {
 /* Take one raw header line ("Name: value\r\n", or a status line, which
  * forgets the headers of an earlier response) into rs. */
 void hub_header_line(struct hub_resp *rs, const char *buf, size_t n);
-/* One request, no retry; redirects are followed only for downloads (a
- * sink), where the metadata has been read already. range_from > 0 asks
+/* One request, no retry; a GET follows redirects, a HEAD does not (its
+ * Location is the metadata). range_from > 0 asks
  * "Range: bytes=<range_from>-". The token goes only to the endpoint's
  * origin. sink NULL collects the body in rs->body. Fills rs (freed with
  * hub_resp_free); returns HF_ENOMEM or 0 whatever the HTTP outcome. */

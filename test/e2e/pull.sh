@@ -133,6 +133,13 @@ check "an explicit file is fetched" "$(readlink "$snap/README.md")" \
 check "only that file was fetched" \
 	"$($ctl "$port" requests /resolve/ | grep -c '^GET')" 1
 
+# a renamed repo: the API and HEAD redirect; the cache keeps the asked name
+out=$("$pull" tiny/old-gpt2 config.json 2>"$work/err")
+check "renamed repo: the old name's folder" "$out" \
+	"$cache/models--tiny--old-gpt2/snapshots/$gpt2"
+check "renamed repo: same blob" "$(readlink "$out/config.json")" \
+	"../../blobs/$(git_sha1 "$fx/config.json")"
+
 # --- revisions --------------------------------------------------------
 reset
 out=$("$pull" tiny/gpt2@v1.0)

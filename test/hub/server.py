@@ -206,6 +206,8 @@ def build_repos(args):
 			for n in sorted(os.listdir(args.bench_shards)):
 				files["shards/" + n] = Blob(path=os.path.join(args.bench_shards, n), lfs=True)
 		bench.commit("v1", files, refs=("main",))
+	# tiny/old-gpt2 was renamed to tiny/gpt2: the Hub redirects (relative)
+	repos[("model", "tiny/old-gpt2")] = "tiny/gpt2"
 	return repos
 
 
@@ -355,6 +357,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		rid = urllib.parse.unquote(rest)
 		rev = urllib.parse.unquote(rev)
 		repo = self.server.repos.get((rtype, rid))
+		if isinstance(repo, str):
+			return self.send(307, b"", [("Location", path.replace(rid, repo, 1))])
 		if not self.check_access(repo, rtype, rid):
 			return
 		sha = repo.resolve(rev)
@@ -387,6 +391,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 		rev = urllib.parse.unquote(rev)
 		fname = urllib.parse.unquote(fname)
 		repo = self.server.repos.get((rtype, rid))
+		if isinstance(repo, str):
+			return self.send(307, b"", [("Location", path.replace(rid, repo, 1))],
+					 "text/plain")
 		if not self.check_access(repo, rtype, rid):
 			return
 		sha = repo.resolve(rev)
@@ -508,6 +515,8 @@ def main():
 	repos = build_repos(args)
 	blobs = {}
 	for r in repos.values():
+		if isinstance(r, str):
+			continue
 		for files in r.commits.values():
 			for b in files.values():
 				if b.lfs:
