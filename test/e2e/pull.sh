@@ -376,7 +376,7 @@ fresh
 ctl_set '{"throttle": 2000000}'
 "$pull" tiny/big >/dev/null 2>&1 &
 pid=$!
-for _ in $(seq 100); do
+for _ in $(seq 200); do
 	have=$(stat -c %s "$big/blobs/$big_sha.incomplete" 2>/dev/null || echo 0)
 	[ "$have" -ge 1000000 ] && break
 	sleep 0.05
