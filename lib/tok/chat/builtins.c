@@ -365,6 +365,154 @@ int jb_test(struct jctx *cx, const char *name, struct jv *v, struct jargs *a)
 
 /* ---- methods ---- */
 
+/* Pad s to width code points: left and right fill counts. */
+static struct jv *pad(struct jctx *cx, struct jv *s, int64_t left,
+		      int64_t right, struct jv *fill)
+{
+	struct jbuf b = { 0 };
+	const char *f = " ";
+	size_t fl = 1;
+
+	if (fill) {
+		if (jb_want_str(cx, fill, "fill character"))
+			return NULL;
+		if (ju_count(fill->u.str.s, fill->u.str.len) != 1)
+			return jx_fail(cx, "The fill character must be exactly "
+				       "one character long");
+		f = fill->u.str.s;
+		fl = fill->u.str.len;
+	}
+	if (left + right > JJ_MAX_OUTPUT)
+		return jx_fail(cx, "padding too wide");
+	for (int64_t i = 0; i < left; i++)
+		jbuf_add(&b, f, fl);
+	jbuf_add(&b, s->u.str.s, s->u.str.len);
+	for (int64_t i = 0; i < right; i++)
+		jbuf_add(&b, f, fl);
+	return jb_take(cx, &b);
+}
+
+/* The less common str methods: removeprefix/suffix, partition,
+ * ljust/rjust/center/zfill, swapcase. */
+static struct jv *str_method_more(struct jctx *cx, const char *m,
+				  struct jv *s, struct jargs *a)
+{
+	struct jv *x = jb_arg(a, 0, NULL), *t;
+	const char *p = s->u.str.s;
+	size_t n = s->u.str.len;
+
+	if (!strcmp(m, "removeprefix") || !strcmp(m, "removesuffix")) {
+		int suffix = m[6] == 's';
+
+		if (jb_want_str(cx, x, m))
+			return NULL;
+		if (x->u.str.len > n || memcmp(p + (suffix ? n - x->u.str.len :
+						    0), x->u.str.s,
+					       x->u.str.len))
+			return jv_ref(s);
+		return jv_str(p + (suffix ? 0 : x->u.str.len),
+			      n - x->u.str.len);
+	}
+	if (!strcmp(m, "partition") || !strcmp(m, "rpartition")) {
+		const char *hit = NULL;
+		int right = m[0] == 'r';
+
+		if (jb_want_str(cx, x, m))
+			return NULL;
+		if (!x->u.str.len)
+			return jx_fail(cx, "empty separator");
+		for (size_t k = 0; k + x->u.str.len <= n; k++) {
+			size_t at = right ? n - x->u.str.len - k : k;
+
+			if (!memcmp(p + at, x->u.str.s, x->u.str.len)) {
+				hit = p + at;
+				break;
+			}
+		}
+		t = jv_list(1);
+		if (!t)
+			return jb_oom(cx);
+		if (!hit) {
+			jv_list_push(t, right ? jv_str("", 0) : jv_ref(s));
+			jv_list_push(t, jv_str("", 0));
+			jv_list_push(t, right ? jv_ref(s) : jv_str("", 0));
+		} else {
+			jv_list_push(t, jv_str(p, hit - p));
+			jv_list_push(t, jv_ref(x));
+			jv_list_push(t, jv_str(hit + x->u.str.len,
+					       n - (hit - p) - x->u.str.len));
+		}
+		if (t->u.list.n != 3) {
+			jv_unref(t);
+			return jb_oom(cx);
+		}
+		return t;
+	}
+	if (!strcmp(m, "ljust") || !strcmp(m, "rjust") ||
+	    !strcmp(m, "center") || !strcmp(m, "zfill")) {
+		int64_t len = (int64_t)ju_count(p, n), w, marg, left;
+
+		if (!x || x->type != JV_INT)
+			return jx_fail(cx, "%s() needs an integer width", m);
+		w = x->u.i;
+		if (w <= len)
+			return jv_ref(s);
+		marg = w - len;
+		if (m[0] == 'l')
+			return pad(cx, s, 0, marg, jb_arg(a, 1, NULL));
+		if (m[0] == 'r')
+			return pad(cx, s, marg, 0, jb_arg(a, 1, NULL));
+		if (m[0] == 'c') {
+			/* CPython's pad(): the odd space goes left when
+			 * both the margin and the width are odd */
+			left = marg / 2 + (marg & w & 1);
+			return pad(cx, s, left, marg - left,
+				   jb_arg(a, 1, NULL));
+		}
+		{
+			struct jv *zero = jv_str("0", 1), *r, *rest;
+
+			if (!zero)
+				return jb_oom(cx);
+			if (n && (p[0] == '+' || p[0] == '-')) {
+				rest = jv_str(p + 1, n - 1);
+				r = rest ? pad(cx, rest, marg, 0, zero) : NULL;
+				jv_unref(rest);
+				if (r) {
+					struct jbuf b = { 0 };
+
+					jbuf_addc(&b, p[0]);
+					jbuf_add(&b, r->u.str.s, r->u.str.len);
+					jv_unref(r);
+					r = jb_take(cx, &b);
+				}
+			} else {
+				r = pad(cx, s, marg, 0, zero);
+			}
+			jv_unref(zero);
+			return r;
+		}
+	}
+	if (!strcmp(m, "swapcase")) {
+		struct jbuf b = { 0 };
+		size_t i = 0, adv;
+
+		while (i < n) {
+			uint32_t c = ju_decode(p + i, n - i, &adv);
+			uint32_t lo = utf8proc_tolower(c);
+			char u[4];
+			int k;
+
+			c = lo != c ? lo : (uint32_t)utf8proc_toupper(c);
+			k = hf_utf8_encode(c, u);
+			jbuf_add(&b, u, k);
+			i += adv;
+		}
+		return jb_take(cx, &b);
+	}
+	return jx_fail(cx, "unknown str method '%s'", m);
+}
+
 static struct jv *str_method(struct jctx *cx, struct jv *fn, struct jargs *a)
 {
 	const char *m = fn->u.func.name;
@@ -492,7 +640,13 @@ static struct jv *str_method(struct jctx *cx, struct jv *fn, struct jargs *a)
 			uint32_t c = ju_decode(s->u.str.s + i,
 					       s->u.str.len - i, &adv);
 
-			if (!strcmp(m, "isdigit"))
+			if (!strcmp(m, "isnumeric"))
+				ok = utf8proc_category(c) >=
+				     UTF8PROC_CATEGORY_ND &&
+				     utf8proc_category(c) <=
+				     UTF8PROC_CATEGORY_NO;
+			else if (!strcmp(m, "isdigit") ||
+				 !strcmp(m, "isdecimal"))
 				ok = utf8proc_category(c) ==
 				     UTF8PROC_CATEGORY_ND;
 			else if (!strcmp(m, "isalpha"))
@@ -505,7 +659,7 @@ static struct jv *str_method(struct jctx *cx, struct jv *fn, struct jargs *a)
 		}
 		return jv_bool(ok);
 	}
-	return jx_fail(cx, "unknown str method '%s'", m);
+	return str_method_more(cx, m, s, a);
 }
 
 static struct jv *dict_method(struct jctx *cx, struct jv *fn, struct jargs *a)
@@ -550,6 +704,16 @@ static struct jv *list_method(struct jctx *cx, struct jv *fn, struct jargs *a)
 	struct jv *l = fn->u.func.self, *x = jb_arg(a, 0, NULL);
 	int64_t c = 0;
 
+	if (!strcmp(fn->u.func.name, "copy")) {
+		struct jv *r = jv_list(0);
+
+		for (size_t i = 0; r && i < l->u.list.n; i++)
+			if (!jb_list_push(cx, r, jv_ref(l->u.list.v[i]))) {
+				jv_unref(r);
+				return NULL;
+			}
+		return r ? r : jb_oom(cx);
+	}
 	if (!x)
 		return jx_fail(cx, "%s() takes exactly one argument",
 			       fn->u.func.name);
@@ -572,12 +736,15 @@ struct jv *jb_method(struct jctx *cx, struct jv *obj, const char *name)
 		"startswith", "endswith", "upper", "lower", "casefold",
 		"capitalize", "title", "replace", "format", "join", "find",
 		"rfind", "index", "rindex", "count", "isdigit", "isalpha",
-		"isalnum", "isspace", "islower", "isupper", NULL,
+		"isalnum", "isspace", "islower", "isupper", "isnumeric",
+		"isdecimal", "removeprefix", "removesuffix", "partition",
+		"rpartition", "ljust", "rjust", "center", "zfill", "swapcase",
+		NULL,
 	};
 	static const char *const dict_m[] = {
 		"get", "items", "keys", "values", "copy", NULL,
 	};
-	static const char *const list_m[] = { "index", "count", NULL };
+	static const char *const list_m[] = { "index", "count", "copy", NULL };
 	/* what ImmutableSandboxedEnvironment refuses */
 	static const char *const unsafe[] = {
 		"append", "extend", "insert", "pop", "remove", "reverse",

@@ -386,6 +386,14 @@ static void test_string_and_dict_methods(void **state)
 		  "{{ d.keys() | list }} {{ d.values() | list }}",
 		  "1 def None ['a', 'b'] [1, [2, 3]]" },
 		{ "{{ [1, 2, 2].count(2) }}{{ [1, 2].index(2) }}", "21" },
+		{ "{{ 'ab.txt'.removesuffix('.txt') }}{{ 'ab'.removeprefix('x') }}"
+		  "|{{ 'a=b=c'.partition('=') }}{{ 'a=b=c'.rpartition('=') }}"
+		  "{{ 'abc'.partition('x') }}",
+		  "abab|('a', '=', 'b=c')('a=b', '=', 'c')('abc', '', '')" },
+		{ "[{{ 'ab'.ljust(4) }}][{{ 'ab'.rjust(4, '*') }}]"
+		  "[{{ 'a'.center(4) }}][{{ 'ab'.center(5) }}][{{ '-4'.zfill(4) }}]"
+		  "[{{ 'aB'.swapcase() }}]",
+		  "[ab  ][**ab][ a  ][  ab ][-004][Ab]" },
 	};
 	RUN(t);
 }
