@@ -838,6 +838,11 @@ static struct jv *g_namespace(struct jctx *cx, struct jv *fn, struct jargs *a)
 			return jx_fail(cx, "%s() positional argument must be "
 				       "a mapping", fn->u.func.name);
 		}
+		if (d->type == JV_NS && jx_holds_ns(cx, src)) {
+			jv_unref(d);
+			return cx->err->code ? NULL : jx_fail(cx, "cannot store "
+				"a namespace in a namespace");
+		}
 		for (size_t k = 0; k < src->u.dict.n; k++)
 			if (jv_dict_set(d, jv_ref(src->u.dict.k[k]),
 					jv_ref(src->u.dict.v[k]))) {
@@ -846,10 +851,13 @@ static struct jv *g_namespace(struct jctx *cx, struct jv *fn, struct jargs *a)
 			}
 	}
 	for (size_t i = 0; i < a->nkw; i++) {
-		if (d->type == JV_NS && a->kwv[i]->type == JV_NS) {
+		int r = d->type == JV_NS ? jx_holds_ns(cx, a->kwv[i]) : 0;
+
+		if (r) {
 			jv_unref(d);
-			return jx_fail(cx, "cannot store a namespace in a "
-				       "namespace");
+			return r < 0 ? NULL : jx_fail(cx, "cannot store a "
+						      "namespace in a "
+						      "namespace");
 		}
 		if (jv_dict_sets(d, a->kwn[i], jv_ref(a->kwv[i]))) {
 			jv_unref(d);

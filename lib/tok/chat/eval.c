@@ -167,9 +167,7 @@ static int unpack(struct jctx *cx, struct jframe *f, const struct jnode *t,
 	return rc;
 }
 
-/* 1 if v holds a namespace (storing one in a namespace could make a
- * reference cycle), 0 if not, -1 past the step budget. */
-static int holds_ns(struct jctx *cx, const struct jv *v)
+int jx_holds_ns(struct jctx *cx, const struct jv *v)
 {
 	size_t i;
 	int r;
@@ -180,12 +178,15 @@ static int holds_ns(struct jctx *cx, const struct jv *v)
 		return 1;
 	if (v->type == JV_LIST) {
 		for (i = 0; i < v->u.list.n; i++)
-			if ((r = holds_ns(cx, v->u.list.v[i])))
+			if ((r = jx_holds_ns(cx, v->u.list.v[i])))
 				return r;
 	} else if (v->type == JV_DICT) {
 		for (i = 0; i < v->u.dict.n; i++)
-			if ((r = holds_ns(cx, v->u.dict.v[i])))
+			if ((r = jx_holds_ns(cx, v->u.dict.k[i])) ||
+			    (r = jx_holds_ns(cx, v->u.dict.v[i])))
 				return r;
+	} else if (v->type == JV_FUNC && v->u.func.self) {
+		return jx_holds_ns(cx, v->u.func.self);
 	}
 	return 0;
 }
@@ -210,7 +211,7 @@ int jx_assign(struct jctx *cx, struct jframe *f, const struct jnode *t,
 				"object");
 			return -1;
 		}
-		r = holds_ns(cx, v);
+		r = jx_holds_ns(cx, v);
 		if (r) {
 			jv_unref(v);
 			if (r > 0)

@@ -252,6 +252,9 @@ void jx_args_free(struct jargs *a);
 struct jv *jx_eval_filter_chain(struct jctx *cx, struct jframe *f,
 				const struct jnode *n, struct jv *subject);
 struct jv *jx_binop(struct jctx *cx, int op, struct jv *a, struct jv *b);
+/* 1 if v holds a namespace anywhere (storing it in a namespace could
+ * make a reference cycle), 0 if not, -1 past the step budget. */
+int jx_holds_ns(struct jctx *cx, const struct jv *v);
 int jx_compare(struct jctx *cx, int op, struct jv *a, struct jv *b);
 
 /* Attribute / item lookup as Jinja's sandbox does it. */

@@ -145,6 +145,10 @@ static void test_limits_stop_runaway_templates(void **state)
 	/* a namespace cannot be stored in itself (no reference cycles) */
 	expect_error("{% set ns = namespace(a=1) %}{% set ns.a = ns %}",
 		     HF_EINVAL, "namespace");
+	expect_error("{% set ns = namespace(a=1) %}{% set d = {'x': [ns]} %}"
+		     "{% set ns.a = d.get %}", HF_EINVAL, "namespace");
+	expect_error("{% set ns = namespace() %}{{ namespace(x=[ns]) }}",
+		     HF_EINVAL, "namespace");
 }
 
 static char tmpdir[64];
