@@ -145,9 +145,11 @@ int hf_gen_run(struct hf_model *m, const int32_t *const *prompts,
 				active--;
 				continue;
 			}
-			r->lp_tok[r->n] = hf_logprobs_top(lg, V, t, nlp,
-					nlp ? r->lp_ids + r->n * nlp : NULL,
-					nlp ? r->lp + r->n * nlp : NULL);
+			/* log_softmax costs a pass over the vocabulary: only
+			 * when asked for */
+			r->lp_tok[r->n] = nlp ? hf_logprobs_top(lg, V, t, nlp,
+					r->lp_ids + r->n * nlp,
+					r->lp + r->n * nlp) : 0.0f;
 			r->ids[r->n++] = t;
 			st[b].hist[st[b].nhist++] = t;
 			stop = o->on_token ? o->on_token(o->ctx, b, t, err) : 0;

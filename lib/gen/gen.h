@@ -77,7 +77,8 @@ struct hf_gen_row {
 	int32_t *ids;
 	size_t n;
 	enum hf_finish finish;
-	float *lp_tok;		/* (n) log-probability of each token */
+	float *lp_tok;		/* (n) log-probability of each token (0
+				 * unless logprobs > 0) */
 	int32_t *lp_ids;	/* (n, logprobs) */
 	float *lp;		/* (n, logprobs) */
 	size_t prompt_tokens;

@@ -210,8 +210,16 @@ static void cpu_exec(struct hf_backend *be, const struct hf_op *op)
 		work = IP(0) * IP(1) * IP(3) * 8;
 		break;
 	case HF_OP_ATTENTION:
-		j.items = IP(0) * IP(1) * IP(3);
-		work = j.items * (IP(6) + IP(1)) * IP(5) * 4;
+		if (IP(5) > 256 || IP(3) / IP(4) > 64) {
+			hf_cpu_attention_ref(FD, F(0), F(1), F(2),
+					     op->src[3] ? F(3) : NULL, IP(0),
+					     IP(1), IP(2), IP(3), IP(4), IP(5),
+					     IP(6), (int)op->ip[7], IP(8),
+					     op->fp[0]);
+			return;
+		}
+		j.items = hf_cpu_attention_items(IP(0), IP(1), IP(4));
+		work = IP(0) * IP(1) * IP(3) * (IP(6) + IP(1)) * IP(5) * 4;
 		break;
 	case HF_OP_GLU:
 		j.items = IP(0) * IP(1);

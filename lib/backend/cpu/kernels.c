@@ -8,6 +8,15 @@
 #include <math.h>
 #include <string.h>
 
+/* The hot kernels are compiled for AVX-512, AVX2 and baseline x86-64,
+ * picked at load time by the CPU (GCC function multiversioning). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HF_CPU_CLONES \
+	__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HF_CPU_CLONES
+#endif
+
 static inline float bf16_f32(uint16_t b)
 {
 	uint32_t u = (uint32_t)b << 16;
@@ -57,6 +66,7 @@ float hf_cpu_load(const void *p, enum hf_dtype dt, size_t i)
 
 /* LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w; GemmaRMSNorm uses
  * (1 + w). Sum of squares in 8 float lanes (vectorises). */
+HF_CPU_CLONES
 void hf_cpu_rmsnorm(float *y, const float *x, const float *w, size_t r0,
 		    size_t r1, size_t cols, float eps, int add_one)
 {
@@ -105,6 +115,7 @@ void hf_cpu_rmsnorm_ref(float *y, const float *x, const float *w, size_t rows,
 }
 
 /* nn.LayerNorm: biased variance; mean and variance in double. */
+HF_CPU_CLONES
 void hf_cpu_layernorm(float *y, const float *x, const float *w,
 		      const float *b, size_t r0, size_t r1, size_t cols,
 		      float eps)
@@ -151,6 +162,7 @@ void hf_cpu_layernorm_ref(float *y, const float *x, const float *w,
  * freqs = pos * inv_freq and cos, sin of float32 angles (scaled by
  * attention_scaling). Fused: each angle's cos/sin is computed once per
  * token and applied to every head. */
+HF_CPU_CLONES
 void hf_cpu_rope(float *x, const int32_t *pos, const float *inv_freq,
 		 size_t t0, size_t t1, size_t heads, size_t head_dim,
 		 size_t rot_dim, int mode, float scaling)
@@ -209,6 +221,7 @@ void hf_cpu_rope_ref(float *x, const int32_t *pos, const float *inv_freq,
 }
 
 /* softmax(x) = exp(x - max) / sum, in place, one row at a time. */
+HF_CPU_CLONES
 void hf_cpu_softmax(float *x, size_t r0, size_t r1, size_t cols)
 {
 	for (size_t r = r0; r < r1; r++) {
@@ -265,6 +278,7 @@ float hf_cpu_act1(float x, int act)
 }
 
 /* Elements [i0, i1) of y = act(gate) * up (LlamaMLP, GemmaMLP GeGLU). */
+HF_CPU_CLONES
 void hf_cpu_glu(float *y, const float *gate, const float *up, size_t i0,
 		size_t i1, int act)
 {
@@ -297,96 +311,184 @@ static inline int visible(const float *mask, size_t b, size_t C, size_t j,
 	return 1;
 }
 
-/* eager_attention_forward: softmax(q k^T * scale + mask) v, one
- * (row, query, head) per work item. Keys outside the mask are skipped
- * (HF adds the float32 minimum, which gives them probability 0). One pass
- * with a running maximum (the online softmax of FlashAttention): when the
- * maximum grows, the sum and the output so far are rescaled. */
+/* eager_attention_forward: softmax(q k^T * scale + mask) v. Keys outside
+ * the mask are skipped (HF adds the float32 minimum, which gives them
+ * probability 0).
+ *
+ * One work item is (row b, kv head, block of HF_ATT_QB queries): the
+ * queries of every head sharing that kv head (GQA) against blocks of
+ * HF_ATT_KB keys. Each key block is transposed once into kt (d, KB), so a
+ * query's KB scores are d vector multiply-adds over kt, with no
+ * horizontal sums; then a running maximum per query (the online softmax
+ * of FlashAttention) rescales its sum and output when a block raises it,
+ * and the block's probabilities weight the value rows. */
+#define HF_ATT_QB 8
+#define HF_ATT_KB 16
+#define HF_ATT_MAXG 64		/* query heads per kv head */
+
+/* HF_ATT_KB floats, kept in one register where the target has them. */
+typedef float vkb __attribute__((vector_size(HF_ATT_KB * sizeof(float))));
+
+size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv)
+{
+	return B * hkv * ((T + HF_ATT_QB - 1) / HF_ATT_QB);
+}
+
+HF_CPU_CLONES
 void hf_cpu_attention(float *o, const float *q, const float *k,
 		      const float *v, const float *mask, size_t i0, size_t i1,
 		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
 		      size_t past, int causal, size_t window, float scale)
 {
-	size_t group = hq / hkv, kvw = hkv * d, nk = past + T;
+	size_t G = hq / hkv, kvw = hkv * d, nqb = (T + HF_ATT_QB - 1) / HF_ATT_QB;
+	vkb kt[256];		/* kt[i][jj] = k[j0 + jj][i] */
+	float mx[HF_ATT_QB * HF_ATT_MAXG], sum[HF_ATT_QB * HF_ATT_MAXG];
 
 	for (size_t it = i0; it < i1; it++) {
-		size_t h = it % hq, t = (it / hq) % T, b = it / (hq * T);
-		size_t kh = h / group, qpos = past + t;
-		const float *qv = q + (b * T + t) * hq * d + h * d;
-		float *ov = o + (b * T + t) * hq * d + h * d;
-		float mx = -INFINITY, sum = 0.0f, inv;
+		size_t qb = it % nqb, kh = (it / nqb) % hkv, b = it / (nqb * hkv);
+		size_t t0 = qb * HF_ATT_QB;
+		size_t nt = T - t0 < HF_ATT_QB ? T - t0 : HF_ATT_QB;
+		size_t R = nt * G;
+		size_t j_end = causal ? past + t0 + nt : past + T;
+		size_t j_beg = 0;
 
-		memset(ov, 0, d * sizeof(float));
-		for (size_t j = 0; j < nk; j++) {
-			const float *kv, *vv;
-			float s = 0.0f, p;
+		if (window && past + t0 + 1 > window)
+			j_beg = past + t0 + 1 - window;
+		for (size_t r = 0; r < R; r++) {
+			size_t t = t0 + r / G, h = kh * G + r % G;
 
-			if (!visible(mask, b, C, j, qpos, causal, window))
-				continue;
-			kv = k + (b * C + j) * kvw + kh * d;
-			vv = v + (b * C + j) * kvw + kh * d;
-			for (size_t i = 0; i < d; i++)
-				s += qv[i] * kv[i];
-			s *= scale;
-			if (s > mx) {
-				float r = expf(mx - s);	/* 0 the first time */
-
-				sum *= r;
-				for (size_t i = 0; i < d; i++)
-					ov[i] *= r;
-				mx = s;
-			}
-			p = expf(s - mx);
-			sum += p;
-			for (size_t i = 0; i < d; i++)
-				ov[i] += p * vv[i];
+			memset(o + (b * T + t) * hq * d + h * d, 0, d * sizeof(float));
+			mx[r] = -INFINITY;
+			sum[r] = 0.0f;
 		}
-		if (sum == 0.0f)
-			continue;	/* saw nothing: zeros */
-		inv = 1.0f / sum;
-		for (size_t i = 0; i < d; i++)
-			ov[i] *= inv;
+		for (size_t j0 = j_beg; j0 < j_end; j0 += HF_ATT_KB) {
+			size_t nb = j_end - j0 < HF_ATT_KB ? j_end - j0 : HF_ATT_KB;
+
+			for (size_t jj = 0; jj < HF_ATT_KB; jj++) {
+				const float *kr = k + (b * C + j0 + jj) * kvw + kh * d;
+
+				for (size_t i = 0; i < d; i++)
+					kt[i][jj] = jj < nb ? kr[i] : 0.0f;
+			}
+			for (size_t r = 0; r < R; r++) {
+				size_t t = t0 + r / G, h = kh * G + r % G;
+				size_t qpos = past + t;
+				const float *qv = q + (b * T + t) * hq * d + h * d;
+				float *ov = o + (b * T + t) * hq * d + h * d;
+				/* four chains of multiply-adds, not one */
+				vkb a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
+				float sc[HF_ATT_KB], bmx = -INFINITY;
+				size_t i = 0;
+
+				if (causal && j0 > qpos)
+					continue;
+				for (; i + 4 <= d; i += 4) {
+					a0 += qv[i] * kt[i];
+					a1 += qv[i + 1] * kt[i + 1];
+					a2 += qv[i + 2] * kt[i + 2];
+					a3 += qv[i + 3] * kt[i + 3];
+				}
+				for (; i < d; i++)
+					a0 += qv[i] * kt[i];
+				a0 = (a0 + a1) + (a2 + a3);
+				memcpy(sc, &a0, sizeof(sc));
+				for (size_t jj = 0; jj < nb; jj++) {
+					size_t j = j0 + jj;
+
+					if ((causal && j > qpos) ||
+					    (window && qpos - j >= window && qpos >= j) ||
+					    (mask && mask[b * C + j] == 0.0f)) {
+						sc[jj] = -INFINITY;
+						continue;
+					}
+					sc[jj] *= scale;
+					bmx = sc[jj] > bmx ? sc[jj] : bmx;
+				}
+				if (bmx == -INFINITY)
+					continue;
+				if (bmx > mx[r]) {
+					float rs = expf(mx[r] - bmx);	/* 0 at first */
+
+					sum[r] *= rs;
+					for (i = 0; i < d; i++)
+						ov[i] *= rs;
+					mx[r] = bmx;
+				}
+				for (size_t jj = 0; jj < nb; jj++) {
+					const float *vv;
+					float p;
+
+					if (sc[jj] == -INFINITY)
+						continue;
+					p = expf(sc[jj] - mx[r]);
+					sum[r] += p;
+					vv = v + (b * C + j0 + jj) * kvw + kh * d;
+					for (i = 0; i < d; i++)
+						ov[i] += p * vv[i];
+				}
+			}
+		}
+		for (size_t r = 0; r < R; r++) {
+			size_t t = t0 + r / G, h = kh * G + r % G;
+			float *ov = o + (b * T + t) * hq * d + h * d, inv;
+
+			if (sum[r] == 0.0f)
+				continue;	/* saw nothing: zeros */
+			inv = 1.0f / sum[r];
+			for (size_t i = 0; i < d; i++)
+				ov[i] *= inv;
+		}
 	}
 }
 
-/* The plain version: full score matrix row, masked with the float32
- * minimum as HF does, softmax, then the weighted sum. */
+/* The plain version, three passes over the keys (max, sum of exp, then
+ * the weighted sum), recomputing the scores each time so that it needs
+ * no buffer; dot products and sums in double. */
+static double score_ref(const float *q, const float *k, size_t d)
+{
+	double s = 0.0;
+
+	for (size_t i = 0; i < d; i++)
+		s += (double)q[i] * k[i];
+	return s;
+}
+
 void hf_cpu_attention_ref(float *o, const float *q, const float *k,
 			  const float *v, const float *mask, size_t B,
 			  size_t T, size_t C, size_t hq, size_t hkv, size_t d,
 			  size_t past, int causal, size_t window, float scale)
 {
-	size_t nk = past + T;
-	float sc[4096];
+	size_t nk = past + T, kvw = hkv * d;
 
 	for (size_t b = 0; b < B; b++)
 	for (size_t t = 0; t < T; t++)
 	for (size_t h = 0; h < hq; h++) {
 		size_t kh = h / (hq / hkv), qpos = past + t;
+		const float *qv = q + ((b * T + t) * hq + h) * d;
 		float *ov = o + ((b * T + t) * hq + h) * d;
-		int any = 0;
+		double mx = -INFINITY, sum = 0.0;
 
-		for (size_t j = 0; j < nk; j++) {
-			double s = 0.0;
-
-			for (size_t i = 0; i < d; i++)
-				s += (double)q[((b * T + t) * hq + h) * d + i] *
-				     k[(b * C + j) * hkv * d + kh * d + i];
+		for (size_t j = 0; j < nk; j++)
 			if (visible(mask, b, C, j, qpos, causal, window)) {
-				sc[j] = (float)s * scale;
-				any = 1;
-			} else {
-				sc[j] = -FLT_MAX;
+				double sc = score_ref(qv, k + (b * C + j) * kvw +
+						      kh * d, d) * scale;
+
+				mx = sc > mx ? sc : mx;
 			}
-		}
-		hf_cpu_softmax_ref(sc, 1, nk);
+		for (size_t j = 0; j < nk; j++)
+			if (visible(mask, b, C, j, qpos, causal, window))
+				sum += exp(score_ref(qv, k + (b * C + j) * kvw +
+						     kh * d, d) * scale - mx);
 		for (size_t i = 0; i < d; i++) {
 			double acc = 0.0;
 
 			for (size_t j = 0; j < nk; j++)
-				acc += (double)sc[j] *
-				       v[(b * C + j) * hkv * d + kh * d + i];
-			ov[i] = any ? (float)acc : 0.0f;
+				if (visible(mask, b, C, j, qpos, causal, window))
+					acc += exp(score_ref(qv, k + (b * C + j) *
+							     kvw + kh * d, d) *
+						   scale - mx) / sum *
+					       v[(b * C + j) * kvw + kh * d + i];
+			ov[i] = sum > 0.0 ? (float)acc : 0.0f;
 		}
 	}
 }

@@ -43,8 +43,10 @@ void hf_cpu_glu(float *y, const float *gate, const float *up, size_t i0,
 void hf_cpu_glu_ref(float *y, const float *gate, const float *up, size_t n,
 		    int act);
 
-/* Work items [i0, i1) of the B * T * hq (row, query, head) triples;
- * one pass, no scratch. */
+/* Work items [i0, i1) of hf_cpu_attention_items(): (row, kv head, block
+ * of queries). head_dim <= 256 and hq / hkv <= 64 (checked by the
+ * backend, which falls back to the _ref loop beyond). */
+size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv);
 void hf_cpu_attention(float *o, const float *q, const float *k,
 		      const float *v, const float *mask, size_t i0, size_t i1,
 		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
