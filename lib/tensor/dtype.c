@@ -1,6 +1,7 @@
 /* lib/tensor/dtype.c: safetensors dtype codes and conversions to and from
  * float32, with AVX2/F16C and AVX-512 bulk paths picked at run time. */
 #include "tensor/dtype.h"
+#include "core/cpu.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -269,17 +270,8 @@ static void f32_to_bf16_plain(uint16_t *dst, const float *src, size_t n)
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
 #include <immintrin.h>
 #define HF_DTYPE_X86 1
-
-/* CPUID.1:ECX.F16C[bit 29]; clang's __builtin_cpu_supports lacks "f16c". */
-static int has_f16c(void)
-{
-	unsigned a, b, c, d;
-
-	return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
-}
 
 __attribute__((target("avx2,f16c,fma")))
 static void f16_to_f32_avx2(float *dst, const uint16_t *src, size_t n)
@@ -450,8 +442,7 @@ static int use_kernels(const char *name)
 		return 0;
 	}
 #ifdef HF_DTYPE_X86
-	__builtin_cpu_init();
-	if (!strcmp(name, "avx512") && __builtin_cpu_supports("avx512f")) {
+	if (!strcmp(name, "avx512") && hf_cpu_has(HF_CPU_AVX512F)) {
 		kern.f16_to_f32 = f16_to_f32_avx512;
 		kern.f32_to_f16 = f32_to_f16_avx512;
 		kern.bf16_to_f32 = bf16_to_f32_avx512;
@@ -459,8 +450,8 @@ static int use_kernels(const char *name)
 		kern_name = "avx512";
 		return 0;
 	}
-	if (!strcmp(name, "avx2") && __builtin_cpu_supports("avx2") &&
-	    has_f16c() && __builtin_cpu_supports("fma")) {
+	if (!strcmp(name, "avx2") && hf_cpu_has(HF_CPU_AVX2) &&
+	    hf_cpu_has(HF_CPU_F16C) && hf_cpu_has(HF_CPU_FMA)) {
 		kern.f16_to_f32 = f16_to_f32_avx2;
 		kern.f32_to_f16 = f32_to_f16_avx2;
 		kern.bf16_to_f32 = bf16_to_f32_avx2;
