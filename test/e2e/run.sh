@@ -289,6 +289,124 @@ expect "misshapen tensor" 1 "expected [96, 64]" \
 	"$run" -m "$bad/shape" --jsonl -n 2
 expect "missing model" 1 "$tmp/none" "$run" -m "$tmp/none" -p hi
 
+# 5b. loaders and heads on rewritten copies of fixtures (python3 writes
+# the safetensors files; the references stay the fixtures' own).
+st_rewrite='
+import json, struct, sys
+def st_rewrite(src, dst, rename, extra=()):
+    """Copy src to dst with tensor names mapped by rename (None drops
+    one) and extra F32 tensors (name, shape, list of floats) added."""
+    with open(src, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        h = json.loads(f.read(n))
+        data = f.read()
+    out, blobs, off = {}, [], 0
+    items = [kv for kv in h.items() if kv[0] != "__metadata__"]
+    items.sort(key=lambda kv: kv[1]["data_offsets"][0])
+    for k, v in items:
+        nk = rename(k)
+        if nk is None:
+            continue
+        b = data[v["data_offsets"][0]:v["data_offsets"][1]]
+        out[nk] = {"dtype": v["dtype"], "shape": v["shape"],
+                   "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    for name, shape, vals in extra:
+        b = struct.pack("<%df" % len(vals), *vals)
+        out[name] = {"dtype": "F32", "shape": shape,
+                     "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    hb = json.dumps(out).encode()
+    hb += b" " * ((8 - len(hb) % 8) % 8)
+    with open(dst, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+'
+mkdir -p "$tmp/pfx"
+cp "$FX/gpt2-tiny/config.json" "$FX/gpt2-tiny/generation_config.json" "$tmp/pfx/"
+# what save_pretrained writes: transformer. prefix, no attn.bias buffers
+python3 -c "$st_rewrite
+st_rewrite(sys.argv[1], sys.argv[2],
+           lambda k: None if k.endswith('.attn.bias') else 'transformer.' + k)
+" "$FX/gpt2-tiny/model.safetensors" "$tmp/pfx/model.safetensors"
+python3 -c "
+import json
+r = json.load(open('$FX/gpt2-tiny/reference.json'))
+for p in r['prompts']:
+    print(json.dumps({'ids': p['input_ids']}))
+" >"$tmp/in"
+expect "gpt2 with transformer. prefix" 0 '"logits":[[' \
+	"$run" -m "$tmp/pfx" --jsonl --task logits &&
+check "gpt2 with transformer. prefix" "$FX/gpt2-tiny/reference.safetensors" <<-EOF
+$pyhelpers
+ref = st_read(sys.argv[2])
+for i, line in enumerate(open(sys.argv[1])):
+    got = [x for row in json.loads(line)["logits"] for x in row]
+    d = maxdiff(got, ref["prompt%d.logits" % i][1])
+    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
+EOF
+
+# a BERT sequence classifier: bert-tiny plus classifier weights whose
+# logits are known: W = 0, b = (0, ln 3), so the scores are 1/4, 3/4
+mkdir -p "$tmp/cls"
+python3 - "$FX/bert-tiny/config.json" "$tmp/cls/config.json" <<-'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["architectures"] = ["BertForSequenceClassification"]
+c["id2label"] = {"0": "NEGATIVE", "1": "POSITIVE"}
+c["label2id"] = {"NEGATIVE": 0, "POSITIVE": 1}
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+python3 -c "$st_rewrite
+import math
+st_rewrite(sys.argv[1], sys.argv[2],
+           lambda k: None if k.startswith('cls.') else k,
+           [('classifier.weight', [2, 64], [0.0] * 128),
+            ('classifier.bias', [2], [0.0, math.log(3.0)])])
+" "$FX/bert-tiny/model.safetensors" "$tmp/cls/model.safetensors"
+echo '{"ids":[2,10,20,30,3]}' >"$tmp/in"
+expect "classify" 0 '"label":"POSITIVE"' \
+	"$run" -m "$tmp/cls" --jsonl --task classify &&
+check "classify" <<-'EOF'
+import json, sys
+o = json.loads(open(sys.argv[1]).read())
+assert abs(o["score"] - 0.75) < 1e-6, o
+assert [s["label"] for s in o["scores"]] == ["POSITIVE", "NEGATIVE"], o
+assert abs(o["scores"][1]["score"] - 0.25) < 1e-6, o
+EOF
+expect "classify without a head" 1 "no sequence classification head" \
+	"$run" -m "$FX/bert-tiny" --jsonl --task classify
+
+# chat: a copy of stories260k with a template that renders the bare text
+# after BOS, so the prompt ids and the continuation are the reference's
+mkdir -p "$tmp/chat"
+cp "$MODELS/stories260k/"* "$tmp/chat/"
+python3 - "$tmp/chat/tokenizer_config.json" <<-'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["chat_template"] = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+want_ids=$(python3 -c "
+import json
+print(json.dumps(json.load(open('$MODELS/stories260k/reference.json'))['greedy']['output_ids'][:8]).replace(' ', ''))")
+echo '{"messages":[{"role":"user","content":"Once upon a time"}]}' >"$tmp/in"
+expect "chat messages record" 0 "\"ids\":$want_ids" \
+	"$run" -m "$tmp/chat" --jsonl -n 8 --temperature 0
+echo 'Once upon a time' >"$tmp/in"
+expect "chat lines" 0 "\"ids\":$want_ids" \
+	"$run" -m "$tmp/chat" --chat -n 8 --temperature 0
+expect "chat without a template" 1 "no chat template" \
+	"$run" -m "$MODELS/stories260k" --chat -n 8
+if command -v script >/dev/null; then
+	printf 'Once upon a time\n/reset\nOnce upon a time\n/exit\n' >"$tmp/in"
+	expect "interactive chat on a terminal" 0 "> , there was a little girl" \
+		script -qec "'$run' -m '$tmp/chat' --chat -n 8 --temperature 0" /dev/null
+	[ "$(grep -c ', there was a little girl' "$tmp/out")" = 2 ] ||
+		fail "interactive chat: /reset did not start over: $(cat -A "$tmp/out")"
+fi
+
 # 6. the EXAMPLES of man/hf-run.1, as written there (models/ is linked
 # into a scratch directory, where the outputs go).
 mkdir -p "$tmp/ex"
