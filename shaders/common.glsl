@@ -5,8 +5,9 @@
  * The including shader declares `layout(constant_id = 0) const uint WG`
  * and uses it as local_size_x. */
 #extension GL_EXT_control_flow_attributes : enable
-#ifdef SUBGROUP
+/* basic subgroup operations are core in compute shaders since Vulkan 1.1 */
 #extension GL_KHR_shader_subgroup_basic : require
+#ifdef SUBGROUP
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
 
@@ -24,12 +25,36 @@ uint wg_linear()
 	return gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
 }
 
-/* Grid-stride loop: invocations take items i, i + all invocations, ...,
- * so the host can cap the workgroup count (per-workgroup cost dominates
- * small items on CPU drivers). */
+/* Loop over items [0, n): each subgroup of the grid takes one contiguous
+ * chunk (a multiple of its size) and its lanes step through it side by
+ * side. On a GPU consecutive lanes touch consecutive items; on a CPU
+ * driver, which runs a subgroup's lanes as one SIMD loop, each subgroup
+ * streams through memory in order. The host caps the workgroup count
+ * (per-workgroup cost dominates small items on CPU drivers). */
 #define FOR_ITEMS(i, n) \
-	for (uint i = wg_linear() * WG + gl_LocalInvocationID.x; i < (n); \
-	     i += gl_NumWorkGroups.x * gl_NumWorkGroups.y * WG)
+	for (uint i##_end = for_items_end(n), \
+	     i = for_items_start(n) + gl_SubgroupInvocationID; \
+	     i < i##_end; i += gl_SubgroupSize)
+
+uint for_items_chunk(uint n)
+{
+	const uint sgs = gl_NumWorkGroups.x * gl_NumWorkGroups.y *
+		gl_NumSubgroups;
+	const uint c = (n + sgs - 1) / sgs;
+
+	return (c + gl_SubgroupSize - 1) / gl_SubgroupSize * gl_SubgroupSize;
+}
+
+uint for_items_start(uint n)
+{
+	return (wg_linear() * gl_NumSubgroups + gl_SubgroupID) *
+		for_items_chunk(n);
+}
+
+uint for_items_end(uint n)
+{
+	return min(n, for_items_start(n) + for_items_chunk(n));
+}
 
 /* Sums over at most WG/1 subgroups of size >= 1: WG entries suffice. */
 shared float red_tmp[WG];
