@@ -206,10 +206,29 @@ int jb_has_test(const char *name)
 	return 0;
 }
 
+/* Tests that take one argument besides the value; the rest take none. */
+static const char *const tests_with_arg[] = {
+	"divisibleby", "eq", "equalto", "ne", "lt", "lessthan", "le", "gt",
+	"greaterthan", "ge", "sameas", "in", "==", "!=", "<", "<=", ">", ">=",
+	NULL,
+};
+
 int jb_test(struct jctx *cx, const char *name, struct jv *v, struct jargs *a)
 {
 	struct jv *o = jb_arg(a, 0, NULL), *r;
+	size_t want = 0;
 	int c;
+
+	for (int i = 0; tests_with_arg[i]; i++)
+		if (!strcmp(tests_with_arg[i], name))
+			want = 1;
+	if (a->npos + a->nkw != want) {
+		jx_fail(cx, "test '%s' takes %zu argument(s) but %zu were "
+			"given", name, want + 1, a->npos + a->nkw + 1);
+		return -1;
+	}
+	if (want && !o)
+		o = a->kwv[0];
 
 	if (!strcmp(name, "defined"))
 		return v->type != JV_UNDEF;
@@ -304,7 +323,7 @@ int jb_test(struct jctx *cx, const char *name, struct jv *v, struct jargs *a)
 	if (!strcmp(name, "sameas")) {
 		if (v->type != o->type)
 			return 0;
-		if (v->type == JV_NONE || v->type == JV_UNDEF)
+		if (v->type == JV_NONE)
 			return 1;
 		if (v->type == JV_BOOL)
 			return v->u.b == o->u.b;

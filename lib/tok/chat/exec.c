@@ -204,6 +204,32 @@ static int bind_params(struct jctx *cx, struct jframe *mf,
 	size_t nparams = n->nkids - first, used_kw = 0;
 	struct jv *varargs, *kwargs;
 
+	/* jinja2.runtime.Macro: extra arguments only if the body reads
+	 * varargs / kwargs */
+	if (a->npos > nparams && !(n->op & JM_VARARGS)) {
+		jx_fail(cx, "macro '%s' takes not more than %zu argument(s)",
+			what, nparams);
+		return -1;
+	}
+	for (size_t k = 0; k < a->nkw; k++) {
+		int known = 0;
+
+		for (size_t i = 0; i < nparams && !known; i++)
+			known = !strcmp(a->kwn[k], n->kids[first + i]->name);
+		if (known || (n->op & JM_KWARGS))
+			continue;
+		if (!strcmp(a->kwn[k], "caller")) {
+			if (n->op & JM_CALLER)
+				continue;
+			jx_fail(cx, "macro '%s' was invoked with two values for "
+				"the special caller argument", what);
+			return -1;
+		}
+		jx_fail(cx, "macro '%s' takes no keyword argument '%s'", what,
+			a->kwn[k]);
+		return -1;
+	}
+
 	for (size_t i = 0; i < nparams; i++) {
 		const struct jnode *p = n->kids[first + i];
 		struct jv *v = NULL;

@@ -154,7 +154,10 @@ out:
 
 static struct jv *tojson(struct jctx *cx, struct jv *v, struct jargs *a)
 {
-	struct jv *ind = jb_arg(a, 0, "indent"), *seps = jb_arg(a, 99, "separators");
+	/* transformers: tojson(x, ensure_ascii=False, indent=None,
+	 * separators=None, sort_keys=False) */
+	struct jv *ind = jb_arg(a, 1, "indent");
+	struct jv *seps = jb_arg(a, 2, "separators");
 	struct jbuf b = { 0 };
 	const char *item_sep = NULL, *key_sep = NULL, *bad;
 	int indent = -1;
@@ -174,8 +177,8 @@ static struct jv *tojson(struct jctx *cx, struct jv *v, struct jargs *a)
 			       "strings");
 	}
 	if (jv_tojson(&b, v, indent, item_sep, key_sep,
-		      jb_arg_bool(a, 99, "sort_keys", 0),
-		      jb_arg_bool(a, 99, "ensure_ascii", 0), &bad)) {
+		      jb_arg_bool(a, 3, "sort_keys", 0),
+		      jb_arg_bool(a, 0, "ensure_ascii", 0), &bad)) {
 		jbuf_free(&b);
 		if (b.oom)
 			return jb_take(cx, &b);
@@ -415,6 +418,8 @@ static struct jv *f_select(struct jctx *cx, struct jv *v, struct jargs *a,
 
 	if (!items)
 		return NULL;
+	if (!items->u.list.n)	/* jinja2 checks the arguments lazily */
+		return items;
 	if (by_attr) {
 		attr = jb_arg(a, 0, NULL);
 		if (!attr) {
@@ -477,6 +482,8 @@ static struct jv *f_map(struct jctx *cx, struct jv *v, struct jargs *a)
 
 	if (!items)
 		return NULL;
+	if (!items->u.list.n)
+		return items;
 	if (!attr) {
 		if (!a->npos || a->pos[0]->type != JV_STR) {
 			jv_unref(items);
@@ -774,20 +781,80 @@ static struct jv *reverse(struct jctx *cx, struct jv *v)
 	return r;
 }
 
-static const char *const filter_names[] = {
-	"abs", "attr", "batch", "capitalize", "count", "d", "default",
-	"dictsort", "e", "escape", "first", "float", "forceescape", "format",
-	"indent", "int", "items", "join", "last", "length", "list", "lower",
-	"map", "max", "min", "reject", "rejectattr", "replace", "reverse",
-	"round", "safe", "select", "selectattr", "sort", "string", "sum",
-	"title", "tojson", "trim", "unique", "upper", "wordcount", NULL,
+/* Each filter's parameters after the value, as jinja2/filters.py (and
+ * transformers' tojson) declare them; "*" takes anything. */
+static const struct {
+	const char *name;
+	const char *params[5];
+} filters[] = {
+	{ "abs", { NULL } }, { "attr", { "name" } },
+	{ "batch", { "linecount", "fill_with" } }, { "capitalize", { NULL } },
+	{ "count", { NULL } }, { "d", { "default_value", "boolean" } },
+	{ "default", { "default_value", "boolean" } },
+	{ "dictsort", { "case_sensitive", "by", "reverse" } },
+	{ "e", { NULL } }, { "escape", { NULL } }, { "first", { NULL } },
+	{ "float", { "default" } }, { "forceescape", { NULL } },
+	{ "format", { "*" } }, { "indent", { "width", "first", "blank" } },
+	{ "int", { "default", "base" } }, { "items", { NULL } },
+	{ "join", { "d", "attribute" } }, { "last", { NULL } },
+	{ "length", { NULL } }, { "list", { NULL } }, { "lower", { NULL } },
+	{ "map", { "*" } }, { "max", { "case_sensitive", "attribute" } },
+	{ "min", { "case_sensitive", "attribute" } }, { "reject", { "*" } },
+	{ "rejectattr", { "*" } }, { "replace", { "old", "new", "count" } },
+	{ "reverse", { NULL } }, { "round", { "precision", "method" } },
+	{ "safe", { NULL } }, { "select", { "*" } }, { "selectattr", { "*" } },
+	{ "sort", { "reverse", "case_sensitive", "attribute" } },
+	{ "string", { NULL } }, { "sum", { "attribute", "start" } },
+	{ "title", { NULL } },
+	{ "tojson", { "ensure_ascii", "indent", "separators", "sort_keys" } },
+	{ "trim", { "chars" } }, { "unique", { "case_sensitive", "attribute" } },
+	{ "upper", { NULL } }, { "wordcount", { NULL } },
 };
+
+static int find_filter(const char *name)
+{
+	for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
+		if (!strcmp(filters[i].name, name))
+			return (int)i;
+	return -1;
+}
 
 int jb_has_filter(const char *name)
 {
-	for (int i = 0; filter_names[i]; i++)
-		if (!strcmp(filter_names[i], name))
-			return 1;
+	return find_filter(name) >= 0;
+}
+
+/* Python's TypeError for arguments the filter does not take. */
+static int check_args(struct jctx *cx, int f, struct jargs *a)
+{
+	const char *const *p = filters[f].params;
+	size_t n = 0;
+
+	if (p[0] && !strcmp(p[0], "*"))
+		return 0;
+	while (n < 5 && p[n])
+		n++;
+	if (a->npos > n) {
+		jx_fail(cx, "%s() takes %zu positional argument(s) but %zu "
+			"were given", filters[f].name, n + 1, a->npos + 1);
+		return -1;
+	}
+	for (size_t k = 0; k < a->nkw; k++) {
+		size_t i = 0;
+
+		while (i < n && strcmp(p[i], a->kwn[k]))
+			i++;
+		if (i == n) {
+			jx_fail(cx, "%s() got an unexpected keyword argument "
+				"'%s'", filters[f].name, a->kwn[k]);
+			return -1;
+		}
+		if (i < a->npos) {
+			jx_fail(cx, "%s() got multiple values for argument "
+				"'%s'", filters[f].name, a->kwn[k]);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -795,6 +862,16 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 		     struct jargs *a)
 {
 	struct jv *s, *r, *x;
+	int f = find_filter(name);
+
+	if (f < 0)
+		return jx_fail(cx, "no filter named '%s'", name);
+	if (check_args(cx, f, a))
+		return NULL;
+	/* int(), float() and "s += ..." raise on Undefined */
+	if (v->type == JV_UNDEF && (!strcmp(name, "int") ||
+	    !strcmp(name, "float") || !strcmp(name, "indent")))
+		return jx_undef_fail(cx, v);
 
 	if (!strcmp(name, "default") || !strcmp(name, "d")) {
 		x = jb_arg(a, 0, "default_value");

@@ -175,6 +175,9 @@ enum jn_kind {
 	JN_COND, JN_LIST, JN_TUPLE, JN_DICT, JN_CONCAT, JN_NSREF,
 };
 
+/* JN_MACRO / JN_CALL_BLOCK op: the special names the body reads. */
+enum { JM_VARARGS = 1, JM_KWARGS = 2, JM_CALLER = 4 };
+
 /* Operators of JN_BINOP and JN_CMP. */
 enum jop {
 	JO_ADD, JO_SUB, JO_MUL, JO_DIV, JO_FDIV, JO_MOD, JO_POW,

@@ -223,6 +223,43 @@ static int unescape(struct lexer *lx, struct jtok *t, const char *s,
 	return 0;
 }
 
+/* End of an integer literal at i as jinja2's integer_re takes it:
+ * 0b.., 0o.., 0x.. (set *base), "0" runs (so "01" is 0 then 1), or
+ * decimal digits, with single underscores between digits. */
+static size_t int_end(struct lexer *lx, size_t i, int *base)
+{
+	const char *s = lx->s;
+	size_t j = i + 1;
+	char c = i + 1 < lx->n ? (char)tolower((unsigned char)s[i + 1]) : 0;
+	int b = c == 'b' ? 2 : c == 'o' ? 8 : c == 'x' ? 16 : 0;
+
+#define DIGIT(ch) (b == 16 ? isxdigit((unsigned char)(ch)) : \
+		   (ch) >= '0' && (ch) < '0' + (b ? b : 10))
+	if (s[i] == '0' && b) {
+		size_t k = i + 2;
+
+		while (k < lx->n && (DIGIT(s[k]) || (s[k] == '_' &&
+		       k + 1 < lx->n && DIGIT(s[k + 1]))))
+			k++;
+		if (k > i + 2) {
+			*base = b;
+			return k;
+		}
+	}
+#undef DIGIT
+	*base = 10;
+	if (s[i] == '0') {
+		while (j < lx->n && (s[j] == '0' || (s[j] == '_' &&
+		       j + 1 < lx->n && s[j + 1] == '0')))
+			j++;
+		return j;
+	}
+	while (j < lx->n && (isdigit((unsigned char)s[j]) || (s[j] == '_' &&
+	       j + 1 < lx->n && isdigit((unsigned char)s[j + 1]))))
+		j++;
+	return j;
+}
+
 /* Lex the inside of a {{ }} or {% %} tag up to and including its end. */
 static int lex_tag(struct lexer *lx, int block)
 {
@@ -259,8 +296,8 @@ static int lex_tag(struct lexer *lx, int block)
 		}
 		if (isdigit((unsigned char)s[i])) {
 			size_t j = i;
-			int is_float = 0;
-			char num[64];
+			int is_float = 0, base = 10;
+			char num[80];
 			size_t k = 0;
 
 			while (j < lx->n && (isdigit((unsigned char)s[j]) ||
@@ -291,7 +328,10 @@ static int lex_tag(struct lexer *lx, int block)
 						j++;
 				}
 			}
-			for (size_t x = i; x < j && k < sizeof(num) - 1; x++)
+			if (!is_float)
+				j = int_end(lx, i, &base);
+			for (size_t x = i + (base != 10 ? 2 : 0);
+			     x < j && k < sizeof(num) - 1; x++)
 				if (s[x] != '_')
 					num[k++] = s[x];
 			num[k] = 0;
@@ -304,8 +344,8 @@ static int lex_tag(struct lexer *lx, int block)
 				char *end;
 
 				errno = 0;
-				t->i = strtoll(num, &end, 10);
-				if (errno || j - i > 19)
+				t->i = strtoll(num, &end, base);
+				if (errno || k > 64)
 					return fail(lx, "integer literal too "
 						    "large");
 			}
@@ -401,6 +441,10 @@ static int lex_raw(struct lexer *lx, size_t textstart, size_t tagpos,
 	count_lines(lx, tagpos, i);
 	lx->line_starting = s[i - 1] == '\n';
 	body = i;
+	if (body >= lx->n) {	/* jinja2 stops quietly at "{% raw %}" + EOF */
+		lx->pos = body;
+		return 1;
+	}
 	for (j = body; j + 1 < lx->n; j++) {
 		size_t k, e;
 		int esign = 0;
@@ -490,7 +534,7 @@ int jj_lex(struct jtoks *out, const char *src, size_t len,
 		/* the data token takes the line the text started on */
 		lx.pos = tag + 2 + (sign ? 1 : 0);
 		if (kind == '#') {
-			size_t j, e = 0;
+			size_t j, e = 0, cstart = lx.pos;
 
 			for (j = lx.pos; j + 1 < n; j++) {
 				lx.pos = j;
@@ -507,6 +551,8 @@ int jj_lex(struct jtoks *out, const char *src, size_t len,
 					break;
 				}
 			}
+			if (!e && cstart >= n)
+				break;	/* jinja2 stops quietly at "{#" + EOF */
 			if (!e) {
 				fail(&lx, "missing end of comment tag");
 				goto fail;

@@ -266,6 +266,9 @@ struct jv *jx_binop(struct jctx *cx, int op, struct jv *a, struct jv *b)
 				r = op == JO_FDIV ? r - 1 : r + y;
 			return jv_int(r);
 		case JO_POW:
+			if (y < 0 && x == 0)
+				return jx_fail(cx, "0.0 cannot be raised to a "
+					       "negative power");
 			if (y < 0)
 				return jv_float(pow((double)x, (double)y));
 			r = 1;

@@ -6,8 +6,9 @@
  *   IF: cond, body, else|NULL   FOR: target, iter, filter|NULL, body,
  *                                    else|NULL (op: recursive)
  *   SET: target, expr           SET_BLOCK: target, body, filter|NULL
- *   MACRO: body, params...      (param: NAME with kids[0] = default)
- *   CALL_BLOCK: call, body, params...
+ *   MACRO: body, params...      (param: NAME with kids[0] = default;
+ *                                    op: JM_* names the body reads)
+ *   CALL_BLOCK: call, body, params... (op: as MACRO, for the caller)
  *   FILTER_BLOCK: filter chain (innermost subject NULL), body
  *   WITH: body, target, expr, target, expr...
  *   ATTR: obj (name)            ITEM: obj, key
@@ -264,6 +265,27 @@ fail:
 	return NULL;
 }
 
+/* Which of varargs, kwargs and caller a macro body reads: jinja2 lets a
+ * macro take extra arguments only when its body uses them. */
+static int uses_names(const struct jnode *n)
+{
+	int r = 0;
+
+	if (!n)
+		return 0;
+	if (n->kind == JN_NAME) {
+		if (!strcmp(n->name, "varargs"))
+			r |= JM_VARARGS;
+		else if (!strcmp(n->name, "kwargs"))
+			r |= JM_KWARGS;
+		else if (!strcmp(n->name, "caller"))
+			r |= JM_CALLER;
+	}
+	for (size_t i = 0; i < n->nkids; i++)
+		r |= uses_names(n->kids[i]);
+	return r;
+}
+
 static struct jnode *parse_macro(struct parser *p)
 {
 	static const char *const ends[] = { "endmacro", NULL };
@@ -288,6 +310,7 @@ static struct jnode *parse_macro(struct parser *p)
 	if (!body)
 		goto fail;
 	n->kids[0] = body;
+	n->op = uses_names(body);
 	return n;
 fail:
 	jj_node_free(n);
@@ -321,6 +344,7 @@ static struct jnode *parse_call_block(struct parser *p)
 	if (!x)
 		goto fail;
 	n->kids[1] = x;
+	n->op = uses_names(x);
 	return n;
 fail:
 	jj_node_free(n);

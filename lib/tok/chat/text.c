@@ -503,7 +503,12 @@ struct jv *jt_format(struct jctx *cx, struct jv *fmt, struct jargs *a)
 	while (i < len) {
 		char c = s[i++];
 
-		if (c == '}' && i < len && s[i] == '}') {
+		if (c == '}') {
+			if (i >= len || s[i] != '}') {
+				jbuf_free(&b);
+				return jx_fail(cx, "Single '}' encountered in "
+					       "format string");
+			}
 			jbuf_addc(&b, '}');
 			i++;
 			continue;

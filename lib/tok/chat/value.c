@@ -706,6 +706,9 @@ void jv_repr_into(struct jbuf *b, const struct jv *v)
 	size_t i;
 
 	switch (v->type) {
+	case JV_UNDEF:
+		jbuf_adds(b, "Undefined");
+		return;
 	case JV_STR:
 		str_repr(b, v->u.str.s, v->u.str.len);
 		return;
