@@ -1,0 +1,187 @@
+/* test/unit/model/rope.c: RoPE inverse frequencies for each rope_scaling
+ * type against the formulas of transformers' modeling_rope_utils.py,
+ * written out here in double. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "model/internal.h"
+
+/* A model with only what rope_init() reads. */
+static struct hf_model *fake(const char *json, size_t hd, size_t max_pos,
+			     int *rc)
+{
+	struct hf_err err = { 0 };
+	struct hf_model *m = calloc(1, sizeof(*m));
+
+	assert_non_null(m);
+	m->dir = strdup("test");
+	m->hd = hd;
+	m->max_pos = max_pos;
+	assert_int_equal(hf_config_parse(&m->cfg, json, strlen(json), "test",
+					 &err), 0);
+	assert_int_equal(hf_backend_cpu_create(&m->be, 1, &err), 0);
+	m->own_be = 1;
+	*rc = rope_init(m, &err);
+	if (*rc)
+		printf("rope_init: %s\n", err.msg);
+	return m;
+}
+
+static void inv_now(struct hf_model *m, float *f)
+{
+	struct hf_err err = { 0 };
+
+	assert_int_equal(hf_buf_download(m->inv_freq, 0, f,
+					 m->rot_dim / 2 * sizeof(float), &err), 0);
+}
+
+/* Relative 1e-6: float32 evaluation of the same formula. */
+static void expect_rel(const float *got, const double *want, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fabs(got[i] - want[i]) > 1e-6 * fabs(want[i]))
+			fail_msg("inv_freq[%zu]: got %.9g want %.9g", i, got[i],
+				 want[i]);
+}
+
+#define BASE "\"model_type\": \"llama\", \"vocab_size\": 32, " \
+	"\"hidden_size\": 64, \"num_hidden_layers\": 1, " \
+	"\"num_attention_heads\": 1, \"max_position_embeddings\": 128"
+
+static void test_default_and_linear(void **state)
+{
+	int rc;
+	struct hf_model *m = fake("{" BASE ", \"rope_theta\": 10000}", 64, 128,
+				  &rc);
+	float f[32];
+	double want[32];
+
+	assert_int_equal(rc, 0);
+	inv_now(m, f);
+	for (int i = 0; i < 32; i++)
+		want[i] = 1.0 / pow(10000.0, 2.0 * i / 64.0);
+	expect_rel(f, want, 32);
+	hf_model_free(m);
+	m = fake("{" BASE ", \"rope_scaling\": {\"type\": \"linear\", "
+		 "\"factor\": 4.0}}", 64, 128, &rc);
+	assert_int_equal(rc, 0);
+	inv_now(m, f);
+	for (int i = 0; i < 32; i++)
+		want[i] /= 4.0;
+	expect_rel(f, want, 32);
+	hf_model_free(m);
+}
+
+static void test_partial_rotary_factor(void **state)
+{
+	int rc;
+	struct hf_model *m = fake("{" BASE ", \"partial_rotary_factor\": 0.5}",
+				  64, 128, &rc);
+	float f[16];
+	double want[16];
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(m->rot_dim, 32);
+	inv_now(m, f);
+	for (int i = 0; i < 16; i++)
+		want[i] = 1.0 / pow(10000.0, 2.0 * i / 32.0);
+	expect_rel(f, want, 16);
+	hf_model_free(m);
+}
+
+/* _compute_llama3_parameters with Llama 3.1's numbers. */
+static void test_llama3(void **state)
+{
+	int rc;
+	struct hf_model *m = fake("{" BASE ", \"rope_theta\": 500000, "
+		"\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+		"\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+		"\"original_max_position_embeddings\": 8192}}", 128, 131072, &rc);
+	float f[64];
+	double want[64], lo_wl = 8192.0 / 1.0, hi_wl = 8192.0 / 4.0;
+	int bands[3] = { 0 };
+
+	assert_int_equal(rc, 0);
+	inv_now(m, f);
+	for (int i = 0; i < 64; i++) {
+		double inv = 1.0 / pow(500000.0, 2.0 * i / 128.0);
+		double wl = 2 * M_PI / inv;
+
+		if (wl < hi_wl) {
+			want[i] = inv;
+			bands[0]++;
+		} else if (wl > lo_wl) {
+			want[i] = inv / 8.0;
+			bands[2]++;
+		} else {
+			double s = (8192.0 / wl - 1.0) / (4.0 - 1.0);
+
+			want[i] = (1 - s) * inv / 8.0 + s * inv;
+			bands[1]++;
+		}
+	}
+	assert_true(bands[0] && bands[1] && bands[2]);
+	expect_rel(f, want, 64);
+	hf_model_free(m);
+}
+
+/* _compute_dynamic_ntk_parameters and dynamic_rope_update: the base grows
+ * past max_position_embeddings and returns when the sequence is short. */
+static void test_dynamic_ntk(void **state)
+{
+	struct hf_err err = { 0 };
+	int rc;
+	struct hf_model *m = fake("{" BASE ", \"rope_scaling\": {\"type\": "
+				  "\"dynamic\", \"factor\": 2.0}}", 64, 128, &rc);
+	float f[32];
+	double want[32], base;
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(rope_update(m, 100, &err), 0);
+	inv_now(m, f);
+	for (int i = 0; i < 32; i++)
+		want[i] = 1.0 / pow(10000.0, 2.0 * i / 64.0);
+	expect_rel(f, want, 32);
+	assert_int_equal(rope_update(m, 300, &err), 0);
+	inv_now(m, f);
+	base = 10000.0 * pow(2.0 * 300 / 128.0 - 1.0, 64.0 / 62.0);
+	for (int i = 0; i < 32; i++)
+		want[i] = 1.0 / pow(base, 2.0 * i / 64.0);
+	expect_rel(f, want, 32);
+	assert_int_equal(rope_update(m, 10, &err), 0);
+	inv_now(m, f);
+	for (int i = 0; i < 32; i++)
+		want[i] = 1.0 / pow(10000.0, 2.0 * i / 64.0);
+	expect_rel(f, want, 32);
+	hf_model_free(m);
+}
+
+static void test_unsupported_type_is_named(void **state)
+{
+	int rc;
+	struct hf_model *m = fake("{" BASE ", \"rope_scaling\": {\"rope_type\": "
+				  "\"longrope\", \"factor\": 2.0}}", 64, 128, &rc);
+
+	assert_int_equal(rc, HF_EUNSUPPORTED);
+	hf_model_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_default_and_linear),
+		cmocka_unit_test(test_partial_rotary_factor),
+		cmocka_unit_test(test_llama3),
+		cmocka_unit_test(test_dynamic_ntk),
+		cmocka_unit_test(test_unsupported_type_is_named),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
