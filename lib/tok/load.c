@@ -144,9 +144,9 @@ int tok_norm_load(struct norm *n, const json_t *j, const char *path,
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
 		for (size_t i = 0; i < json_array_size(arr); i++) {
 			snprintf(p, sizeof(p), "%s.normalizers[%zu]", path, i);
+			n->nsub++;
 			if ((r = tok_norm_load(&n->sub[i], json_array_get(arr, i), p, err)))
 				return r;
-			n->nsub++;
 		}
 	} else if (!strcmp(type, "NFC")) {
 		n->type = N_NFC;
@@ -329,9 +329,9 @@ int tok_pretok_load(struct pretok *pt, const json_t *j, const char *path,
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
 		for (size_t i = 0; i < json_array_size(arr); i++) {
 			snprintf(p, sizeof(p), "%s.pretokenizers[%zu]", path, i);
+			pt->nsub++;
 			if ((r = tok_pretok_load(&pt->sub[i], json_array_get(arr, i), p, err)))
 				return r;
-			pt->nsub++;
 		}
 	} else if (!strcmp(type, "ByteLevel")) {
 		pt->type = P_BYTELEVEL;
@@ -967,23 +967,26 @@ int tok_post_load(struct post *p, const struct hf_tok *t, const json_t *j,
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
 		for (size_t i = 0; i < json_array_size(arr); i++) {
 			snprintf(q, sizeof(q), "%s.processors[%zu]", path, i);
+			p->nsub++;
 			if ((r = tok_post_load(&p->sub[i], t, json_array_get(arr, i), q, err)))
 				return r;
-			p->nsub++;
 		}
 	} else if (!strcmp(type, "TemplateProcessing")) {
 		const json_t *sp = json_object_get(j, "special_tokens");
+		json_t *empty = NULL;
 
 		p->type = PP_TEMPLATE;
 		if (!sp || json_is_null(sp))
-			sp = json_object();
+			sp = empty = json_object();
 		snprintf(q, sizeof(q), "%s.single", path);
-		if ((r = tpl_load(&p->single, &p->nsingle, json_object_get(j, "single"),
-				  sp, q, err)))
-			return r;
+		r = tpl_load(&p->single, &p->nsingle, json_object_get(j, "single"),
+			     sp, q, err);
 		snprintf(q, sizeof(q), "%s.pair", path);
-		if ((r = tpl_load(&p->pair, &p->npair, json_object_get(j, "pair"),
-				  sp, q, err)))
+		if (!r)
+			r = tpl_load(&p->pair, &p->npair, json_object_get(j, "pair"),
+				     sp, q, err);
+		json_decref(empty);
+		if (r)
 			return r;
 	} else if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
 		int rob = type[0] == 'R';
@@ -1057,9 +1060,9 @@ int tok_dec_load(struct dec *d, const json_t *j, const char *path,
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
 		for (size_t i = 0; i < json_array_size(arr); i++) {
 			snprintf(q, sizeof(q), "%s.decoders[%zu]", path, i);
+			d->nsub++;
 			if ((r = tok_dec_load(&d->sub[i], json_array_get(arr, i), q, err)))
 				return r;
-			d->nsub++;
 		}
 	} else if (!strcmp(type, "ByteLevel")) {
 		d->type = D_BYTELEVEL;

@@ -257,8 +257,9 @@ int jb_test(struct jctx *cx, const char *name, struct jv *v, struct jargs *a)
 	if (!strcmp(name, "iterable"))
 		return v->type == JV_STR || v->type == JV_LIST ||
 		       v->type == JV_DICT || v->type == JV_UNDEF;
-	if (!strcmp(name, "sequence"))
-		return v->type == JV_STR || v->type == JV_LIST ||
+	if (!strcmp(name, "sequence"))	/* len() and [] */
+		return v->type == JV_STR || (v->type == JV_LIST &&
+					     !v->u.list.view) ||
 		       v->type == JV_DICT || v->type == JV_UNDEF;
 	if (!strcmp(name, "escaped"))
 		return 0;
@@ -694,8 +695,12 @@ static struct jv *dict_method(struct jctx *cx, struct jv *fn, struct jargs *a)
 		r = jv_dict_get(d, k);
 		return jv_ref(r ? r : def ? def : JV_NONE_P);
 	}
-	if (!strcmp(m, "items"))
-		return jb_dict_items(cx, d);
+	if (!strcmp(m, "items")) {
+		l = jb_dict_items(cx, d);
+		if (l)
+			l->u.list.view = JV_ITEMS;
+		return l;
+	}
 	if (!strcmp(m, "copy")) {
 		r = jv_dict(JV_DICT);
 		for (size_t i = 0; r && i < d->u.dict.n; i++)
@@ -709,6 +714,7 @@ static struct jv *dict_method(struct jctx *cx, struct jv *fn, struct jargs *a)
 	l = jv_list(0);
 	if (!l)
 		return jb_oom(cx);
+	l->u.list.view = m[0] == 'k' ? JV_KEYS : JV_VALUES;
 	for (size_t i = 0; i < d->u.dict.n; i++)
 		if (!jb_list_push(cx, l, jv_ref(m[0] == 'k' ? d->u.dict.k[i] :
 					     d->u.dict.v[i]))) {
@@ -777,6 +783,8 @@ struct jv *jb_method(struct jctx *cx, struct jv *obj, const char *name)
 		 obj->type == JV_DICT ? dict_method : list_method;
 	struct jv *r;
 
+	if (obj->type == JV_LIST && obj->u.list.view)
+		return NULL;	/* generators and views: no list methods */
 	for (int i = 0; names[i]; i++) {
 		if (strcmp(names[i], name))
 			continue;

@@ -362,7 +362,8 @@ static struct jv *eval_slice(struct jctx *cx, struct jframe *f,
 		r = jx_undef_fail(cx, obj);
 		goto out;
 	}
-	if (obj->type != JV_STR && obj->type != JV_LIST) {
+	if (obj->type != JV_STR && (obj->type != JV_LIST ||
+				     obj->u.list.view)) {
 		r = jv_undef("%s object has no element slice",
 			     jv_type_name(obj));
 		goto out;

@@ -196,6 +196,9 @@ static struct jv *f_length(struct jctx *cx, struct jv *v)
 	case JV_STR:
 		return jv_int(ju_count(v->u.str.s, v->u.str.len));
 	case JV_LIST:
+		if (v->u.list.view == JV_GEN)
+			return jx_fail(cx, "object of type 'generator' has no "
+				       "len()");
 		return jv_int(v->u.list.n);
 	case JV_DICT:
 		return jv_int(v->u.dict.n);
@@ -407,6 +410,21 @@ static struct jv *f_indent(struct jctx *cx, struct jv *v, struct jargs *a)
 	return jb_take(cx, &b);
 }
 
+/* Mark l (may be NULL) as a Python generator. */
+static struct jv *gen(struct jv *l)
+{
+	if (l)
+		l->u.list.view = JV_GEN;
+	return l;
+}
+
+static struct jv *empty_gen(struct jctx *cx)
+{
+	struct jv *l = gen(jv_list(0));
+
+	return l ? l : jb_oom(cx);
+}
+
 /* select / reject / selectattr / rejectattr */
 static struct jv *f_select(struct jctx *cx, struct jv *v, struct jargs *a,
 			   int want, int by_attr)
@@ -418,8 +436,11 @@ static struct jv *f_select(struct jctx *cx, struct jv *v, struct jargs *a,
 
 	if (!items)
 		return NULL;
-	if (!items->u.list.n)	/* jinja2 checks the arguments lazily */
-		return items;
+	/* jinja2 prepares the test only "if value:" */
+	if (!jv_truthy(v)) {
+		jv_unref(items);
+		return empty_gen(cx);
+	}
 	if (by_attr) {
 		attr = jb_arg(a, 0, NULL);
 		if (!attr) {
@@ -466,7 +487,7 @@ static struct jv *f_select(struct jctx *cx, struct jv *v, struct jargs *a,
 			goto fail;
 	}
 	jv_unref(items);
-	return out;
+	return gen(out);
 fail:
 	jv_unref(items);
 	jv_unref(out);
@@ -482,8 +503,10 @@ static struct jv *f_map(struct jctx *cx, struct jv *v, struct jargs *a)
 
 	if (!items)
 		return NULL;
-	if (!items->u.list.n)
-		return items;
+	if (!jv_truthy(v)) {
+		jv_unref(items);
+		return empty_gen(cx);
+	}
 	if (!attr) {
 		if (!a->npos || a->pos[0]->type != JV_STR) {
 			jv_unref(items);
@@ -521,7 +544,7 @@ static struct jv *f_map(struct jctx *cx, struct jv *v, struct jargs *a)
 			goto fail;
 	}
 	jv_unref(items);
-	return out;
+	return gen(out);
 fail:
 	jv_unref(items);
 	jv_unref(out);
@@ -564,7 +587,7 @@ static struct jv *f_unique(struct jctx *cx, struct jv *v, struct jargs *a)
 	}
 	jv_unref(items);
 	jv_unref(seen);
-	return out;
+	return gen(out);
 fail_oom:
 	jb_oom(cx);
 fail:
@@ -684,7 +707,7 @@ static struct jv *f_batch(struct jctx *cx, struct jv *v, struct jargs *a)
 		}
 	}
 	jv_unref(items);
-	return out;
+	return gen(out);
 fail:
 	jv_unref(cur);
 	jv_unref(items);
@@ -736,8 +759,12 @@ static struct jv *f_wordcount(struct jctx *cx, struct jv *v)
 
 static struct jv *first_last(struct jctx *cx, struct jv *v, int last)
 {
-	struct jv *items = jb_items_of(cx, v), *r;
+	struct jv *items, *r;
 
+	/* last: next(iter(reversed(seq))) */
+	if (last && v->type == JV_LIST && v->u.list.view == JV_GEN)
+		return jx_fail(cx, "'generator' object is not reversible");
+	items = jb_items_of(cx, v);
 	if (!items)
 		return NULL;
 	if (!items->u.list.n) {
@@ -771,6 +798,10 @@ static struct jv *reverse(struct jctx *cx, struct jv *v)
 		jv_unref(items);
 		return jb_oom(cx);
 	}
+	/* reversed(x) is an iterator; a generator cannot be reversed, so
+	 * jinja2 falls back to a reversed list */
+	if (!(v->type == JV_LIST && v->u.list.view == JV_GEN))
+		r->u.list.view = JV_GEN;
 	for (size_t i = items->u.list.n; i-- > 0;)
 		if (!jb_list_push(cx, r, jv_ref(items->u.list.v[i]))) {
 			jv_unref(r);
@@ -888,18 +919,19 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 		return tojson(cx, v, a);
 	if (!strcmp(name, "items")) {
 		if (v->type == JV_UNDEF)
-			return jv_list(0);
+			return empty_gen(cx);
 		if (v->type != JV_DICT)
 			return jx_fail(cx, "Can only get item pairs from a "
 				       "mapping.");
-		return jb_dict_items(cx, v);
+		return gen(jb_dict_items(cx, v));
 	}
 	if (!strcmp(name, "join"))
 		return f_join(cx, v, a);
 	if (!strcmp(name, "first") || !strcmp(name, "last"))
 		return first_last(cx, v, name[0] == 'l');
 	if (!strcmp(name, "list")) {
-		if (v->type == JV_LIST && v->u.list.tuple) {
+		if (v->type == JV_LIST && (v->u.list.tuple ||
+					   v->u.list.view)) {
 			r = jv_list(0);
 			for (size_t i = 0; r && i < v->u.list.n; i++)
 				if (!jb_list_push(cx, r, jv_ref(v->u.list.v[i]))) {

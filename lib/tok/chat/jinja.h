@@ -54,6 +54,7 @@ struct jv {
 			struct jv **v;
 			size_t n, cap;
 			int tuple;
+			int view;	/* enum jv_view */
 		} list;
 		struct {		/* JV_DICT and JV_NS */
 			struct jv **k, **v;
@@ -71,6 +72,12 @@ struct jv {
 		} undef;
 	} u;
 };
+
+/* A JV_LIST may stand for one of Python's lazy objects, which behave
+ * differently: a generator (from select, map, batch, unique, items,
+ * reverse) is always true, has no len(), no index and no JSON form; the
+ * dict views (keys(), values(), items()) print as dict_keys([...]). */
+enum jv_view { JV_PLAIN, JV_GEN, JV_KEYS, JV_VALUES, JV_ITEMS };
 
 extern struct jv jv_none_v, jv_true_v, jv_false_v, jv_undef_v;
 #define JV_NONE_P (&jv_none_v)

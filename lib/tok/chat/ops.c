@@ -89,7 +89,7 @@ struct jv *jx_getitem(struct jctx *cx, struct jv *obj, struct jv *key)
 			return jv_ref(v);
 		break;
 	case JV_LIST:
-		if (intkey) {
+		if (intkey && !obj->u.list.view) {
 			i = py_index(key, obj->u.list.n);
 			if (i >= 0)
 				return jv_ref(obj->u.list.v[i]);
@@ -324,7 +324,8 @@ struct jv *jx_binop(struct jctx *cx, int op, struct jv *a, struct jv *b)
 		return jbuf_take(&s);
 	}
 	if (op == JO_ADD && a->type == JV_LIST && b->type == JV_LIST &&
-	    a->u.list.tuple == b->u.list.tuple) {
+	    a->u.list.tuple == b->u.list.tuple && !a->u.list.view &&
+	    !b->u.list.view) {
 		struct jv *l = jv_list(a->u.list.tuple);
 
 		if (!l)
@@ -344,11 +345,11 @@ struct jv *jx_binop(struct jctx *cx, int op, struct jv *a, struct jv *b)
 		}
 		return l;
 	}
-	if (op == JO_MUL && (a->type == JV_STR || a->type == JV_LIST) &&
-	    is_intlike(b))
+	if (op == JO_MUL && (a->type == JV_STR || (a->type == JV_LIST &&
+	    !a->u.list.view)) && is_intlike(b))
 		return repeat(cx, a, intval(b));
-	if (op == JO_MUL && (b->type == JV_STR || b->type == JV_LIST) &&
-	    is_intlike(a))
+	if (op == JO_MUL && (b->type == JV_STR || (b->type == JV_LIST &&
+	    !b->u.list.view)) && is_intlike(a))
 		return repeat(cx, b, intval(a));
 	if (op == JO_MOD && a->type == JV_STR)
 		return jx_percent(cx, a, b);
@@ -441,7 +442,8 @@ static int order(struct jctx *cx, const struct jv *a, const struct jv *b,
 		       a->u.str.len > b->u.str.len;
 	}
 	if (a->type == JV_LIST && b->type == JV_LIST &&
-	    a->u.list.tuple == b->u.list.tuple) {
+	    a->u.list.tuple == b->u.list.tuple && !a->u.list.view &&
+	    !b->u.list.view) {
 		for (size_t i = 0; i < a->u.list.n && i < b->u.list.n; i++) {
 			int c;
 

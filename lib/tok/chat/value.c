@@ -382,7 +382,7 @@ int jv_truthy(const struct jv *v)
 	case JV_STR:
 		return v->u.str.len != 0;
 	case JV_LIST:
-		return v->u.list.n != 0;
+		return v->u.list.view == JV_GEN || v->u.list.n != 0;
 	case JV_DICT:
 		return v->u.dict.n != 0;
 	default:
@@ -434,8 +434,8 @@ int jv_equal(const struct jv *a, const struct jv *b)
 		return a->u.str.len == b->u.str.len &&
 		       !memcmp(a->u.str.s, b->u.str.s, a->u.str.len);
 	case JV_LIST:
-		if (a->u.list.tuple != b->u.list.tuple ||
-		    a->u.list.n != b->u.list.n)
+		if (a->u.list.tuple != b->u.list.tuple || a->u.list.view ||
+		    b->u.list.view || a->u.list.n != b->u.list.n)
 			return 0;
 		for (i = 0; i < a->u.list.n; i++)
 			if (!jv_equal(a->u.list.v[i], b->u.list.v[i]))
@@ -465,6 +465,14 @@ const char *jv_type_name(const struct jv *v)
 		[JV_NS] = "Namespace", [JV_FUNC] = "function",
 	};
 
+	if (v->type == JV_LIST && v->u.list.view) {
+		static const char *views[] = {
+			[JV_GEN] = "generator", [JV_KEYS] = "dict_keys",
+			[JV_VALUES] = "dict_values", [JV_ITEMS] = "dict_items",
+		};
+
+		return views[v->u.list.view];
+	}
 	if (v->type == JV_LIST && v->u.list.tuple)
 		return "tuple";
 	return names[v->type];
@@ -713,6 +721,15 @@ void jv_repr_into(struct jbuf *b, const struct jv *v)
 		str_repr(b, v->u.str.s, v->u.str.len);
 		return;
 	case JV_LIST:
+		if (v->u.list.view == JV_GEN) {
+			/* Python adds the address; there is no matching it */
+			jbuf_adds(b, "<generator object>");
+			return;
+		}
+		if (v->u.list.view) {
+			jbuf_adds(b, jv_type_name(v));
+			jbuf_addc(b, '(');
+		}
 		jbuf_addc(b, v->u.list.tuple ? '(' : '[');
 		for (i = 0; i < v->u.list.n && !b->oom; i++) {
 			if (i)
@@ -722,6 +739,8 @@ void jv_repr_into(struct jbuf *b, const struct jv *v)
 		if (v->u.list.tuple && v->u.list.n == 1)
 			jbuf_addc(b, ',');
 		jbuf_addc(b, v->u.list.tuple ? ')' : ']');
+		if (v->u.list.view)
+			jbuf_addc(b, ')');
 		return;
 	case JV_DICT:
 		jbuf_addc(b, '{');
@@ -909,6 +928,10 @@ static int json_val(struct jbuf *b, const struct jv *v,
 		json_str(b, v->u.str.s, v->u.str.len, o->ascii);
 		return 0;
 	case JV_LIST:
+		if (v->u.list.view) {
+			*o->bad = jv_type_name(v);
+			return -1;
+		}
 		n = v->u.list.n;
 		if (!n) {
 			jbuf_adds(b, "[]");
