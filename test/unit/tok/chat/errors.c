@@ -112,6 +112,25 @@ static void test_runtime_errors_name_template_and_line(void **state)
 		     "not JSON serializable");
 	expect_error("{% set x = 1 %}{% set x.a = 2 %}", HF_EINVAL,
 		     "non-namespace");
+	/* generators have no len(), no reversed() and no JSON form */
+	expect_error("{{ [1] | select('odd') | length }}", HF_EINVAL,
+		     "object of type 'generator' has no len()");
+	expect_error("{{ [1] | map('string') | last }}", HF_EINVAL,
+		     "'generator' object is not reversible");
+	expect_error("{{ {'a': 1}.keys() | tojson }}", HF_EINVAL,
+		     "Object of type dict_keys is not JSON serializable");
+	/* Python's argument checks */
+	expect_error("{{ [1] | sort(nope=1) }}", HF_EINVAL,
+		     "unexpected keyword argument 'nope'");
+	expect_error("{{ 'a' | upper(1) }}", HF_EINVAL, "positional argument");
+	expect_error("{{ true is true(1) }}", HF_EINVAL, "takes 1 argument");
+	expect_error("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}", HF_EINVAL,
+		     "takes not more than 1 argument");
+	expect_error("{% macro m(a) %}{% endmacro %}{{ m(b=1) }}", HF_EINVAL,
+		     "takes no keyword argument 'b'");
+	expect_error("{{ x | int }}", HF_EINVAL, "'x' is undefined");
+	expect_error("{{ '{} }'.format(1) }}", HF_EINVAL, "Single '}'");
+	expect_error("{{ 01 }}", HF_EFORMAT, "line 1");
 }
 
 static void test_limits_stop_runaway_templates(void **state)

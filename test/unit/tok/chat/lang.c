@@ -396,6 +396,29 @@ static void test_string_and_dict_methods(void **state)
 	RUN(t);
 }
 
+/* Filters such as select, map and items return Python generators, and
+ * dict.keys()/values()/items() return views: they differ from lists. */
+static void test_generators_and_dict_views(void **state)
+{
+	static const struct case_ t[] = {
+		{ "{{ d.items() }}|{{ d.keys() }}|{{ d.values() }}",
+		  "dict_items([('a', 1), ('b', [2, 3])])|dict_keys(['a', 'b'])|"
+		  "dict_values([1, [2, 3]])" },
+		/* a generator is true even when it yields nothing */
+		{ "{% if [] | select('odd') %}T{% else %}F{% endif %}"
+		  "{% if [] %}T{% else %}F{% endif %}", "TF" },
+		{ "{{ [1, 2] | select('odd') | list | length }}"
+		  "{{ d.keys() | length }}{{ [1] | map('string') | first }}"
+		  "{{ {'a': 1} | items | list }}", "121[('a', 1)]" },
+		{ "[{{ ([1, 2] | select('odd'))[0] }}]{{ [3, 1] | reverse | list }}"
+		  "{{ [3, 1] | select | reverse }}", "[][1, 3][1, 3]" },
+		/* arguments are checked only for a true input */
+		{ "{{ undefined_x | items | list }}{{ [] | map('nosuch') | list }}",
+		  "[][]" },
+	};
+	RUN(t);
+}
+
 static void test_undefined_behaves_like_jinja_default(void **state)
 {
 	static const struct case_ t[] = {
@@ -469,6 +492,7 @@ int main(void)
 		cmocka_unit_test(test_tests),
 		cmocka_unit_test(test_filters),
 		cmocka_unit_test(test_string_and_dict_methods),
+		cmocka_unit_test(test_generators_and_dict_views),
 		cmocka_unit_test(test_undefined_behaves_like_jinja_default),
 		cmocka_unit_test(test_globals_and_special_tokens),
 	};
