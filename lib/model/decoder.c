@@ -115,14 +115,30 @@ int llama_load(struct hf_model *m, struct hf_err *err)
 	const char *act = c->hidden_act ? c->hidden_act : "silu";
 	int gemma = !strcmp(c->model_type, "gemma");
 
+	/* GemmaMLP reads hidden_activation only; unset, it is the tanh
+	 * GELU whatever hidden_act says (gemma-2b's says "gelu") */
+	if (gemma && !json_is_string(json_object_get(c->text,
+						     "hidden_activation")))
+		act = "gelu_pytorch_tanh";
+
 	m->pfx = "model.";
 	if (parse_act(act, &m->act, "config.json: hidden_act", err))
 		return hf_err_prefix(err, "%s", m->dir);
 	m->attn_scale = (float)pow((double)m->hd, -0.5);
 	m->emb_scale = gemma ? (float)sqrt((double)m->hidden) : 1.0f;
 	m->norm_add_one = gemma;
-	if (c->sliding_window > 0 && c->use_sliding_window)
+	if (c->sliding_window > 0 && c->use_sliding_window) {
+		int64_t mwl = 0;
+
+		/* Qwen2 slides only from layer max_window_layers on */
+		if (!strcmp(c->model_type, "qwen2") &&
+		    hf_json_int(c->text, "max_window_layers", 0, &mwl,
+				"config.json", err))
+			return hf_err_prefix(err, "%s", m->dir);
 		m->window = (size_t)c->sliding_window;
+		for (size_t l = 0; l < m->nl; l++)
+			m->layers[l].window = (int64_t)l >= mwl ? m->window : 0;
+	}
 	if (c->num_local_experts > 0) {
 		m->ne = (size_t)c->num_local_experts;
 		m->topk = (size_t)c->num_experts_per_tok;
@@ -479,7 +495,7 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 		hf_op_kv_store(kv->k[l], m->k, B, T, C, ko, past);
 		hf_op_kv_store(kv->v[l], m->v, B, T, C, ko, past);
 		hf_op_attention(m->att, m->q, kv->k[l], kv->v[l], kv->mask, B, T,
-				C, m->hq, m->hkv, m->hd, past, 1, m->window,
+				C, m->hq, m->hkv, m->hd, past, 1, L->window,
 				scale);
 		linear(m->tmp, m->att, &L->o, N);
 		hf_op_add(m->x, m->x, m->tmp, N * H);

@@ -141,6 +141,7 @@ int encoder_load(struct hf_model *m, struct hf_err *err)
 	static const char *const pfx[] = { "bert.", "roberta.", "distilbert." };
 	const char *act = c->hidden_act ? c->hidden_act : "gelu";
 	size_t H = m->hidden;
+	const char *pet = NULL;
 	char probe[96];
 
 	snprintf(probe, sizeof(probe), "%sembeddings.word_embeddings.weight",
@@ -148,6 +149,13 @@ int encoder_load(struct hf_model *m, struct hf_err *err)
 	m->pfx = hf_st_model_get(m->st, probe) ? pfx[m->fam - FAM_BERT] : "";
 	if (parse_act(act, &m->act, "config.json: hidden_act", err))
 		return hf_err_prefix(err, "%s", m->dir);
+	if (hf_json_str(c->text, "position_embedding_type", "absolute", &pet,
+			"config.json", err))
+		return hf_err_prefix(err, "%s", m->dir);
+	if (strcmp(pet, "absolute"))
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "%s/config.json: position_embedding_type '%s' "
+				  "is not supported (absolute only)", m->dir, pet);
 	if (m->fam == FAM_DISTILBERT)
 		m->eps = 1e-12f;	/* hard-coded in modeling_distilbert */
 	if (!m->inter)

@@ -36,6 +36,7 @@ struct layer {
 	struct lin gate, up, down;	/* gpt2/encoders: up = fc in, down */
 	struct lin router;		/* mixtral */
 	struct lin *eg, *eu, *ed;	/* experts: w1, w3, w2 */
+	size_t window;			/* sliding window, 0: full */
 };
 
 struct hf_model {
