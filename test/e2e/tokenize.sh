@@ -83,6 +83,9 @@ expect "pad longest" 0 "$(printf '[64,151643,151643]\n[64,293,272]\n[64]')" \
 	sh_ 'printf "a\na b c\na\n" | hf-tokenize -m qwen3 --ids-only --pad --batch-size 2'
 expect "lossy" 0 '[397,4210,66]' \
 	sh_ 'printf "ab\xffc\n" | hf-tokenize -m gpt2 --ids-only --lossy'
+expect "multi-call" 0 '[5303]' "$BIN/hf" tokenize -m "$T/gpt2" --ids-only < <(echo hi)
+expect "full disk" 1 "cannot write to standard output" \
+	sh_ 'echo hi | hf-tokenize -m gpt2 >/dev/full'
 expect "help" 0 - "$tok" -h
 grep -q '^usage: hf-tokenize' "$tmp/out" || fail "help: no usage on stdout"
 
