@@ -1,9 +1,16 @@
 #version 450
 /* matmul: the prompt product y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o]),
- * tiled. One workgroup computes a BM x BN tile of y (BM tokens, BN outputs)
- * stepping through `in` BK at a time through shared memory; one invocation
- * computes TM x TN outputs of the tile. WG = (BM / TM) * (BN / TN).
- * Grid: output tiles along x (and y past 65535), token tiles along z. */
+ * tiled. One workgroup computes a BM x BN tile of y (BM tokens, BN
+ * outputs). Grid: output tiles along x (and y past 65535), token tiles
+ * along z.
+ * Plain: the workgroup steps through `in` BK at a time through shared
+ * memory; one invocation computes TM x TN outputs of the tile, and
+ * WG = (BM / TM) * (BN / TN).
+ * SUBGROUP: no shared memory, no barrier. Each subgroup takes TM x TN
+ * sub-tiles in turn; its lanes split `in` (consecutive k side by side, so
+ * rows of x and W are read in order, coalesced on a GPU and streamed on a
+ * CPU driver), each keeping TM x TN partial sums, reduced at the end with
+ * subgroupAdd. BK is unused. */
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : enable
 
@@ -24,6 +31,57 @@ layout(std430, binding = 3) readonly buffer Bbuf { float bias[]; };
 layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
 #include "weights.glsl"
 
+#ifdef SUBGROUP
+void main()
+{
+	const uint n = pc.p.n, in_ = pc.p.n_in, out_ = pc.p.n_out;
+	const uint mb = gl_WorkGroupID.z * BM;
+	const uint nb = pc.p.o0 + wg_linear() * BN;
+	const uint end = pc.p.o0 + pc.p.rows;
+	const uint lane = gl_SubgroupInvocationID, step = gl_SubgroupSize;
+	const uint tiles = (BM / TM) * (BN / TN);
+
+	for (uint st = gl_SubgroupID; st < tiles; st += gl_NumSubgroups) {
+		const uint m0 = mb + (st / (BN / TN)) * TM;
+		const uint n0 = nb + (st % (BN / TN)) * TN;
+		uint xr[TM], wr[TN];
+		float acc[TM * TN];
+
+		if (m0 >= n || n0 >= end)
+			continue;	/* uniform in the subgroup */
+		/* rows past the edge repeat the last one; their sums are
+		 * dropped below */
+		[[unroll]] for (uint i = 0; i < TM; i++)
+			xr[i] = pc.o[1] + min(m0 + i, n - 1) * in_;
+		[[unroll]] for (uint j = 0; j < TN; j++)
+			wr[j] = pc.p.w_off + (min(n0 + j, end - 1) - pc.p.o0) * in_;
+		[[unroll]] for (uint i = 0; i < TM * TN; i++)
+			acc[i] = 0.0;
+		for (uint k = lane; k < in_; k += step) {
+			float xv[TM];
+
+			[[unroll]] for (uint i = 0; i < TM; i++)
+				xv[i] = x[xr[i] + k];
+			[[unroll]] for (uint j = 0; j < TN; j++) {
+				const float wv = wload(wr[j] + k);
+
+				[[unroll]] for (uint i = 0; i < TM; i++)
+					acc[i * TN + j] += xv[i] * wv;
+			}
+		}
+		[[unroll]] for (uint i = 0; i < TM; i++)
+			[[unroll]] for (uint j = 0; j < TN; j++) {
+				const float v = subgroupAdd(acc[i * TN + j]);
+				const uint gm = m0 + i, go = n0 + j;
+
+				if (lane == 0 && gm < n && go < end)
+					y[pc.o[2] + gm * out_ + go] = v +
+						(pc.p.has_bias != 0 ?
+						 bias[pc.o[3] + go] : 0.0);
+			}
+	}
+}
+#else
 shared float xs[BM * BK];
 shared float ws[BN * BK];
 
@@ -73,3 +131,4 @@ void main()
 		}
 	}
 }
+#endif

@@ -37,6 +37,13 @@ _Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_attn) <= VK_PC_BYTES,
 #define MM_BK 16
 #define MM_TM 4
 #define MM_TN 4
+/* its subgroup variant: BM x BN per workgroup of SG_WG, TM x TN per
+ * subgroup tile */
+#define SG_WG 64
+#define SG_BM 16
+#define SG_BN 32
+#define SG_TM 4
+#define SG_TN 4
 
 #define seq_vk vk_seq_dev
 /* a float32 or int32 binding */
@@ -184,11 +191,9 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 				  "vulkan: matmul: one row of W (%llu bytes) is over the %llu bytes one binding may span",
 				  (unsigned long long)row,
 				  (unsigned long long)w->vk->max_range);
-	snprintf(base, sizeof(base), "matvec_%s", sfx);
-	if (tiled)
-		snprintf(name, sizeof(name), "matmul_%s", sfx);
-	else
-		variant(s, name, sizeof(name), base);
+	snprintf(base, sizeof(base), "%s_%s", tiled ? "matmul" : "matvec",
+		 sfx);
+	variant(s, name, sizeof(name), base);
 	for (uint32_t o0 = 0; o0 < out; o0 += (uint32_t)per) {
 		const uint32_t rows = out - o0 < per ? out - o0 : (uint32_t)per;
 		struct hf_vk_buf wv = window(w, ((uint64_t)w_off +
@@ -198,7 +203,15 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		struct hf_pc_matmul pc = { n, in, out, bias != NULL, 0, o0,
 					   rows };
 
-		if (tiled) {
+		if (tiled && seq_vk(s)->subgroups) {
+			const uint32_t spec[] = {
+				SG_WG, SG_BM, SG_BN, 1, SG_TM, SG_TN,
+			};
+
+			rc = vk_dispatch(s, name, spec, 6, b, 4, &pc,
+					 sizeof(pc), cdiv(rows, SG_BN),
+					 cdiv(n, SG_BM), err);
+		} else if (tiled) {
 			const uint32_t spec[] = {
 				(MM_BM / MM_TM) * (MM_BN / MM_TN), MM_BM, MM_BN,
 				MM_BK, MM_TM, MM_TN,
