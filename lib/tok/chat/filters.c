@@ -301,6 +301,11 @@ static struct jv *f_round(struct jctx *cx, struct jv *v, struct jargs *a)
 	double x, scale, r;
 	char buf[400];
 
+	if (pv && pv->type != JV_INT && pv->type != JV_BOOL)
+		return jx_fail(cx, "'%s' object cannot be interpreted as an "
+			       "integer", jv_type_name(pv));
+	if (pv && pv->type == JV_BOOL)
+		prec = pv->u.b;
 	if (!jv_is_num(v))
 		return jx_fail(cx, "type %s doesn't define __round__ method",
 			       jv_type_name(v));
@@ -666,48 +671,56 @@ static struct jv *f_sum(struct jctx *cx, struct jv *v, struct jargs *a)
 	return acc;
 }
 
+/* jinja2's do_batch: a batch is emitted when it reaches linecount items
+ * (so 0 gives a leading empty batch, negative sizes one batch); the last
+ * one is padded with fill_with unless that is none. */
 static struct jv *f_batch(struct jctx *cx, struct jv *v, struct jargs *a)
 {
-	struct jv *nv = jb_arg(a, 0, "linecount"), *fill = jb_arg(a, 1, "fill_with");
-	struct jv *items = jb_items_of(cx, v), *out, *cur = NULL;
-	int64_t n;
+	struct jv *nv = jb_arg(a, 0, "linecount");
+	struct jv *fill = jb_arg(a, 1, "fill_with");
+	struct jv *items, *out, *cur;
+	int64_t n = -1;
+	int sized = nv && (nv->type == JV_INT || nv->type == JV_BOOL);
 
+	if (!nv)
+		return jx_fail(cx, "batch() missing 1 required positional "
+			       "argument: 'linecount'");
+	if (sized)
+		n = nv->type == JV_BOOL ? nv->u.b : nv->u.i;
+	items = jb_items_of(cx, v);
 	if (!items)
 		return NULL;
-	if (!nv || nv->type != JV_INT || nv->u.i < 1) {
-		jv_unref(items);
-		return jx_fail(cx, "batch size must be a positive integer");
-	}
-	n = nv->u.i;
-	out = jv_list(0);
-	if (!out) {
-		jv_unref(items);
-		return jb_oom(cx);
-	}
+	out = gen(jv_list(0));
+	cur = jv_list(0);
+	if (!out || !cur)
+		goto fail;
 	for (size_t i = 0; i < items->u.list.n; i++) {
-		if (!cur && !(cur = jv_list(0)))
-			goto fail;
-		if (!jb_list_push(cx, cur, jv_ref(items->u.list.v[i])))
-			goto fail;
-		if ((int64_t)cur->u.list.n == n) {
+		if (sized && (int64_t)cur->u.list.n == n) {
 			if (!jb_list_push(cx, out, cur)) {
 				cur = NULL;
 				goto fail;
 			}
-			cur = NULL;
+			cur = jv_list(0);
+			if (!cur)
+				goto fail;
 		}
+		if (!jb_list_push(cx, cur, jv_ref(items->u.list.v[i])))
+			goto fail;
 	}
-	if (cur) {
-		while (fill && (int64_t)cur->u.list.n < n)
+	if (cur->u.list.n) {
+		while (sized && fill && fill->type != JV_NONE &&
+		       (int64_t)cur->u.list.n < n)
 			if (!jb_list_push(cx, cur, jv_ref(fill)))
 				goto fail;
 		if (!jb_list_push(cx, out, cur)) {
 			cur = NULL;
 			goto fail;
 		}
+		cur = NULL;
 	}
+	jv_unref(cur);
 	jv_unref(items);
-	return gen(out);
+	return out;
 fail:
 	jv_unref(cur);
 	jv_unref(items);
