@@ -343,14 +343,13 @@ static int encode_seq(struct hf_tok_ctx *c, const char *text, size_t len,
 				ts = s + m->a;
 				tl = m->b - m->a;
 			} else {
-				ts = hf_tok_id_to_token(t, m->id, &tl);
-				if (!ts) {
-					ts = "";
-					tl = 0;
-				}
+				/* the model's own string for its id */
 				if (m->id < t->model.v.n && t->model.v.tok[m->id]) {
 					ts = t->model.v.tok[m->id];
 					tl = t->model.v.tok_len[m->id];
+				} else if (!(ts = hf_tok_id_to_token(t, m->id, &tl))) {
+					ts = "";
+					tl = 0;
 				}
 			}
 			if (enc_push(raw, m->id, (uint32_t)seq, cs, ce,
@@ -543,14 +542,36 @@ static size_t post_added(const struct post *p, int pair)
 static int append_seq(struct hf_tok_encoding *out, const struct hf_tok_encoding *e,
 		      uint32_t type)
 {
-	for (size_t i = 0; i < e->n; i++) {
-		size_t tl;
-		const char *s = hf_tok_encoding_token(e, i, &tl);
+	size_t n = out->n, base = out->tok_len, bytes = e->tok_len;
 
-		if (enc_push(out, e->ids[i], type, e->offsets[i][0], e->offsets[i][1],
-			     e->special_mask[i], e->seq[i], s, tl))
+	if (!e->n)
+		return 0;
+	if (enc_reserve(out, n + e->n))
+		return -1;
+	if (base + bytes > out->tok_cap) {
+		size_t c = out->tok_cap ? out->tok_cap * 2 : 256;
+		char *b;
+
+		while (c < base + bytes)
+			c *= 2;
+		b = realloc(out->tok_buf, c);
+		if (!b)
 			return -1;
+		out->tok_buf = b;
+		out->tok_cap = c;
 	}
+	memcpy(out->ids + n, e->ids, e->n * sizeof(*e->ids));
+	memcpy(out->offsets + n, e->offsets, e->n * sizeof(*e->offsets));
+	memcpy(out->attention_mask + n, e->attention_mask, e->n);
+	memcpy(out->special_mask + n, e->special_mask, e->n);
+	memcpy(out->seq + n, e->seq, e->n);
+	memcpy(out->tok_buf + base, e->tok_buf, bytes);
+	for (size_t i = 0; i < e->n; i++) {
+		out->type_ids[n + i] = type;
+		out->tok_off[n + i + 1] = (uint32_t)(base + e->tok_off[i + 1]);
+	}
+	out->tok_len = base + bytes;
+	out->n = n + e->n;
 	return 0;
 }
 

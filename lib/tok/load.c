@@ -525,14 +525,14 @@ static int load_bpe(struct model *m, const json_t *j, const char *path,
 		const char *a, *b;
 		size_t al, bl;
 		uint32_t ia, ib, inew;
-		char *cat;
+		char *cat, catb[256];
 
-		snprintf(p, sizeof(p), "%s.merges[%zu]", path, i);
+#define MERGE_PATH() snprintf(p, sizeof(p), "%s.merges[%zu]", path, i)
 		if (json_is_string(e)) {
 			const char *s = json_string_value(e), *sp = strchr(s, ' ');
 
 			if (!sp || strchr(sp + 1, ' '))
-				return bad(err, p, "must be two tokens separated by one space");
+				return MERGE_PATH(), bad(err, p, "must be two tokens separated by one space");
 			a = s;
 			al = (size_t)(sp - s);
 			b = sp + 1;
@@ -545,23 +545,26 @@ static int load_bpe(struct model *m, const json_t *j, const char *path,
 			b = json_string_value(json_array_get(e, 1));
 			bl = json_string_length(json_array_get(e, 1));
 		} else {
-			return bad(err, p, "must be \"a b\" or [\"a\", \"b\"]");
+			return MERGE_PATH(), bad(err, p, "must be \"a b\" or [\"a\", \"b\"]");
 		}
 		if (!tok_smap_get(&m->v.map, a, al, &ia) || !tok_smap_get(&m->v.map, b, bl, &ib))
-			return hf_err_set(err, HF_EFORMAT, "%s: token '%.*s' or '%.*s' is not in the vocab",
+			return MERGE_PATH(), hf_err_set(err, HF_EFORMAT, "%s: token '%.*s' or '%.*s' is not in the vocab",
 					  p, (int)al, a, (int)bl, b);
-		cat = malloc(al + bl + 1);
+		cat = al + bl < sizeof(catb) ? catb : malloc(al + bl + 1);
 		if (!cat)
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
 		memcpy(cat, a, al);
 		memcpy(cat + al, b, bl);
 		if (!tok_smap_get(&m->v.map, cat, al + bl, &inew)) {
+			MERGE_PATH();
 			r = hf_err_set(err, HF_EFORMAT, "%s: merged token '%.*s' is not in the vocab",
 				       p, (int)(al + bl), cat);
-			free(cat);
+			if (cat != catb)
+				free(cat);
 			return r;
 		}
-		free(cat);
+		if (cat != catb)
+			free(cat);
 		/* a repeated pair keeps its first (best) rank */
 		{
 			uint32_t r0, i0;
@@ -571,6 +574,7 @@ static int load_bpe(struct model *m, const json_t *j, const char *path,
 		}
 		if (tok_pmap_put(&m->merges, ia, ib, (uint32_t)i, inew))
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
+#undef MERGE_PATH
 	}
 	for (int c = 0; c < 128; c++) {
 		char k = (char)c;
