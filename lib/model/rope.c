@@ -1,6 +1,6 @@
 /* lib/model/rope.c: RoPE inverse frequencies as transformers'
- * modeling_rope_utils.py builds them (default, linear, dynamic, llama3),
- * in float32 like the torch code. */
+ * modeling_rope_utils.py builds them (default, linear, dynamic, llama3,
+ * yarn), in float32 like the torch code. */
 #include "model/internal.h"
 
 #include <math.h>
@@ -35,6 +35,77 @@ static void llama3(float *f, size_t n, const struct hf_rope_scaling *rs)
 		}
 		f[i] = v;
 	}
+}
+
+/* get_mscale of _compute_yarn_parameters. */
+static double yarn_mscale(double scale, double mscale)
+{
+	return scale <= 1.0 ? 1.0 : 0.1 * mscale * log(scale) + 1.0;
+}
+
+/* find_correction_dim: the dimension whose wavelength makes num_rot
+ * rotations over the original context. */
+static double yarn_dim(double num_rot, double dim, double base, double ctx)
+{
+	return dim * log(ctx / (num_rot * 2.0 * M_PI)) / (2.0 * log(base));
+}
+
+/* _compute_yarn_parameters: interpolate (divide by factor) the low
+ * frequencies, keep (extrapolate) the high ones, a linear ramp between
+ * the dims beta_fast and beta_slow rotations long; cos and sin scaled by
+ * the attention factor. */
+static int yarn(struct hf_model *m, const struct hf_rope_scaling *rs,
+		struct hf_err *err)
+{
+	const json_t *j = rs->json;
+	double factor = rs->factor, dim = (double)m->rot_dim, base = m->rope_theta;
+	double ctx = (double)m->max_pos, af = 0, ms = 0, msad = 0, bf, bs, lo, hi;
+	int trunc = 1;
+	size_t n = m->rot_dim / 2;
+
+	if (hf_json_num(j, "attention_factor", 0, &af, "rope_scaling", err) ||
+	    hf_json_num(j, "mscale", 0, &ms, "rope_scaling", err) ||
+	    hf_json_num(j, "mscale_all_dim", 0, &msad, "rope_scaling", err) ||
+	    hf_json_num(j, "beta_fast", 32, &bf, "rope_scaling", err) ||
+	    hf_json_num(j, "beta_slow", 1, &bs, "rope_scaling", err) ||
+	    hf_json_bool(j, "truncate", 1, &trunc, "rope_scaling", err))
+		return hf_err_prefix(err, "%s/config.json", m->dir);
+	if (factor <= 0)
+		return hf_err_set(err, HF_EFORMAT,
+				  "%s/config.json: rope_scaling yarn needs a factor",
+				  m->dir);
+	/* DeepSeek-V3 and others: the ratio of the two contexts is what
+	 * scales attention */
+	if (rs->original_max_position_embeddings > 0) {
+		ctx = (double)rs->original_max_position_embeddings;
+		factor = (double)m->max_pos / ctx;
+	}
+	if (af <= 0)
+		af = ms > 0 && msad > 0 ? yarn_mscale(factor, ms) /
+						  yarn_mscale(factor, msad) :
+					  yarn_mscale(factor, 1.0);
+	lo = yarn_dim(bf, dim, base, ctx);
+	hi = yarn_dim(bs, dim, base, ctx);
+	if (trunc) {
+		lo = floor(lo);
+		hi = ceil(hi);
+	}
+	lo = lo > 0 ? lo : 0;
+	hi = hi < dim - 1 ? hi : dim - 1;
+	if (lo == hi)
+		hi += 0.001;
+	for (size_t i = 0; i < n; i++) {
+		float pf = powf((float)base, (float)(2 * i) / (float)dim);
+		float ext = 1.0f / pf, itp = 1.0f / ((float)factor * pf);
+		float ramp = ((float)i - (float)lo) / (float)(hi - lo);
+		float ef;
+
+		ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+		ef = 1.0f - ramp;
+		m->inv_freq_host[i] = itp * (1.0f - ef) + ext * ef;
+	}
+	m->rope_scaling = (float)af;
+	return 0;
 }
 
 int rope_init(struct hf_model *m, struct hf_err *err)
@@ -83,10 +154,14 @@ int rope_init(struct hf_model *m, struct hf_err *err)
 					  "needs a factor", m->dir);
 		m->rope_dynamic = 1;
 		m->dyn_len = m->max_pos;
+	} else if (!strcmp(type, "yarn")) {
+		if (yarn(m, rs, err))
+			return err->code;
 	} else {
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "%s/config.json: rope_scaling type '%s' is not "
-				  "supported (default, linear, dynamic, llama3)",
+				  "supported (default, linear, dynamic, llama3, "
+				  "yarn)",
 				  m->dir, type);
 	}
 	if (ws_alloc(m, &m->inv_freq, HF_DTYPE_F32, n, err) ||

@@ -163,6 +163,33 @@ static void test_dynamic_ntk(void **state)
 	hf_model_free(m);
 }
 
+/* _compute_yarn_parameters with Qwen2.5's long-context numbers. */
+static void test_yarn(void **state)
+{
+	int rc;
+	struct hf_model *m = fake("{" BASE ", \"rope_theta\": 1000000, "
+		"\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0, "
+		"\"original_max_position_embeddings\": 32768}}", 128, 131072, &rc);
+	float f[64];
+	double want[64], d = 128, base = 1e6, ctx = 32768, lo, hi;
+
+	assert_int_equal(rc, 0);
+	inv_now(m, f);
+	lo = floor(d * log(ctx / (32 * 2 * M_PI)) / (2 * log(base)));
+	hi = ceil(d * log(ctx / (1 * 2 * M_PI)) / (2 * log(base)));
+	lo = lo < 0 ? 0 : lo;
+	hi = hi > d - 1 ? d - 1 : hi;
+	for (int i = 0; i < 64; i++) {
+		double pf = pow(base, 2.0 * i / d), r = (i - lo) / (hi - lo);
+		double ef = 1 - (r < 0 ? 0 : r > 1 ? 1 : r);
+
+		want[i] = 1 / (4 * pf) * (1 - ef) + 1 / pf * ef;
+	}
+	expect_rel(f, want, 64);
+	assert_true(fabs(m->rope_scaling - (0.1 * log(4.0) + 1)) < 1e-6);
+	hf_model_free(m);
+}
+
 static void test_unsupported_type_is_named(void **state)
 {
 	int rc;
@@ -180,6 +207,7 @@ int main(void)
 		cmocka_unit_test(test_partial_rotary_factor),
 		cmocka_unit_test(test_llama3),
 		cmocka_unit_test(test_dynamic_ntk),
+		cmocka_unit_test(test_yarn),
 		cmocka_unit_test(test_unsupported_type_is_named),
 	};
 
