@@ -293,18 +293,15 @@ static struct jv *eval_filter(struct jctx *cx, struct jframe *f,
 	struct jargs a;
 	struct jv *v, *r;
 
+	/* unknown filters inside if statements fail only when reached */
+	if (!jb_has_filter(n->name))
+		return jx_fail(cx, "no filter named '%s'", n->name);
 	if (n->kids[0]) {
 		v = jx_eval(cx, f, n->kids[0]);
 		if (!v)
 			return NULL;
 	} else {
 		v = jv_ref(subject);
-	}
-	if (v->type == JV_FUNC || !jb_has_filter(n->name)) {
-		if (!jb_has_filter(n->name)) {
-			jv_unref(v);
-			return jx_fail(cx, "no filter named '%s'", n->name);
-		}
 	}
 	if (jx_eval_args(cx, f, n, 1, &a)) {
 		jv_unref(v);
