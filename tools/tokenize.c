@@ -33,6 +33,7 @@ struct opts {
 	int skip_special, add_gen, chat_ids;
 	const char *template_name;
 	long max_length, batch, threads;
+	int max_from_model;	/* --truncate took model_max_length */
 };
 
 /* ---- output: a growable buffer flushed to stdout ---- */
@@ -287,7 +288,8 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 		const struct hf_tok_pad *fp = hf_tok_file_padding(t);
 
 		pad.enabled = 1;
-		pad.length = op->max_length > 0 ? (size_t)op->max_length : 0;
+		pad.length = op->max_length > 0 && !op->max_from_model ?
+			     (size_t)op->max_length : 0;
 		if (ptok)
 			pid = hf_tok_token_to_id(t, ptok, strlen(ptok));
 		if (pid < 0 && fp) {
@@ -711,6 +713,7 @@ int cmd_tokenize(int argc, char **argv)
 		return die_err(prog, &err);
 	if (t && op.truncate && op.max_length < 0) {
 		op.max_length = default_max_length(t);
+		op.max_from_model = 1;
 		if (op.max_length < 0) {
 			hf_tok_free(t);
 			return die_usage(prog, usage, "--truncate needs --max-length "

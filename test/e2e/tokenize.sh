@@ -81,6 +81,8 @@ expect "pad to max-length" 0 "$(printf '[101,1037,1038,102,0,0]\n[101,1037,1038,
 	sh_ 'printf "a b\na b c d\n" | hf-tokenize -m bert-base-uncased --ids-only --pad --max-length 6'
 expect "pad longest" 0 "$(printf '[64,151643,151643]\n[64,293,272]\n[64]')" \
 	sh_ 'printf "a\na b c\na\n" | hf-tokenize -m qwen3 --ids-only --pad --batch-size 2'
+expect "truncate to model_max_length, pad to longest" 0 "$(printf '[64,151643,151643]\n[64,293,272]')" \
+	sh_ 'printf "a\na b c\n" | hf-tokenize -m qwen3 --ids-only --truncate --pad'
 expect "lossy" 0 '[397,4210,66]' \
 	sh_ 'printf "ab\xffc\n" | hf-tokenize -m gpt2 --ids-only --lossy'
 expect "multi-call" 0 '[5303]' "$BIN/hf" tokenize -m "$T/gpt2" --ids-only < <(echo hi)
