@@ -259,13 +259,16 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 	struct hf_tok_input *in = calloc(cap, sizeof(*in));
 	struct hf_tok_encoding *enc = calloc(cap, sizeof(*enc));
 	size_t *lineno = calloc(cap, sizeof(*lineno));
+	size_t *toff = calloc(cap, sizeof(*toff));
+	uint8_t *owned = calloc(cap, 1);	/* 1: in[i].text/pair were malloc'd */
+	struct out tb = { 0 };	/* plain lines of a batch, back to back */
 	struct out o = { 0 };
 	char *buf = NULL;
 	size_t bcap = 0, no = 0, n = 0;
 	int rc = 0, eof = 0, any_pair = 0;
 	struct hf_tok_ctx *ctxs[64] = { 0 };
 
-	if (!in || !enc || !lineno) {
+	if (!in || !enc || !lineno || !toff || !owned) {
 		rc = die(prog, "out of memory");
 		goto done;
 	}
@@ -329,6 +332,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 
 		n = 0;
 		any_pair = 0;
+		tb.n = 0;
 		while (n < cap && (len = read_line(&buf, &bcap)) >= 0) {
 			size_t tl = 0, pl = 0;
 
@@ -366,8 +370,16 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 					any_pair = 1;
 				}
 				json_decref(j);
+				owned[n] = 1;
+			} else if (hf_utf8_valid(buf, (size_t)len, NULL)) {
+				/* the common case: no copy of its own */
+				toff[n] = tb.n;
+				put(&tb, buf, (size_t)len);
+				tl = (size_t)len;
+				owned[n] = 0;
 			} else {
 				in[n].text = take_text(buf, (size_t)len, no, "", op, &tl, &rc);
+				owned[n] = 1;
 			}
 			in[n].len = tl;
 			in[n].pair_len = pl;
@@ -382,6 +394,13 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 			eof = 1;
 		if (!n)
 			break;
+		if (tb.bad) {
+			rc = die(prog, "out of memory");
+			break;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (!owned[i])
+				in[i].text = tb.s ? tb.s + toff[i] : "";
 		if (hf_tok_encode_batch(t, pool, ctxs, in, n, !op->no_special,
 					op->truncate ? &trunc : NULL, op->pad ? &pad : NULL,
 					enc, &err)) {
@@ -400,23 +419,30 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 			put_encoding(&o, &enc[i], op, in[i].pair != NULL || any_pair);
 		}
 		for (size_t i = 0; i < n; i++) {
-			free((char *)in[i].text);
-			free((char *)in[i].pair);
+			if (owned[i]) {
+				free((char *)in[i].text);
+				free((char *)in[i].pair);
+			}
 			in[i].text = in[i].pair = NULL;
 		}
 		if (!rc)
 			rc = flush_out(&o);
 	}
 done:
-	for (size_t i = 0; in && i < n; i++) {
-		free((char *)in[i].text);
-		free((char *)in[i].pair);
+	for (size_t i = 0; in && owned && i < n; i++) {
+		if (owned[i]) {
+			free((char *)in[i].text);
+			free((char *)in[i].pair);
+		}
 	}
 	for (size_t i = 0; enc && i < cap; i++)
 		hf_tok_encoding_free(&enc[i]);
 	free(in);
 	free(enc);
 	free(lineno);
+	free(toff);
+	free(owned);
+	free(tb.s);
 	free(buf);
 	free(o.s);
 	for (int i = 0; i < 64; i++)
