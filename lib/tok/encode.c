@@ -229,9 +229,10 @@ static int added_stage(const struct hf_tok *t, const struct atrie *tr,
 
 			if (tok_piece_slice(ws, cur, p, 0, p->len))
 				return -1;
-			if (ws->pl[cur ^ 1].n > before)
-				ws->pl[cur ^ 1].v[before] .id = p->id,
+			if (ws->pl[cur ^ 1].n > before) {
+				ws->pl[cur ^ 1].v[before].id = p->id;
 				ws->pl[cur ^ 1].v[before].shift = p->shift;
+			}
 			continue;
 		}
 		if (split_added(t, tr, ws, cur, p))

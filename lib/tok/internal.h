@@ -291,8 +291,28 @@ struct mtoks {
 
 int tok_mtoks_push(struct mtoks *t, uint32_t id, uint32_t a, uint32_t b, int text);
 
+/* A match list over one piece: [a, b) with is_match, covering it. */
+struct mseg {
+	uint32_t a, b;
+	int m;
+};
+
+struct mlist {
+	struct mseg *v;
+	size_t n, cap;
+};
+
+/* BPE heap entry: a candidate merge */
+struct hent {
+	uint32_t rank;
+	int32_t pos;
+};
+
 /* workspace for one thread */
 struct tok_ws {
+	struct mlist ml;
+	struct hent *heap;
+	size_t heap_cap;
 	struct arena ar[2];
 	struct plist pl[2];
 	struct tf tf;

@@ -50,32 +50,26 @@ static int vocab_get(const struct model *m, const char *s, size_t n, uint32_t *i
 
 /* ---- BPE merge loop with a min-heap of (rank, position) ---- */
 
-struct hent {
-	uint32_t rank;
-	int32_t pos;
-};
-
 static int hless(struct hent a, struct hent b)
 {
 	return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos);
 }
-
-static _Thread_local struct hent *heap_v;
-static _Thread_local size_t heap_cap;
 
 static int bpe_heap(const struct model *m, struct tok_ws *ws, size_t ns)
 {
 	uint32_t *sid = ws->sym_id, *slen_ = ws->sym_len;
 	int32_t *next = ws->sym_next, *prev = ws->sym_prev;
 	size_t hn = 0;
+	struct hent *heap_v = ws->heap;
+	size_t heap_cap = ws->heap_cap;
 
 	if (heap_cap < ns * 3 + 8) {
 		struct hent *h = realloc(heap_v, (ns * 3 + 8) * sizeof(*h));
 
 		if (!h)
 			return -1;
-		heap_v = h;
-		heap_cap = ns * 3 + 8;
+		ws->heap = heap_v = h;
+		ws->heap_cap = heap_cap = ns * 3 + 8;
 	}
 #define HPUSH(R, P) do {							\
 		struct hent e_ = { (R), (P) };					\
@@ -84,8 +78,8 @@ static int bpe_heap(const struct model *m, struct tok_ws *ws, size_t ns)
 			struct hent *h_ = realloc(heap_v, heap_cap * 2 * sizeof(*h_)); \
 			if (!h_)						\
 				return -1;					\
-			heap_v = h_;						\
-			heap_cap *= 2;						\
+			ws->heap = heap_v = h_;					\
+			ws->heap_cap = heap_cap *= 2;				\
 		}								\
 		while (k_ > 0 && hless(e_, heap_v[(k_ - 1) / 2])) {		\
 			heap_v[k_] = heap_v[(k_ - 1) / 2];			\

@@ -8,19 +8,6 @@
 int tok_replace_piece(struct tok_ws *ws, int cur, const struct piece *p,
 		      const struct rx *rx, const char *with);
 
-/* A match list over one piece: [a, b) with is_match, covering it. */
-struct mseg {
-	uint32_t a, b;
-	int m;
-};
-
-struct mlist {
-	struct mseg *v;
-	size_t n, cap;
-};
-
-static _Thread_local struct mlist tl_ml;
-
 static int ml_push(struct mlist *l, uint32_t a, uint32_t b, int m)
 {
 	if (l->n == l->cap) {
@@ -456,7 +443,7 @@ static int bytelevel_map(struct tok_ws *ws, int cur, const struct piece *p)
 int tok_pretok_apply(const struct pretok *pt, struct tok_ws *ws, int cur,
 		 size_t orig_start)
 {
-	struct mlist *ml = &tl_ml;
+	struct mlist *ml = &ws->ml;
 
 	switch (pt->type) {
 	case P_SEQ:

@@ -573,6 +573,8 @@ void tok_ws_free(struct tok_ws *ws)
 		free(ws->ar[i].al);
 		free(ws->pl[i].v);
 	}
+	free(ws->ml.v);
+	free(ws->heap);
 	free(ws->tf.cp);
 	free(ws->tf.chg);
 	free(ws->mt.v);

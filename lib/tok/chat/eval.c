@@ -359,10 +359,16 @@ static struct jv *eval_slice(struct jctx *cx, struct jframe *f,
 		r = jx_undef_fail(cx, obj);
 		goto out;
 	}
+	/* jinja2 compiles a slice to a plain Python subscript, without
+	 * the sandbox's fallback to Undefined */
+	if (obj->type == JV_DICT) {
+		r = jx_fail(cx, "unhashable type: 'slice'");
+		goto out;
+	}
 	if (obj->type != JV_STR && (obj->type != JV_LIST ||
 				     obj->u.list.view)) {
-		r = jv_undef("%s object has no element slice",
-			     jv_type_name(obj));
+		r = jx_fail(cx, "'%s' object is not subscriptable",
+			    jv_type_name(obj));
 		goto out;
 	}
 	r = jb_str_slice(cx, obj, parts[0], parts[1], parts[2]);

@@ -95,8 +95,58 @@ static struct jv *fold(struct jctx *cx, struct jv *v, int case_sensitive)
 	return jt_recase(cx, v->u.str.s, v->u.str.len, JT_LOWER);
 }
 
+/* The sort filter's key, as jinja2's make_multi_attrgetter builds it:
+ * a list of the (case-folded) values of the comma-separated attributes.
+ * Lists compare element by element with == first, so equal Undefined
+ * keys do not raise. */
+static struct jv *multi_key(struct jctx *cx, struct jv *item, struct jv *attr,
+			    int case_sensitive)
+{
+	struct jv *key = jv_list(0), *parts;
+
+	if (!key)
+		return jb_oom(cx);
+	if (attr->type != JV_STR) {
+		struct jv *k = attr_path(cx, item, attr);
+
+		if (!k || !jb_list_push(cx, key, fold(cx, k, case_sensitive))) {
+			jv_unref(k);
+			jv_unref(key);
+			return NULL;
+		}
+		jv_unref(k);
+		return key;
+	}
+	{
+		struct jv *comma = jv_str(",", 1);
+
+		parts = comma ? jt_split(cx, attr, comma, NULL, 0) : NULL;
+		jv_unref(comma);
+	}
+	for (size_t i = 0; parts && i < parts->u.list.n; i++) {
+		struct jv *k = attr_path(cx, item, parts->u.list.v[i]);
+
+		if (!k || !jb_list_push(cx, key, fold(cx, k, case_sensitive))) {
+			jv_unref(k);
+			jv_unref(parts);
+			jv_unref(key);
+			return NULL;
+		}
+		jv_unref(k);
+	}
+	if (!parts) {
+		jv_unref(key);
+		return NULL;
+	}
+	jv_unref(parts);
+	return key;
+}
+
+/* by_value >= 0: dictsort's (key, value) pairs by that element; multi:
+ * the sort filter's attribute key, else a single attribute (min, max). */
 static struct jv *do_sort(struct jctx *cx, struct jv *v, int reverse,
-			  int case_sensitive, struct jv *attr, int by_value)
+			  int case_sensitive, struct jv *attr, int by_value,
+			  int multi)
 {
 	struct jv *items = jb_items_of(cx, v), *r = NULL;
 	struct sortkey *keys = NULL, *tmp = NULL;
@@ -114,6 +164,14 @@ static struct jv *do_sort(struct jctx *cx, struct jv *v, int reverse,
 	for (i = 0; i < n; i++) {
 		struct jv *item = items->u.list.v[i], *k;
 
+		if (multi && attr && attr->type != JV_NONE) {
+			keys[i].key = multi_key(cx, item, attr,
+						case_sensitive);
+			keys[i].item = item;
+			if (!keys[i].key)
+				goto out;
+			continue;
+		}
 		if (by_value >= 0)	/* dictsort: pairs, by key or value */
 			k = jv_ref(item->u.list.v[by_value]);
 		else if (attr && attr->type != JV_NONE)
@@ -365,6 +423,24 @@ static struct jv *f_join(struct jctx *cx, struct jv *v, struct jargs *a)
 	return jb_take(cx, &b);
 }
 
+static struct jv *replace_filter(struct jctx *cx, struct jv *s,
+				 struct jargs *a)
+{
+	struct jv *old = jb_arg(a, 0, "old"), *new = jb_arg(a, 1, "new");
+	struct jv *r = NULL;
+
+	if (!old || !new)
+		return jx_fail(cx, "replace() needs old and new");
+	old = jb_to_str(cx, old);
+	new = old ? jb_to_str(cx, new) : NULL;
+	if (old && new)
+		r = jt_replace(cx, s, old, new, jb_arg(a, 2, "count"));
+	jv_unref(old);
+	jv_unref(new);
+	return r;
+}
+
+/* jinja2's do_indent: s += "\n" and s.splitlines(), so only strings. */
 static struct jv *f_indent(struct jctx *cx, struct jv *v, struct jargs *a)
 {
 	struct jv *w = jb_arg(a, 0, "width"), *s, *lines;
@@ -382,6 +458,11 @@ static struct jv *f_indent(struct jctx *cx, struct jv *v, struct jargs *a)
 	} else {
 		return jx_fail(cx, "indent width must be an integer or a "
 			       "string");
+	}
+	if (v->type != JV_STR) {
+		jbuf_free(&ind);
+		return jx_fail(cx, "'%s' object has no attribute 'splitlines'",
+			       jv_type_name(v));
 	}
 	s = jb_to_str(cx, v);
 	if (!s) {
@@ -434,18 +515,17 @@ static struct jv *empty_gen(struct jctx *cx)
 static struct jv *f_select(struct jctx *cx, struct jv *v, struct jargs *a,
 			   int want, int by_attr)
 {
-	struct jv *items = jb_items_of(cx, v), *out, *attr = NULL;
+	struct jv *items, *out, *attr = NULL;
 	struct jargs targs = { 0 };
 	const char *test = NULL;
 	size_t first = 0;
 
+	/* jinja2 prepares the test only "if value:" */
+	if (!jv_truthy(v))
+		return empty_gen(cx);
+	items = jb_items_of(cx, v);
 	if (!items)
 		return NULL;
-	/* jinja2 prepares the test only "if value:" */
-	if (!jv_truthy(v)) {
-		jv_unref(items);
-		return empty_gen(cx);
-	}
 	if (by_attr) {
 		attr = jb_arg(a, 0, NULL);
 		if (!attr) {
@@ -501,17 +581,18 @@ fail:
 
 static struct jv *f_map(struct jctx *cx, struct jv *v, struct jargs *a)
 {
-	struct jv *items = jb_items_of(cx, v), *out;
-	struct jv *attr = jb_arg(a, 99, "attribute"), *def = jb_arg(a, 99, "default");
+	struct jv *items, *out;
+	struct jv *attr = jb_arg(a, 99, "attribute");
+	struct jv *def = jb_arg(a, 99, "default");
 	struct jargs fargs = { 0 };
 	const char *filter = NULL;
 
+	/* jinja2 prepares the map only "if value:" */
+	if (!jv_truthy(v))
+		return empty_gen(cx);
+	items = jb_items_of(cx, v);
 	if (!items)
 		return NULL;
-	if (!jv_truthy(v)) {
-		jv_unref(items);
-		return empty_gen(cx);
-	}
 	if (!attr) {
 		if (!a->npos || a->pos[0]->type != JV_STR) {
 			jv_unref(items);
@@ -607,7 +688,7 @@ static struct jv *f_minmax(struct jctx *cx, struct jv *v, struct jargs *a,
 {
 	int cs = jb_arg_bool(a, 0, "case_sensitive", 0);
 	struct jv *attr = jb_arg(a, 1, "attribute");
-	struct jv *sorted = do_sort(cx, v, 0, cs, attr, -1), *r;
+	struct jv *sorted = do_sort(cx, v, 0, cs, attr, -1, 0), *r;
 
 	if (!sorted)
 		return NULL;
@@ -990,7 +1071,7 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 	if (!strcmp(name, "sort"))
 		return do_sort(cx, v, jb_arg_bool(a, 0, "reverse", 0),
 			       jb_arg_bool(a, 1, "case_sensitive", 0),
-			       jb_arg(a, 2, "attribute"), -1);
+			       jb_arg(a, 2, "attribute"), -1, 1);
 	if (!strcmp(name, "dictsort")) {
 		struct jv *by = jb_arg(a, 1, "by");
 		int by_value = by && by->type == JV_STR &&
@@ -1003,7 +1084,7 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 			return NULL;
 		r = do_sort(cx, s, jb_arg_bool(a, 2, "reverse", 0),
 			    jb_arg_bool(a, 0, "case_sensitive", 0), NULL,
-			    by_value);
+			    by_value, 0);
 		jv_unref(s);
 		return r;
 	}
@@ -1036,9 +1117,8 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 		r = jt_recase(cx, s->u.str.s, s->u.str.len, JT_CAPITALIZE);
 	else if (!strcmp(name, "title"))
 		r = jt_title_words(cx, s->u.str.s, s->u.str.len);
-	else if (!strcmp(name, "replace"))
-		r = jt_replace(cx, s, jb_arg(a, 0, "old"), jb_arg(a, 1, "new"),
-				jb_arg(a, 2, "count"));
+	else if (!strcmp(name, "replace"))	/* str(old), str(new) */
+		r = replace_filter(cx, s, a);
 	else if (!strcmp(name, "format")) {
 		struct jv *t = jv_list(1);
 
