@@ -7,8 +7,10 @@
  * would) on n tokens at once, then the head (lm_head.weight, else the tied
  * model.embed_tokens.weight) on one token, as llama.cpp's pp test does;
  * n = 1 is decode. Prints one line per rep and then the median:
- *   mmbench n <n> threads <t> isa <isa> ms <ms> tok_s <t/s> bytes <B/token>
- * bytes is what one decode token reads of weights. Built by
+ *   mmbench n <n> threads <t> isa <isa> ms <ms> tok_s <t/s> bytes <B>
+ *           gflop_s <G>
+ * bytes is what one decode token reads of weights; gflop_s counts the
+ * multiply-adds of the pass as 2 FLOPs. Built by
  * scripts/bench/run with cc against build/lib/libhf.a. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,13 +55,14 @@ int main(int argc, char **argv)
 	const char *dir = NULL;
 	int threads = 2, reps = 5, c;
 	size_t n = 1, nm = 0, maxin = 0, maxout = 0, bytes = 0;
+	double flops = 0;	/* per pass: n tokens through the layers, 1 head */
 	struct hf_err err = { 0 };
 	struct hf_st_model *m;
 	struct hf_pool *pool;
 	struct mat *mats, head = { 0 };
 	const struct hf_tensor *hw;
 	float *x, *y;
-	double *ms;
+	double *ms, sec;
 
 	while ((c = getopt(argc, argv, "m:t:n:r:")) != -1) {
 		switch (c) {
@@ -113,6 +116,7 @@ int main(int argc, char **argv)
 		maxin = mt->in > maxin ? mt->in : maxin;
 		maxout = mt->out > maxout ? mt->out : maxout;
 		bytes += mt->w->nbytes;
+		flops += 2.0 * mt->in * mt->out * (i < nm ? n : 1);
 	}
 	x = malloc(n * maxin * sizeof(float));
 	y = malloc(n * maxout * sizeof(float));
@@ -136,9 +140,10 @@ int main(int argc, char **argv)
 		       n / (ms[r] / 1e3));
 	}
 	qsort(ms, (size_t)reps, sizeof(double), cmp);
-	printf("mmbench n %zu threads %d isa %s ms %.2f tok_s %.2f bytes %zu\n",
-	       n, threads, hf_matmul_isa_name(), ms[reps / 2],
-	       n / (ms[reps / 2] / 1e3), bytes);
+	sec = ms[reps / 2] / 1e3;
+	printf("mmbench n %zu threads %d isa %s ms %.2f tok_s %.2f bytes %zu "
+	       "gflop_s %.1f\n", n, threads, hf_matmul_isa_name(), sec * 1e3,
+	       n / sec, bytes, flops / sec / 1e9);
 	hf_pool_free(pool);
 	hf_st_model_free(m);
 	return 0;
