@@ -378,7 +378,9 @@ static int on_token(void *ctx, size_t row, int32_t tok, struct hf_err *err)
 		rt->cap = cap;
 	}
 	rt->ids[rt->n++] = tok;
-	if (!r->tok)
+	/* without streaming or stop strings the text is decoded once, at
+	 * the end */
+	if (!r->tok || (!r->stream && !r->o.nstop))
 		return 0;
 	if (decode_ids(r, rt->ids, rt->n, &text, err))
 		return -1;
@@ -484,7 +486,12 @@ static int generate(struct run *r, struct input *ins, size_t B,
 	for (size_t b = 0; b < B; b++) {
 		struct hf_gen_row *g = &rows[b];
 		struct rowtext *rt = &r->rows[b];
-		const char *text = rt->text ? rt->text : "";
+		const char *text;
+
+		if (!rt->text && r->tok &&
+		    (rc = decode_ids(r, g->ids, g->n, &rt->text, err)))
+			goto out;
+		text = rt->text ? rt->text : "";
 
 		r->t_prompt_ms += b ? 0 : g->prompt_ms;
 		r->t_gen_ms += b ? 0 : g->gen_ms;
