@@ -593,7 +593,10 @@ static int post_process(const struct hf_tok *t, struct hf_tok_encoding *a,
 		return 0;
 	}
 	if (!q || (!add_special && (q->type == PP_BERT || q->type == PP_ROBERTA))) {
-		if (append_seq(out, a, 0) || (b && append_seq(out, b, 1)))
+		/* the pair keeps type id 1, except that Roberta sets all to 0 */
+		uint32_t tb = q && q->type == PP_ROBERTA ? 0 : 1;
+
+		if (append_seq(out, a, 0) || (b && append_seq(out, b, tb)))
 			return -1;
 		return 0;
 	}

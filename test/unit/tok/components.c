@@ -388,6 +388,37 @@ static void test_unicode_scripts(void **s)
 	hf_tok_free(t);
 }
 
+/* processors/roberta.rs roberta_processing: <s> A </s> </s> B </s>, every
+ * type id 0, with or without the special tokens */
+static void test_roberta_processing(void **s)
+{
+	struct hf_tok *t = load(
+		"{\"pre_tokenizer\":{\"type\":\"WhitespaceSplit\"},"
+		"\"post_processor\":{\"type\":\"RobertaProcessing\",\"sep\":[\"</s>\",2],"
+		"\"cls\":[\"<s>\",0],\"trim_offsets\":true,\"add_prefix_space\":true},"
+		"\"model\":{\"type\":\"WordLevel\",\"unk_token\":\"?\",\"vocab\":{\"<s>\":0,"
+		"\"?\":1,\"</s>\":2,\"Hello\":12,\"there\":14,\"pair\":15}}}");
+	struct hf_tok_ctx *c;
+	struct hf_tok_encoding e = { 0 };
+	struct hf_err err = { 0 };
+	uint32_t want[] = { 0, 12, 14, 2, 2, 15, 2 };
+
+	assert_int_equal(hf_tok_ctx_create(&c, t, &err), 0);
+	assert_int_equal(hf_tok_encode(c, "Hello there", 11, "pair", 4, 1, NULL, &e, &err), 0);
+	assert_int_equal(e.n, 7);
+	for (size_t i = 0; i < 7; i++) {
+		assert_int_equal(e.ids[i], want[i]);
+		assert_int_equal(e.type_ids[i], 0);
+		assert_int_equal(e.special_mask[i], i == 0 || i == 3 || i == 4 || i == 6);
+	}
+	assert_int_equal(hf_tok_encode(c, "Hello there", 11, "pair", 4, 0, NULL, &e, &err), 0);
+	assert_int_equal(e.n, 3);
+	assert_int_equal(e.type_ids[2], 0);
+	hf_tok_encoding_free(&e);
+	hf_tok_ctx_free(c);
+	hf_tok_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +436,7 @@ int main(void)
 		cmocka_unit_test(test_decoders),
 		cmocka_unit_test(test_byte_level_offsets),
 		cmocka_unit_test(test_unicode_scripts),
+		cmocka_unit_test(test_roberta_processing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
