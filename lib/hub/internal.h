@@ -35,6 +35,9 @@ const char *hf_hub_url_prefix(enum hf_hub_repo_type t);
 /* The relative symlink target from snapshots/<commit>/<path> to
  * blobs/<etag>: "../../blobs/<etag>" plus one "../" per "/" in path. */
 char *hf_hub_blob_target(const char *path, const char *etag);
+/* huggingface_hub's validate_repo_id: "name" or "org/name" of letters,
+ * digits, "-", "_", "."; no "--" or ".."; at most 200 characters. */
+int hf_hub_valid_repo_id(const char *id);
 /* A repo path hf will write: relative, no "." or ".." or empty parts. */
 int hf_hub_safe_path(const char *path);
 /* fnmatchcase on the whole path: "*" crosses "/"; a pattern ending in

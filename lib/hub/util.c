@@ -280,3 +280,24 @@ int hf_hub_truthy(const char *v)
 	return v && (!strcasecmp(v, "1") || !strcasecmp(v, "on") ||
 		     !strcasecmp(v, "yes") || !strcasecmp(v, "true"));
 }
+
+int hf_hub_valid_repo_id(const char *id)
+{
+	int slashes = 0;
+	size_t n = strlen(id);
+
+	if (!n || n > 200 || id[0] == '/' || id[n - 1] == '/' ||
+	    id[0] == '.' || id[0] == '-' || strstr(id, "..") || strstr(id, "--"))
+		return 0;
+	for (const char *p = id; *p; p++) {
+		if (*p == '/') {
+			if (++slashes > 1)
+				return 0;
+		} else if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			     (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+			     *p == '.')) {
+			return 0;
+		}
+	}
+	return 1;
+}

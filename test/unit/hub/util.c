@@ -46,6 +46,21 @@ static void test_commit_and_sha256_shapes(void **state)
 	assert_false(hf_hub_is_sha256("0123456789abcdef0123456789abcdef01234567"));
 }
 
+static void test_repo_ids_as_huggingface_hub_validates_them(void **state)
+{
+	assert_true(hf_hub_valid_repo_id("gpt2"));
+	assert_true(hf_hub_valid_repo_id("Qwen/Qwen2.5-0.5B-Instruct"));
+	assert_true(hf_hub_valid_repo_id("a_b/c.d-e"));
+	assert_false(hf_hub_valid_repo_id(""));
+	assert_false(hf_hub_valid_repo_id("a/b/c"));
+	assert_false(hf_hub_valid_repo_id("/a"));
+	assert_false(hf_hub_valid_repo_id("a/"));
+	assert_false(hf_hub_valid_repo_id("a--b/c"));
+	assert_false(hf_hub_valid_repo_id("a/..b"));
+	assert_false(hf_hub_valid_repo_id("a b/c"));
+	assert_false(hf_hub_valid_repo_id("a/b@main"));
+}
+
 static void test_safe_path_rejects_escapes(void **state)
 {
 	assert_true(hf_hub_safe_path("config.json"));
@@ -172,6 +187,7 @@ int main(void)
 		cmocka_unit_test(test_repo_folder_matches_huggingface_hub),
 		cmocka_unit_test(test_blob_target_is_relative_per_depth),
 		cmocka_unit_test(test_commit_and_sha256_shapes),
+		cmocka_unit_test(test_repo_ids_as_huggingface_hub_validates_them),
 		cmocka_unit_test(test_safe_path_rejects_escapes),
 		cmocka_unit_test(test_glob_is_fnmatchcase_on_whole_path),
 		cmocka_unit_test(test_default_selection),
