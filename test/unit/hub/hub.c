@@ -1,5 +1,5 @@
 /* Tests for lib/hub/hub.c: settings from the environment, repo specs, the
- * offline plan and -m resolution. */
+ * and -m resolution. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -151,57 +151,6 @@ static void test_parse_spec(void **state)
 	assert_string_equal(err.msg, "'' is not a repo id (org/name[@revision])");
 }
 
-/* A cache entry as huggingface_hub lays it out, answered offline. */
-static void test_offline_plan_reads_refs_and_snapshot(void **state)
-{
-	const char sha[] = "aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd";
-	struct hf_hub_opts o = { .offline = 1 };
-	struct hf_hub_request req = { .repo_id = "org/m" };
-	struct hf_hub_plan *p = NULL;
-	struct hf_hub *h = NULL;
-	struct hf_err err = { 0 };
-	char snap[1200], *dirout = NULL;
-
-	clear_env();
-	setenv("HF_HUB_CACHE", at("c"), 1);
-	assert_int_equal(hf_hub_open(&h, &o, &err), 0);
-	assert_int_equal(hf_hub_plan(&p, h, &req, &err), HF_ENOTFOUND);
-	assert_non_null(strstr(err.msg, "offline (HF_HUB_OFFLINE is set) and "
-			       "model 'org/m' at revision 'main' is not in the cache"));
-	assert_int_equal(system("mkdir -p $HF_HUB_CACHE/models--org--m/refs "
-				"$HF_HUB_CACHE/models--org--m/blobs "
-				"$HF_HUB_CACHE/models--org--m/snapshots/"
-				"aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd/sub"), 0);
-	write_file(at("c/models--org--m/refs/main"), sha);
-	write_file(at("c/models--org--m/blobs/e1"), "{}");
-	write_file(at("c/models--org--m/blobs/e2"), "x");
-	snprintf(snap, sizeof(snap), "%s/models--org--m/snapshots/%s", at("c"), sha);
-	assert_int_equal(symlink("../../blobs/e1", at("c/models--org--m/snapshots/"
-				 "aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd/config.json")), 0);
-	assert_int_equal(symlink("../../../blobs/e2", at("c/models--org--m/snapshots/"
-				 "aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd/sub/README.md")), 0);
-	assert_int_equal(hf_hub_plan(&p, h, &req, &err), 0);
-	assert_string_equal(p->commit, sha);
-	assert_string_equal(p->dir, snap);
-	assert_true(p->from_cache);
-	assert_int_equal(p->nfiles, 1);	/* README.md is not a default file */
-	assert_string_equal(p->files[0].path, "config.json");
-	assert_int_equal(p->files[0].size, 2);
-	assert_int_equal(hf_hub_fetch(h, p, &err), 0);
-	hf_hub_plan_free(p);
-
-	/* -m: a Hub id resolves to the same snapshot, offline */
-	setenv("HF_HUB_OFFLINE", "1", 1);
-	assert_int_equal(hf_hub_resolve_model(&dirout, "org/m", &err), 0);
-	assert_string_equal(dirout, snap);
-	free(dirout);
-	assert_int_equal(hf_hub_resolve_model(&dirout, "org/m@v2", &err),
-			 HF_ENOTFOUND);
-	assert_null(dirout);
-	hf_hub_free(h);
-	clear_env();
-}
-
 static void test_resolve_model_takes_a_directory_as_is(void **state)
 {
 	struct hf_err err = { 0 };
@@ -223,7 +172,6 @@ int main(void)
 		cmocka_unit_test(test_token_precedence),
 		cmocka_unit_test(test_bad_endpoint_is_refused),
 		cmocka_unit_test(test_parse_spec),
-		cmocka_unit_test(test_offline_plan_reads_refs_and_snapshot),
 		cmocka_unit_test(test_resolve_model_takes_a_directory_as_is),
 	};
 
