@@ -265,7 +265,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 	struct out o = { 0 };
 	char *buf = NULL;
 	size_t bcap = 0, no = 0, n = 0;
-	int rc = 0, eof = 0, any_pair = 0;
+	int rc = 0, eof = 0;
 	struct hf_tok_ctx *ctxs[64] = { 0 };
 
 	if (!in || !enc || !lineno || !toff || !owned) {
@@ -331,7 +331,6 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 		ssize_t len;
 
 		n = 0;
-		any_pair = 0;
 		tb.n = 0;
 		while (n < cap && (len = read_line(&buf, &bcap)) >= 0) {
 			size_t tl = 0, pl = 0;
@@ -367,7 +366,6 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 					in[n].pair = take_text(json_string_value(px),
 							       json_string_length(px), no,
 							       "text_pair: ", op, &pl, &rc);
-					any_pair = 1;
 				}
 				json_decref(j);
 				owned[n] = 1;
@@ -416,7 +414,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 					 enc[i].n, op->max_length);
 				break;
 			}
-			put_encoding(&o, &enc[i], op, in[i].pair != NULL || any_pair);
+			put_encoding(&o, &enc[i], op, in[i].pair != NULL);
 		}
 		for (size_t i = 0; i < n; i++) {
 			if (owned[i]) {
