@@ -25,7 +25,9 @@ struct fetch {
 	char *folder;		/* models--org--name */
 	char *repo_dir;		/* cache/folder */
 	pthread_mutex_t mu;	/* guards what follows, but done */
-	size_t next;		/* next file to take */
+	const struct hf_hub_file **order;	/* still to fetch, largest first */
+	size_t norder;
+	size_t next;		/* next of order to take */
 	int failed;
 	struct hf_err err;	/* the first failure */
 	struct hf_progress bar;
@@ -626,12 +628,8 @@ static void *worker(void *arg)
 		const struct hf_hub_file *hf = NULL;
 
 		pthread_mutex_lock(&f->mu);
-		while (!f->failed && f->next < f->p->nfiles) {
-			hf = &f->p->files[f->next++];
-			if (!hf->cached)
-				break;
-			hf = NULL;
-		}
+		if (!f->failed && f->next < f->norder)
+			hf = f->order[f->next++];
 		if (!c && !f->failed && hf) {
 			f->failed = 1;
 			hf_err_set(&f->err, HF_ENOMEM, "cannot start libcurl");
@@ -655,6 +653,15 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static int larger_first(const void *a, const void *b)
+{
+	const struct hf_hub_file *x = *(const struct hf_hub_file *const *)a;
+	const struct hf_hub_file *y = *(const struct hf_hub_file *const *)b;
+
+	return x->size < y->size ? 1 : x->size > y->size ? -1 :
+	       strcmp(x->path, y->path);
+}
+
 int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 		 struct hf_err *err)
 {
@@ -671,10 +678,19 @@ int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 	f.p = p;
 	f.folder = hf_hub_repo_folder(p->type, p->repo_id);
 	f.repo_dir = f.folder ? hf_path_join(h->cache, f.folder) : NULL;
-	if (!f.repo_dir) {
+	/* largest first: with -j the last file to start is a small one, so
+	 * the workers finish close together */
+	f.order = calloc(todo ? todo : 1, sizeof(*f.order));
+	if (!f.repo_dir || !f.order) {
 		free(f.folder);
+		free(f.repo_dir);
+		free(f.order);
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	}
+	for (size_t i = 0; i < p->nfiles; i++)
+		if (!p->files[i].cached)
+			f.order[f.norder++] = &p->files[i];
+	qsort(f.order, f.norder, sizeof(*f.order), larger_first);
 	if (!p->local_dir && !hf_hub_is_commit(p->revision)) {
 		char *ref;
 
@@ -738,6 +754,7 @@ int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 		rc = f.err.code;
 	}
 out:
+	free(f.order);
 	free(f.folder);
 	free(f.repo_dir);
 	return rc;
