@@ -101,7 +101,9 @@ static int make_instance(VkInstance *inst, struct hf_vk *vk, bool validate,
 		.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO,
 		.pApplicationName = "hf",
 		.pEngineName = "hf",
-		.apiVersion = VK_API_VERSION_1_2,
+		/* 1.2 is what hf needs; 1.3 lets it read 1.3 properties
+		 * of devices that have them */
+		.apiVersion = VK_API_VERSION_1_3,
 	};
 	VkDebugUtilsMessengerCreateInfoEXT mci = {
 		.sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
@@ -202,6 +204,9 @@ static bool has_ext(VkPhysicalDevice pd, const char *name)
 
 static void describe(VkPhysicalDevice pd, struct hf_vk_devinfo *d)
 {
+	VkPhysicalDeviceSubgroupSizeControlPropertiesEXT ssc = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES_EXT,
+	};
 	VkPhysicalDeviceSubgroupProperties sg = {
 		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES,
 	};
@@ -256,7 +261,13 @@ static void describe(VkPhysicalDevice pd, struct hf_vk_devinfo *d)
 	if (p.apiVersion < VK_API_VERSION_1_2)
 		return;	/* the 1.1/1.2 queries below need 1.2 */
 	p2.pNext = &drv;
+	/* core in 1.3 (the instance asks for 1.3), else the extension */
+	if (p.apiVersion >= VK_API_VERSION_1_3 ||
+	    has_ext(pd, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME))
+		sg.pNext = &ssc;
 	vkGetPhysicalDeviceProperties2(pd, &p2);
+	d->subgroup_min = ssc.minSubgroupSize;
+	d->subgroup_max = ssc.maxSubgroupSize;
 	snprintf(d->driver, sizeof(d->driver), "%.120s %.120s",
 		 drv.driverName, drv.driverInfo);
 	d->subgroup_size = sg.subgroupSize;
@@ -462,6 +473,7 @@ int hf_vk_open(struct hf_vk **out, const struct hf_vk_opts *opts,
 		vk->ts_bits = 0;
 	vk->subgroups = vk->info.subgroup_arith && !o->no_subgroups &&
 		!env_on("HF_VK_NO_SUBGROUPS");
+	vk->rows_attention = vk->subgroups && !o->wg_attention;
 	if (vk->props.limits.maxPushConstantsSize < VK_PC_BYTES) {
 		rc = hf_err_set(err, HF_EUNSUPPORTED,
 				"vulkan: '%s' has %u bytes of push constants, %d needed",

@@ -31,6 +31,7 @@ _Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_attn) <= VK_PC_BYTES,
 #define WG_MATVEC 64
 #define MATVEC_ROWS 2
 #define WG_ATTN 32
+#define WG_ROWS_ATTN 64
 /* matmul tile: BM x BN outputs, BK deep, TM x TN per invocation */
 #define MM_BM 64
 #define MM_BN 64
@@ -340,6 +341,18 @@ int hf_vk_op_rope(struct hf_vk_seq *s, struct hf_vk_view y,
 				   a->head_dim / 2), 1, err);
 }
 
+/* Whether the subgroup-per-query attention can run: subgroup arithmetic,
+ * and a subgroup size the driver cannot change under us. */
+static bool rows_attention(struct hf_vk_seq *s)
+{
+	const struct hf_vk_devinfo *d = &seq_vk(s)->info;
+
+	return seq_vk(s)->rows_attention && d->subgroup_size &&
+		d->subgroup_min == d->subgroup_size &&
+		d->subgroup_max == d->subgroup_size &&
+		d->subgroup_size <= WG_ROWS_ATTN;
+}
+
 int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
 		       struct hf_vk_view q, struct hf_vk_view k,
 		       struct hf_vk_view v, const struct hf_vk_buf *pos,
@@ -393,6 +406,20 @@ int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
 		a->causal, a->window, q.off, q.stride, k.off, k.stride, v.off,
 		v.stride, a->n_head * hd, a->scale, a->softcap,
 	};
+	if (rows_attention(s)) {
+		/* a subgroup per (query, head): only where every subgroup
+		 * has the reported size, so NDL dims per lane cover hd */
+		const uint32_t sg = seq_vk(s)->info.subgroup_size;
+		const uint32_t pairs = 2 * (WG_ROWS_ATTN / sg);
+		const uint32_t rspec[] = {
+			WG_ROWS_ATTN, WG_ATTN, pairs, (hd + sg - 1) / sg,
+		};
+
+		return vk_dispatch(s, "attention_f32_rows", rspec, 4, b, 6,
+				   &pc, sizeof(pc),
+				   cdiv((uint64_t)nb * a->n_q * a->n_head,
+					pairs), 1, err);
+	}
 	return vk_dispatch(s, variant(s, name, sizeof(name), "attention_f32"),
 			   spec, 2, b, 6, &pc, sizeof(pc),
 			   nb * a->n_q * a->n_head, 1, err);

@@ -39,6 +39,8 @@ struct hf_vk_devinfo {
 	char driver[256];	/* "llvmpipe (LLVM 15.0.6, 256 bits)", "" */
 	uint64_t device_local_bytes;	/* sum of the DEVICE_LOCAL heaps */
 	uint32_t subgroup_size;
+	uint32_t subgroup_min, subgroup_max;	/* sizes a shader may get
+						 * (Vulkan 1.3; 0: unknown) */
 	bool subgroup_arith;	/* subgroupAdd/Max in compute shaders */
 	bool fp16;		/* shaderFloat16 */
 	bool storage16;		/* storageBuffer16BitAccess */
@@ -63,6 +65,8 @@ struct hf_vk_opts {
 				 * HF_VK_VALIDATE=1 and in debug builds */
 	bool no_subgroups;	/* use the shared-memory reductions */
 	bool force_staging;	/* never map device memory, even on UMA */
+	bool wg_attention;	/* tests: attention by whole workgroups even
+				 * where a subgroup per query could run */
 	size_t chunk_bytes;	/* device memory blocks (256 MiB) */
 	size_t staging_bytes;	/* host-visible upload/download ring (64 MiB) */
 	const char *cache_dir;	/* pipeline cache; NULL: $XDG_CACHE_HOME/hf

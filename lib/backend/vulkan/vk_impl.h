@@ -65,6 +65,7 @@ struct hf_vk {
 	atomic_uint validation_errors;
 	bool validate;
 	bool subgroups;		/* the _sg variants are used */
+	bool rows_attention;	/* attention_f32_rows may be used */
 	uint32_t ts_bits;	/* timestampValidBits; 0: no timestamps */
 
 	/* memory (mem.c) */

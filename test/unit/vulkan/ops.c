@@ -3,7 +3,8 @@
  * (odd, not multiples of any workgroup or tile size), on the device with
  * the validation layer on. The whole list runs twice: with subgroup
  * reductions (where the device has them) and with the shared-memory path;
- * the products and the gather once more with bindings limited to 1 KiB.
+ * the products and the gather once more with bindings limited to 1 KiB,
+ * and attention by whole workgroups with subgroup reductions.
  * Twins sum in double; tolerances are stated per op with their reason. */
 #include "vkt.h"
 
@@ -31,6 +32,16 @@ static int setup_plain(void **state)
 static int setup_windowed(void **state)
 {
 	struct hf_vk_opts o = { .max_binding = 1024 };
+
+	vk = vkt_open_with(o);
+	return 0;
+}
+
+/* Subgroup reductions, but attention by whole workgroups (the kernel of
+ * devices whose subgroup size may vary). */
+static int setup_wg_attention(void **state)
+{
+	struct hf_vk_opts o = { .wg_attention = true };
 
 	vk = vkt_open_with(o);
 	return 0;
@@ -865,6 +876,13 @@ int main(void)
 		cmocka_unit_test(test_matmul_over_binding_windows),
 		cmocka_unit_test(test_get_rows_all_dtypes),
 	};
+	const struct CMUnitTest attention[] = {
+		cmocka_unit_test(test_attention_prefill_causal_gqa),
+		cmocka_unit_test(test_attention_decode_over_blocks_with_mask),
+		cmocka_unit_test(test_attention_sliding_window),
+		cmocka_unit_test(test_attention_bidirectional_with_padding),
+		cmocka_unit_test(test_attention_positions_from_buffer_and_softcap),
+	};
 	int rc;
 
 	/* first with subgroup reductions (where the device has them), then
@@ -875,5 +893,7 @@ int main(void)
 					  teardown);
 	rc |= cmocka_run_group_tests_name("windowed", windowed, setup_windowed,
 					  teardown);
+	rc |= cmocka_run_group_tests_name("workgroup attention", attention,
+					  setup_wg_attention, teardown);
 	return rc;
 }
