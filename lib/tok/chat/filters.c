@@ -1007,8 +1007,8 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 	}
 	if (!strcmp(name, "length") || !strcmp(name, "count"))
 		return f_length(cx, v);
-	if (!strcmp(name, "safe"))
-		return jv_ref(v);
+	if (!strcmp(name, "safe"))	/* Markup(value): a string */
+		return jb_to_str(cx, v);
 	if (!strcmp(name, "tojson"))
 		return tojson(cx, v, a);
 	if (!strcmp(name, "items")) {
