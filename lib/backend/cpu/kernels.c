@@ -326,8 +326,43 @@ static inline int visible(const float *mask, size_t b, size_t C, size_t j,
 #define HF_ATT_KB 16
 #define HF_ATT_MAXG 64		/* query heads per kv head */
 
-/* HF_ATT_KB floats, kept in one register where the target has them. */
+/* HF_ATT_KB floats, kept in one register where the target has them.
+ * (Passing such vectors between functions is ABI-sensitive; here they
+ * only travel through static inline functions, so GCC's note on it is
+ * silenced.) */
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float vkb __attribute__((vector_size(HF_ATT_KB * sizeof(float))));
+typedef int32_t vkbi __attribute__((vector_size(HF_ATT_KB * sizeof(int32_t))));
+
+static inline vkb vsel(vkbi m, vkb a, vkb b)	/* m ? a : b, per lane */
+{
+	return (vkb)(((vkbi)a & m) | ((vkbi)b & ~m));
+}
+
+/* e^x on every lane, the polynomial of Cephes' expf (relative error
+ * about 1e-7, like libm's expf within a couple of ulp); lanes below
+ * -87.3 (and -inf) give 0. */
+static inline vkb vexp(vkb x)
+{
+	const vkb zero = { 0 }, lo = zero - 87.33654f, hi = zero + 88.0f;
+	vkbi dead = x < lo, bits;
+	vkb n, r, y;
+
+	x = vsel(dead, lo, x);
+	x = vsel(x > hi, hi, x);
+	/* n = round(x / ln 2), by adding and removing 1.5 * 2^23 */
+	n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	r = x - n * 0.693359375f + n * 2.12194440e-4f;
+	y = r * 1.9875691500e-4f + 1.3981999507e-3f;
+	y = y * r + 8.3334519073e-3f;
+	y = y * r + 4.1665795894e-2f;
+	y = y * r + 1.6666665459e-1f;
+	y = y * r + 5.0000001201e-1f;
+	y = y * r * r + r + 1.0f;
+	bits = (__builtin_convertvector(n, vkbi) + 127) << 23;
+	y = y * (vkb)bits;
+	return (vkb)((vkbi)y & ~dead);
+}
 
 size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv)
 {
@@ -377,7 +412,7 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
 				float *ov = o + (b * T + t) * hq * d + h * d;
 				/* four chains of multiply-adds, not one */
 				vkb a0 = { 0 }, a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
-				float sc[HF_ATT_KB], bmx = -INFINITY;
+				float sc[HF_ATT_KB], pr[HF_ATT_KB], bmx = -INFINITY;
 				size_t i = 0;
 
 				if (causal && j0 > qpos)
@@ -390,19 +425,27 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
 				}
 				for (; i < d; i++)
 					a0 += qv[i] * kt[i];
-				a0 = (a0 + a1) + (a2 + a3);
+				a0 = ((a0 + a1) + (a2 + a3)) * scale;
 				memcpy(sc, &a0, sizeof(sc));
-				for (size_t jj = 0; jj < nb; jj++) {
-					size_t j = j0 + jj;
+				if (nb == HF_ATT_KB && !mask &&
+				    (!causal || j0 + nb - 1 <= qpos) &&
+				    (!window || qpos - j0 < window)) {
+					for (size_t jj = 0; jj < nb; jj++)
+						bmx = sc[jj] > bmx ? sc[jj] : bmx;
+				} else {
+					for (size_t jj = 0; jj < HF_ATT_KB; jj++) {
+						size_t j = j0 + jj;
 
-					if ((causal && j > qpos) ||
-					    (window && qpos - j >= window && qpos >= j) ||
-					    (mask && mask[b * C + j] == 0.0f)) {
-						sc[jj] = -INFINITY;
-						continue;
+						if (jj >= nb || (causal && j > qpos) ||
+						    (window && qpos >= j &&
+						     qpos - j >= window) ||
+						    (mask && mask[b * C + j] == 0.0f)) {
+							sc[jj] = -INFINITY;
+							continue;
+						}
+						bmx = sc[jj] > bmx ? sc[jj] : bmx;
 					}
-					sc[jj] *= scale;
-					bmx = sc[jj] > bmx ? sc[jj] : bmx;
+					memcpy(&a0, sc, sizeof(sc));
 				}
 				if (bmx == -INFINITY)
 					continue;
@@ -414,17 +457,40 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
 						ov[i] *= rs;
 					mx[r] = bmx;
 				}
-				for (size_t jj = 0; jj < nb; jj++) {
-					const float *vv;
-					float p;
+				a0 = vexp(a0 - mx[r]);	/* -inf lanes give 0 */
+				memcpy(pr, &a0, sizeof(pr));
+				for (size_t jj = 0; jj < nb; jj++)
+					sum[r] += pr[jj];
+				/* o += p v over the block: a chunk of o in two
+				 * registers (even and odd keys) at a time */
+				i = 0;
+				for (; i + HF_ATT_KB <= d; i += HF_ATT_KB) {
+					vkb e = { 0 }, od = { 0 }, x, ch;
+					size_t jj = 0;
 
-					if (sc[jj] == -INFINITY)
-						continue;
-					p = expf(sc[jj] - mx[r]);
-					sum[r] += p;
-					vv = v + (b * C + j0 + jj) * kvw + kh * d;
-					for (i = 0; i < d; i++)
-						ov[i] += p * vv[i];
+					for (; jj + 2 <= nb; jj += 2) {
+						memcpy(&x, v + (b * C + j0 + jj) * kvw +
+						       kh * d + i, sizeof(x));
+						e += pr[jj] * x;
+						memcpy(&x, v + (b * C + j0 + jj + 1) *
+						       kvw + kh * d + i, sizeof(x));
+						od += pr[jj + 1] * x;
+					}
+					if (jj < nb) {
+						memcpy(&x, v + (b * C + j0 + jj) * kvw +
+						       kh * d + i, sizeof(x));
+						e += pr[jj] * x;
+					}
+					memcpy(&ch, ov + i, sizeof(ch));
+					ch += e + od;
+					memcpy(ov + i, &ch, sizeof(ch));
+				}
+				for (size_t jj = 0; i < d && jj < nb; jj++) {
+					const float *vv = v + (b * C + j0 + jj) * kvw +
+							  kh * d;
+
+					for (size_t i2 = i; i2 < d; i2++)
+						ov[i2] += pr[jj] * vv[i2];
 				}
 			}
 		}
