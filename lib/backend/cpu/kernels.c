@@ -64,6 +64,47 @@ float hf_cpu_load(const void *p, enum hf_dtype dt, size_t i)
 	}
 }
 
+/* Lanes of the vector helpers below: one AVX-512 register of floats. */
+#define HF_VL 16
+
+/* HF_VL floats, kept in one register where the target has them.
+ * (Passing such vectors between functions is ABI-sensitive; here they
+ * only travel through static inline functions, so GCC's note on it is
+ * silenced.) */
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float vkb __attribute__((vector_size(HF_VL * sizeof(float))));
+typedef int32_t vkbi __attribute__((vector_size(HF_VL * sizeof(int32_t))));
+
+static inline vkb vsel(vkbi m, vkb a, vkb b)	/* m ? a : b, per lane */
+{
+	return (vkb)(((vkbi)a & m) | ((vkbi)b & ~m));
+}
+
+/* e^x on every lane, the polynomial of Cephes' expf (relative error
+ * about 1e-7, like libm's expf within a couple of ulp); lanes below
+ * -87.3 (and -inf) give 0. */
+static inline vkb vexp(vkb x)
+{
+	const vkb zero = { 0 }, lo = zero - 87.33654f, hi = zero + 88.0f;
+	vkbi dead = x < lo, bits;
+	vkb n, r, y;
+
+	x = vsel(dead, lo, x);
+	x = vsel(x > hi, hi, x);
+	/* n = round(x / ln 2), by adding and removing 1.5 * 2^23 */
+	n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	r = x - n * 0.693359375f + n * 2.12194440e-4f;
+	y = r * 1.9875691500e-4f + 1.3981999507e-3f;
+	y = y * r + 8.3334519073e-3f;
+	y = y * r + 4.1665795894e-2f;
+	y = y * r + 1.6666665459e-1f;
+	y = y * r + 5.0000001201e-1f;
+	y = y * r * r + r + 1.0f;
+	bits = (__builtin_convertvector(n, vkbi) + 127) << 23;
+	y = y * (vkb)bits;
+	return (vkb)((vkbi)y & ~dead);
+}
+
 /* LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w; GemmaRMSNorm uses
  * (1 + w). Sum of squares in 8 float lanes (vectorises). */
 HF_CPU_CLONES
@@ -283,7 +324,18 @@ void hf_cpu_glu(float *y, const float *gate, const float *up, size_t i0,
 		size_t i1, int act)
 {
 	if (act == HF_ACT_SILU) {
-		for (size_t i = i0; i < i1; i++)
+		size_t i = i0;
+
+		/* HF_VL lanes at a time with the vector exp */
+		for (; i + HF_VL <= i1; i += HF_VL) {
+			vkb g, u;
+
+			memcpy(&g, gate + i, sizeof(g));
+			memcpy(&u, up + i, sizeof(u));
+			g = g / (1.0f + vexp(-g)) * u;
+			memcpy(y + i, &g, sizeof(g));
+		}
+		for (; i < i1; i++)
 			y[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
 		return;
 	}
@@ -323,46 +375,9 @@ static inline int visible(const float *mask, size_t b, size_t C, size_t j,
  * of FlashAttention) rescales its sum and output when a block raises it,
  * and the block's probabilities weight the value rows. */
 #define HF_ATT_QB 8
-#define HF_ATT_KB 16
+#define HF_ATT_KB HF_VL
 #define HF_ATT_MAXG 64		/* query heads per kv head */
 
-/* HF_ATT_KB floats, kept in one register where the target has them.
- * (Passing such vectors between functions is ABI-sensitive; here they
- * only travel through static inline functions, so GCC's note on it is
- * silenced.) */
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float vkb __attribute__((vector_size(HF_ATT_KB * sizeof(float))));
-typedef int32_t vkbi __attribute__((vector_size(HF_ATT_KB * sizeof(int32_t))));
-
-static inline vkb vsel(vkbi m, vkb a, vkb b)	/* m ? a : b, per lane */
-{
-	return (vkb)(((vkbi)a & m) | ((vkbi)b & ~m));
-}
-
-/* e^x on every lane, the polynomial of Cephes' expf (relative error
- * about 1e-7, like libm's expf within a couple of ulp); lanes below
- * -87.3 (and -inf) give 0. */
-static inline vkb vexp(vkb x)
-{
-	const vkb zero = { 0 }, lo = zero - 87.33654f, hi = zero + 88.0f;
-	vkbi dead = x < lo, bits;
-	vkb n, r, y;
-
-	x = vsel(dead, lo, x);
-	x = vsel(x > hi, hi, x);
-	/* n = round(x / ln 2), by adding and removing 1.5 * 2^23 */
-	n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-	r = x - n * 0.693359375f + n * 2.12194440e-4f;
-	y = r * 1.9875691500e-4f + 1.3981999507e-3f;
-	y = y * r + 8.3334519073e-3f;
-	y = y * r + 4.1665795894e-2f;
-	y = y * r + 1.6666665459e-1f;
-	y = y * r + 5.0000001201e-1f;
-	y = y * r * r + r + 1.0f;
-	bits = (__builtin_convertvector(n, vkbi) + 127) << 23;
-	y = y * (vkb)bits;
-	return (vkb)((vkbi)y & ~dead);
-}
 
 size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv)
 {
