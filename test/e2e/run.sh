@@ -347,6 +347,39 @@ for i, line in enumerate(open(sys.argv[1])):
     assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
 EOF
 
+# llama-tiny split into two shards under model.safetensors.index.json
+mkdir -p "$tmp/shards"
+cp "$FX/llama-tiny/config.json" "$FX/llama-tiny/generation_config.json" \
+	"$tmp/shards/"
+python3 -c "$st_rewrite
+a = 'model-00001-of-00002.safetensors'
+b = 'model-00002-of-00002.safetensors'
+first = lambda k: k.startswith('model.embed') or '.layers.0.' in k
+st_rewrite(sys.argv[1], sys.argv[2] + '/' + a, lambda k: k if first(k) else None)
+st_rewrite(sys.argv[1], sys.argv[2] + '/' + b, lambda k: None if first(k) else k)
+with open(sys.argv[1], 'rb') as f:
+    names = [k for k in json.loads(f.read(struct.unpack('<Q', f.read(8))[0]))
+             if k != '__metadata__']
+json.dump({'metadata': {}, 'weight_map': {k: a if first(k) else b for k in names}},
+          open(sys.argv[2] + '/model.safetensors.index.json', 'w'))
+" "$FX/llama-tiny/model.safetensors" "$tmp/shards"
+python3 -c "
+import json
+r = json.load(open('$FX/llama-tiny/reference.json'))
+for p in r['prompts']:
+    print(json.dumps({'ids': p['input_ids']}))
+" >"$tmp/in"
+expect "sharded llama-tiny" 0 '"logits":[[' \
+	"$run" -m "$tmp/shards" --jsonl --task logits &&
+check "sharded llama-tiny" "$FX/llama-tiny/reference.safetensors" <<-EOF
+$pyhelpers
+ref = st_read(sys.argv[2])
+for i, line in enumerate(open(sys.argv[1])):
+    got = [x for row in json.loads(line)["logits"] for x in row]
+    d = maxdiff(got, ref["prompt%d.logits" % i][1])
+    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
+EOF
+
 # a BERT sequence classifier: bert-tiny plus classifier weights whose
 # logits are known: W = 0, b = (0, ln 3), so the scores are 1/4, 3/4
 mkdir -p "$tmp/cls"
