@@ -2,6 +2,7 @@
  * tokens and offsets out; --decode reverses; --chat renders templates. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,10 +125,24 @@ static int flush_out(struct out *o)
 {
 	if (o->bad)
 		return die(prog, "out of memory");
-	if (o->n && fwrite(o->s, 1, o->n, stdout) != o->n)
+	if (o->n && (fwrite(o->s, 1, o->n, stdout) != o->n || fflush(stdout)))
 		return finish_stdout(prog) ? 1 : die(prog, "cannot write to standard output");
 	o->n = 0;
 	return 0;
+}
+
+/* 1 when the next line can be read without waiting: in stdin's buffer
+ * or on the descriptor. A batch ends early when input pauses, so a
+ * pipe that feeds lines one by one gets its records back at once. */
+static int input_ready(void)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+
+#ifdef __GLIBC__
+	if (stdin->_IO_read_ptr < stdin->_IO_read_end)
+		return 1;
+#endif
+	return poll(&p, 1, 0) > 0;
 }
 
 static void put_encoding(struct out *o, const struct hf_tok_encoding *e,
@@ -265,7 +280,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 	struct out o = { 0 };
 	char *buf = NULL;
 	size_t bcap = 0, no = 0, n = 0;
-	int rc = 0, eof = 0;
+	int rc = 0;
 	struct hf_tok_ctx *ctxs[64] = { 0 };
 
 	if (!in || !enc || !lineno || !toff || !owned) {
@@ -327,12 +342,13 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 
 		trunc.direction = side && !strcmp(side, "left") ? HF_TOK_LEFT : HF_TOK_RIGHT;
 	}
-	while (!eof && !rc) {
+	while (!rc) {
 		ssize_t len;
 
 		n = 0;
 		tb.n = 0;
-		while (n < cap && (len = read_line(&buf, &bcap)) >= 0) {
+		while (n < cap && (!n || op->pad || input_ready()) &&
+		       (len = read_line(&buf, &bcap)) >= 0) {
 			size_t tl = 0, pl = 0;
 
 			no++;
@@ -388,8 +404,6 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 		}
 		if (rc)
 			break;
-		if (n < cap)
-			eof = 1;
 		if (!n)
 			break;
 		if (tb.bad) {
@@ -515,7 +529,7 @@ static int run_decode(struct hf_tok *t, const struct opts *op)
 		putstr(&o, text, tl);
 		puts_(&o, "}\n");
 		free(text);
-		if (o.n > 1 << 16)
+		if (o.n > 1 << 16 || !input_ready())
 			rc = flush_out(&o);
 	}
 	if (!rc)
