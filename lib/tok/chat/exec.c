@@ -27,6 +27,20 @@ static int output(struct jctx *cx, struct jbuf *out, const struct jv *v)
 }
 
 /* Render body into a new string value (set blocks, macros, caller). */
+/* Start frame f of frame node n: the names jj_scope found assigned
+ * before any use start as Undefined, hiding outer values. */
+static int declare(struct jctx *cx, struct jframe *f, const struct jnode *n)
+{
+	for (size_t i = 0; i < n->nundef; i++) {
+		if (jv_dict_gets(f->vars, n->undef[i]))
+			continue;
+		if (jx_frame_set(cx, f, n->undef[i],
+				 jv_undef("'%s' is undefined", n->undef[i])))
+			return -1;
+	}
+	return 0;
+}
+
 static struct jv *capture(struct jctx *cx, struct jframe *f,
 			  const struct jnode *body)
 {
@@ -40,6 +54,22 @@ static struct jv *capture(struct jctx *cx, struct jframe *f,
 	if (b.oom)
 		return jx_buf_fail(cx, &b);
 	return jbuf_take(&b);
+}
+
+/* A set or filter block: its body runs in a frame of its own. */
+static struct jv *capture_in_frame(struct jctx *cx, struct jframe *f,
+				   const struct jnode *n,
+				   const struct jnode *body)
+{
+	struct jframe bf;
+	struct jv *r = NULL;
+
+	if (jx_frame_init(cx, &bf, f))
+		return NULL;
+	if (!declare(cx, &bf, n))
+		r = capture(cx, &bf, body);
+	jv_unref(bf.vars);
+	return r;
 }
 
 static struct jv *make_loop(struct jctx *cx, struct jv *items, size_t i);
@@ -107,7 +137,8 @@ filter_fail:
 			break;
 		}
 		if (jx_assign(cx, &lf, n->kids[0], jv_ref(items->u.list.v[i])) ||
-		    jx_frame_set(cx, &lf, "loop", make_loop(cx, items, i))) {
+		    jx_frame_set(cx, &lf, "loop", make_loop(cx, items, i)) ||
+		    declare(cx, &lf, n)) {
 			jv_unref(lf.vars);
 			rc = FLOW_ERR;
 			break;
@@ -294,7 +325,8 @@ static struct jv *call_macro(struct jctx *cx, struct jv *fn, struct jargs *a)
 		if (!strcmp(a->kwn[k], "caller"))
 			caller = a->kwv[k];
 	if (!bind_params(cx, &mf, m, 1, a, m->name) &&
-	    (!caller || !jx_frame_set(cx, &mf, "caller", jv_ref(caller))))
+	    (!caller || !jx_frame_set(cx, &mf, "caller", jv_ref(caller))) &&
+	    !declare(cx, &mf, m))
 		r = capture(cx, &mf, m->kids[0]);
 	jv_unref(mf.vars);
 	cx->line = line;
@@ -313,7 +345,7 @@ static struct jv *call_caller(struct jctx *cx, struct jv *fn, struct jargs *a)
 			       "ended");
 	if (jx_frame_init(cx, &cf, cell->frame))
 		return NULL;
-	if (!bind_params(cx, &cf, cb, 2, a, "caller"))
+	if (!bind_params(cx, &cf, cb, 2, a, "caller") && !declare(cx, &cf, cb))
 		r = capture(cx, &cf, cb->kids[1]);
 	jv_unref(cf.vars);
 	return r;
@@ -405,7 +437,7 @@ static int exec_stmt(struct jctx *cx, struct jframe *f, const struct jnode *n,
 		cx->line = n->line;
 		return jx_assign(cx, f, n->kids[0], v) ? FLOW_ERR : FLOW_OK;
 	case JN_SET_BLOCK:
-		v = capture(cx, f, n->kids[1]);
+		v = capture_in_frame(cx, f, n, n->kids[1]);
 		if (!v)
 			return FLOW_ERR;
 		if (n->kids[2]) {
@@ -423,7 +455,7 @@ static int exec_stmt(struct jctx *cx, struct jframe *f, const struct jnode *n,
 	case JN_CALL_BLOCK:
 		return exec_call_block(cx, f, n, out);
 	case JN_FILTER_BLOCK:
-		v = capture(cx, f, n->kids[1]);
+		v = capture_in_frame(cx, f, n, n->kids[1]);
 		if (!v)
 			return FLOW_ERR;
 		fv = jx_eval_filter_chain(cx, f, n->kids[0], v);
@@ -448,6 +480,8 @@ static int exec_stmt(struct jctx *cx, struct jframe *f, const struct jnode *n,
 			if (!v || jx_assign(cx, &wf, n->kids[i], v))
 				r = FLOW_ERR;
 		}
+		if (r == FLOW_OK && declare(cx, &wf, n))
+			r = FLOW_ERR;
 		if (r == FLOW_OK)
 			r = exec_body(cx, &wf, n->kids[0], out);
 		jv_unref(wf.vars);
@@ -489,9 +523,17 @@ static int exec_body(struct jctx *cx, struct jframe *f, const struct jnode *b,
 int jx_render(struct jctx *cx, const struct jnode *body, struct jv *globals,
 	      struct jbuf *out)
 {
-	struct jframe root = { .parent = NULL, .vars = globals };
+	/* the template's variables, then its own top-level locals */
+	struct jframe context = { .parent = NULL, .vars = globals };
+	struct jframe root;
+	int rc;
 
+	if (jx_frame_init(cx, &root, &context))
+		return -1;
 	cx->root = &root;
-	return exec_body(cx, &root, body, out) == FLOW_ERR ? -1 : 0;
+	rc = declare(cx, &root, body) ? FLOW_ERR :
+	     exec_body(cx, &root, body, out);
+	jv_unref(root.vars);
+	return rc == FLOW_ERR ? -1 : 0;
 }
 

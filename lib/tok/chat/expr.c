@@ -179,6 +179,9 @@ void jj_node_free(struct jnode *n)
 		if (n->kw)
 			free(n->kw[i]);
 	}
+	for (size_t i = 0; i < n->nundef; i++)
+		free(n->undef[i]);
+	free(n->undef);
 	free(n->kids);
 	free(n->kw);
 	free(n->ops);

@@ -202,9 +202,13 @@ struct jnode {
 	char **kw;		/* keyword names of CALL/FILTER/TEST args:
 				 * kw[i] names kids[i], NULL if positional */
 	int *ops;		/* JN_CMP operators, nkids - 1 of them */
+	char **undef;		/* frame nodes: names that start Undefined */
+	size_t nundef;
 };
 
 int jj_parse(struct jnode **out, const struct jtoks *t, struct hf_err *err);
+/* Fill each frame node's undef list (scope.c). */
+int jj_scope(struct jnode *root, struct hf_err *err);
 void jj_node_free(struct jnode *n);
 
 /* ---- evaluation ---- */

@@ -233,6 +233,32 @@ static void test_statements_for_if_set_scoping(void **state)
 	RUN(t);
 }
 
+/* jinja2's frames (idtracking.py): a name first assigned in a frame
+ * starts Undefined there, hiding the template variable, unless an
+ * enclosing frame uses it or the assignment is inside an if. */
+static void test_scoping_follows_jinja_frames(void **state)
+{
+	static const struct case_ t[] = {
+		{ "{{ s }}|{% set s = 'q' %}{{ s }}", "Hello|q" },
+		{ "{% for i in [1] %}[{{ s }}]{% endfor %}{% set s = 'q' %}", "[]" },
+		{ "{% for i in [1] %}[{{ s }}]{% endfor %}"
+		  "{% if true %}{% set s = 'q' %}{% endif %}", "[Hello]" },
+		{ "{% macro m() %}[{{ s }}]{% endmacro %}{{ m() }}{% set s = 2 %}"
+		  "{{ m() }}", "[][2]" },
+		{ "{% for i in [1] %}{% for j in [1] %}[{{ s }}]{% endfor %}"
+		  "{% set s = 5 %}{% endfor %}", "[]" },
+		{ "{% set s = 1 %}{% for i in [1] %}{% for j in [1] %}{{ s }}"
+		  "{% endfor %}{% set s = 5 %}{% endfor %}", "1" },
+		{ "{% for i in [1, 2] %}{{ s }}{% set s = i %}{% endfor %}",
+		  "HelloHello" },
+		{ "{% set s = s ~ '!' %}{{ s }}", "Hello!" },
+		{ "{% set b %}{% set y = 1 %}{% endset %}[{{ y }}]"
+		  "{% filter upper %}{% set z = 1 %}{% endfilter %}[{{ z }}]",
+		  "[][]" },
+	};
+	RUN(t);
+}
+
 static void test_macros_and_call_blocks(void **state)
 {
 	static const struct case_ t[] = {
@@ -488,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_values_print_as_python),
 		cmocka_unit_test(test_operators_follow_python_and_jinja_precedence),
 		cmocka_unit_test(test_statements_for_if_set_scoping),
+		cmocka_unit_test(test_scoping_follows_jinja_frames),
 		cmocka_unit_test(test_macros_and_call_blocks),
 		cmocka_unit_test(test_tests),
 		cmocka_unit_test(test_filters),
