@@ -200,11 +200,15 @@ out:
 	return rc;
 }
 
+/* Windows go through the model in chunks of PPL_CHUNK tokens (through
+ * the KV cache), so the logits held are PPL_CHUNK rows, not ctx. */
+#define PPL_CHUNK 256
+
 int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 		      size_t ctx, size_t stride, double *nll, size_t *count,
 		      struct hf_err *err)
 {
-	size_t V = hf_model_vocab(m), prev_end = 0;
+	size_t V = hf_model_vocab(m), prev_end = 0, chunk;
 	double sum = 0.0;
 	size_t cnt = 0;
 	float *lg = NULL;
@@ -218,9 +222,12 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 				  "perplexity needs at least 2 tokens, got %zu", n);
 	if (!ctx || ctx > hf_model_max_ctx(m))
 		ctx = hf_model_max_ctx(m);
+	if (ctx > n)
+		ctx = n;
 	if (!stride || stride > ctx)
 		stride = ctx;
-	lg = malloc(ctx * V * sizeof(float));
+	chunk = ctx < PPL_CHUNK ? ctx : PPL_CHUNK;
+	lg = malloc(chunk * V * sizeof(float));
 	if (!lg)
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	if ((rc = hf_kv_new(&kv, m, 1, ctx, err)))
@@ -228,27 +235,32 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 	for (size_t begin = 0; begin < n; begin += stride) {
 		size_t end = begin + ctx < n ? begin + ctx : n;
 		size_t len = end - begin, trg = end - prev_end;
-		struct hf_fwd_out fo = { .logits = lg, .all_logits = 1 };
 
 		hf_kv_reset(kv);
-		if ((rc = hf_model_forward(m, kv, ids + begin, NULL, len, &fo,
-					   err)))
-			goto out;
-		/* position t predicts t + 1; targets are the last trg tokens */
-		for (size_t t = len - trg; t < len; t++) {
-			const float *row;
-			float mx = -INFINITY;
-			double s = 0.0;
+		for (size_t c0 = 0; c0 < len; c0 += chunk) {
+			size_t cn = len - c0 < chunk ? len - c0 : chunk;
+			struct hf_fwd_out fo = { .logits = lg, .all_logits = 1 };
 
-			if (t == 0)
-				continue;
-			row = lg + (t - 1) * V;
-			for (size_t i = 0; i < V; i++)
-				mx = row[i] > mx ? row[i] : mx;
-			for (size_t i = 0; i < V; i++)
-				s += exp((double)row[i] - mx);
-			sum += (double)mx + log(s) - row[ids[begin + t]];
-			cnt++;
+			if ((rc = hf_model_forward(m, kv, ids + begin + c0, NULL,
+						   cn, &fo, err)))
+				goto out;
+			/* row t predicts t + 1; the targets are the last trg
+			 * tokens of the window (never its first) */
+			for (size_t t = c0; t < c0 + cn; t++) {
+				const float *row = lg + (t - c0) * V;
+				float mx = -INFINITY;
+				double s = 0.0;
+
+				if (t + 1 >= len || t + 1 < len - trg)
+					continue;
+				for (size_t i = 0; i < V; i++)
+					mx = row[i] > mx ? row[i] : mx;
+				for (size_t i = 0; i < V; i++)
+					s += exp((double)row[i] - mx);
+				sum += (double)mx + log(s) -
+				       row[ids[begin + t + 1]];
+				cnt++;
+			}
 		}
 		prev_end = end;
 		if (end == n)

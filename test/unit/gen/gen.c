@@ -258,6 +258,42 @@ static void test_perplexity_matches_reference_logits(void **state)
 	free(ids);
 }
 
+/* A 300-token window goes through the model in chunks: the NLL equals
+ * that of one forward pass over all of it. */
+static void test_perplexity_chunks_agree_with_one_pass(void **state)
+{
+	struct hf_err err = { 0 };
+	size_t n = 300, V = hf_model_vocab(m), cnt;
+	int32_t *ids = malloc(n * sizeof(*ids));
+	float *lg = malloc(n * V * sizeof(float));
+	struct hf_kv *kv;
+	struct hf_fwd_out fo = { .logits = lg, .all_logits = 1 };
+	double want = 0.0, nll;
+
+	for (size_t i = 0; i < n; i++)
+		ids[i] = (int32_t)(5 + (i * 7919) % 500);
+	assert_int_equal(hf_kv_new(&kv, m, 1, n, &err), 0);
+	assert_int_equal(hf_model_forward(m, kv, ids, NULL, n, &fo, &err), 0);
+	for (size_t t = 1; t < n; t++) {
+		const float *row = lg + (t - 1) * V;
+		double mx = row[0], s = 0.0;
+
+		for (size_t i = 1; i < V; i++)
+			mx = row[i] > mx ? row[i] : mx;
+		for (size_t i = 0; i < V; i++)
+			s += exp(row[i] - mx);
+		want += mx + log(s) - row[ids[t]];
+	}
+	want /= (double)(n - 1);
+	assert_int_equal(hf_gen_perplexity(m, ids, n, n, n, &nll, &cnt, &err), 0);
+	assert_int_equal(cnt, n - 1);
+	if (fabs(nll - want) > 1e-5)
+		fail_msg("nll %.8f want %.8f", nll, want);
+	hf_kv_free(kv);
+	free(ids);
+	free(lg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -267,6 +303,7 @@ int main(void)
 		cmocka_unit_test(test_context_errors_name_the_length),
 		cmocka_unit_test(test_seeded_sampling_repeats_and_batches),
 		cmocka_unit_test(test_perplexity_matches_reference_logits),
+		cmocka_unit_test(test_perplexity_chunks_agree_with_one_pass),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
