@@ -17,8 +17,8 @@
 
 static const char usage[] =
 	"usage: hf-tokenize -m <model> [--jsonl] [--ids-only | --count] [--no-special]\n"
-	"                   [--max-length <n>] [--truncate] [--pad] [--batch-size <n>]\n"
-	"                   [--threads <n>] [--lossy]\n"
+	"                   [--max-length <n>] [--truncate [--stride <n>]] [--pad]\n"
+	"                   [--batch-size <n>] [--threads <n>] [--lossy]\n"
 	"       hf-tokenize -m <model> --decode [--jsonl] [--skip-special]\n"
 	"       hf-tokenize -m <model> --chat [--add-generation-prompt] [--template <name>]\n"
 	"                   [--ids]\n";
@@ -33,7 +33,7 @@ struct opts {
 	int jsonl, ids_only, count, no_special, truncate, pad, lossy;
 	int skip_special, add_gen, chat_ids;
 	const char *template_name;
-	long max_length, batch, threads;
+	long max_length, batch, threads, stride;
 	int max_from_model;	/* --truncate took model_max_length */
 };
 
@@ -146,23 +146,11 @@ static int input_ready(void)
 }
 
 static void put_encoding(struct out *o, const struct hf_tok_encoding *e,
-			 const struct opts *op, int pair)
+			 const struct opts *op, int pair);
+
+/* {"ids":[...],"tokens":[...],"offsets":[...]} without the closing brace */
+static void put_fields(struct out *o, const struct hf_tok_encoding *e)
 {
-	if (op->count) {
-		putu(o, e->n);
-		put(o, "\n", 1);
-		return;
-	}
-	if (op->ids_only) {
-		put(o, "[", 1);
-		for (size_t i = 0; i < e->n; i++) {
-			if (i)
-				put(o, ",", 1);
-			putu(o, e->ids[i]);
-		}
-		put(o, "]\n", 2);
-		return;
-	}
 	puts_(o, "{\"ids\":[");
 	for (size_t i = 0; i < e->n; i++) {
 		if (i)
@@ -187,6 +175,27 @@ static void put_encoding(struct out *o, const struct hf_tok_encoding *e,
 		put(o, "]", 1);
 	}
 	put(o, "]", 1);
+}
+
+static void put_encoding(struct out *o, const struct hf_tok_encoding *e,
+			 const struct opts *op, int pair)
+{
+	if (op->count) {
+		putu(o, e->n);
+		put(o, "\n", 1);
+		return;
+	}
+	if (op->ids_only) {
+		put(o, "[", 1);
+		for (size_t i = 0; i < e->n; i++) {
+			if (i)
+				put(o, ",", 1);
+			putu(o, e->ids[i]);
+		}
+		put(o, "]\n", 2);
+		return;
+	}
+	put_fields(o, e);
 	if (pair) {
 		puts_(o, ",\"type_ids\":[");
 		for (size_t i = 0; i < e->n; i++) {
@@ -208,6 +217,16 @@ static void put_encoding(struct out *o, const struct hf_tok_encoding *e,
 			if (i)
 				put(o, ",", 1);
 			put(o, e->special_mask[i] ? "1" : "0", 1);
+		}
+		put(o, "]", 1);
+	}
+	if (op->stride >= 0) {
+		puts_(o, ",\"overflowing\":[");
+		for (size_t k = 0; k < e->n_overflowing; k++) {
+			if (k)
+				put(o, ",", 1);
+			put_fields(o, &e->overflowing[k]);
+			put(o, "}", 1);
 		}
 		put(o, "]", 1);
 	}
@@ -299,6 +318,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 	if (op->truncate) {
 		trunc.max_length = (size_t)op->max_length;
 		trunc.strategy = HF_TOK_TRUNC_LONGEST_FIRST;
+		trunc.stride = op->stride > 0 ? (size_t)op->stride : 0;
 	}
 	if (op->pad) {
 		int64_t pid = -1;
@@ -659,7 +679,8 @@ int cmd_tokenize(int argc, char **argv)
 {
 	enum { O_JSONL = 256, O_IDS_ONLY, O_COUNT, O_NO_SPECIAL, O_DECODE,
 	       O_SKIP_SPECIAL, O_MAX_LENGTH, O_TRUNCATE, O_PAD, O_BATCH,
-	       O_THREADS, O_LOSSY, O_CHAT, O_ADD_GEN, O_TEMPLATE, O_IDS };
+	       O_THREADS, O_LOSSY, O_CHAT, O_ADD_GEN, O_TEMPLATE, O_IDS,
+	       O_STRIDE };
 	static const struct option lo[] = {
 		{ "model", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
@@ -671,6 +692,7 @@ int cmd_tokenize(int argc, char **argv)
 		{ "skip-special", no_argument, NULL, O_SKIP_SPECIAL },
 		{ "max-length", required_argument, NULL, O_MAX_LENGTH },
 		{ "truncate", no_argument, NULL, O_TRUNCATE },
+		{ "stride", required_argument, NULL, O_STRIDE },
 		{ "pad", no_argument, NULL, O_PAD },
 		{ "batch-size", required_argument, NULL, O_BATCH },
 		{ "threads", required_argument, NULL, O_THREADS },
@@ -681,7 +703,7 @@ int cmd_tokenize(int argc, char **argv)
 		{ "ids", no_argument, NULL, O_IDS },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct opts op = { .max_length = -1, .batch = 32, .threads = 0 };
+	struct opts op = { .max_length = -1, .batch = 32, .threads = 0, .stride = -1 };
 	struct hf_tok *t = NULL;
 	struct hf_err err = { 0 };
 	int c, rc;
@@ -705,6 +727,10 @@ int cmd_tokenize(int argc, char **argv)
 				return die_usage(prog, usage, "--max-length: bad number '%s'", optarg);
 			break;
 		case O_TRUNCATE: op.truncate = 1; break;
+		case O_STRIDE:
+			if (parse_long(optarg, 0, 1L << 30, &op.stride))
+				return die_usage(prog, usage, "--stride: bad number '%s'", optarg);
+			break;
 		case O_PAD: op.pad = 1; break;
 		case O_BATCH:
 			if (parse_long(optarg, 1, 1L << 20, &op.batch))
@@ -732,6 +758,8 @@ int cmd_tokenize(int argc, char **argv)
 		return die_usage(prog, usage, "-m <model> is required");
 	if (op.ids_only && op.count)
 		return die_usage(prog, usage, "--ids-only and --count exclude each other");
+	if (op.stride >= 0 && (!op.truncate || op.ids_only || op.count))
+		return die_usage(prog, usage, "--stride needs --truncate (and full records)");
 	if (op.mode != ENCODE && (op.ids_only || op.count || op.truncate || op.pad ||
 				  op.max_length > 0 || op.no_special))
 		return die_usage(prog, usage, "encode options given with --%s",

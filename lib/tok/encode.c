@@ -10,8 +10,18 @@
 
 /* ---- encodings ---- */
 
+static void free_overflow(struct hf_tok_encoding *e)
+{
+	for (size_t i = 0; i < e->n_overflowing; i++)
+		hf_tok_encoding_free(&e->overflowing[i]);
+	free(e->overflowing);
+	e->overflowing = NULL;
+	e->n_overflowing = 0;
+}
+
 void hf_tok_encoding_free(struct hf_tok_encoding *e)
 {
+	free_overflow(e);
 	free(e->ids);
 	free(e->type_ids);
 	free(e->offsets);
@@ -662,6 +672,10 @@ void hf_tok_ctx_free(struct hf_tok_ctx *c)
 	free(c);
 }
 
+static int overflow(const struct hf_tok *t, const struct hf_tok_encoding *a,
+		    size_t max, const struct hf_tok_trunc *tr, int add_special,
+		    struct hf_tok_encoding *out, struct hf_err *err);
+
 int hf_tok_encode(struct hf_tok_ctx *c, const char *text, size_t len,
 		  const char *pair, size_t pair_len, int add_special,
 		  const struct hf_tok_trunc *trunc,
@@ -683,10 +697,19 @@ int hf_tok_encode(struct hf_tok_ctx *c, const char *text, size_t len,
 	if (pair && (r = encode_seq(c, pair, pair_len, 1, &x->rb, &x->cidx,
 				    &x->cidx_cap, err)))
 		return r;
+	free_overflow(out);
 	if (trunc && trunc->max_length) {
 		size_t added = add_special ? post_added(c->t->post, pair != NULL) : 0;
 		size_t max = trunc->max_length > added ? trunc->max_length - added : 0;
 
+		if (max && trunc->stride >= max)
+			return hf_err_set(err, HF_EINVAL,
+					  "truncation stride %zu must be less than %zu "
+					  "(max length %zu less %zu special tokens)",
+					  trunc->stride, max, trunc->max_length, added);
+		if (!pair && max && x->ra.n > max &&
+		    (r = overflow(c->t, &x->ra, max, trunc, add_special, out, err)))
+			return r;
 		if (!max) {
 			enc_truncate(&x->ra, 0, trunc->direction);
 			if (pair)
@@ -700,6 +723,79 @@ int hf_tok_encode(struct hf_tok_ctx *c, const char *text, size_t len,
 						add_special, out))
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	return 0;
+}
+
+/* Encoding::truncate's windows over a single sequence: every window but
+ * the first becomes out->overflowing[], post-processed. */
+static int overflow(const struct hf_tok *t, const struct hf_tok_encoding *a,
+		    size_t max, const struct hf_tok_trunc *tr, int add_special,
+		    struct hf_tok_encoding *out, struct hf_err *err)
+{
+	size_t len = a->n, step = max - tr->stride, nw = 0, cap = 0;
+	size_t (*w)[2] = NULL;
+	struct hf_tok_encoding tmp = { 0 };
+	int rc = 0;
+
+	if (tr->direction == HF_TOK_RIGHT) {
+		for (size_t start = 0;; start += step) {
+			size_t stop = start + max < len ? start + max : len;
+
+			if (nw == cap) {
+				void *q = realloc(w, (cap = cap ? cap * 2 : 8) * sizeof(*w));
+
+				if (!q)
+					goto nomem;
+				w = q;
+			}
+			w[nw][0] = start;
+			w[nw++][1] = stop;
+			if (stop == len)
+				break;
+		}
+	} else {
+		for (size_t last = len;; last = last > step ? last - step : 0) {
+			size_t stop = last, start = stop > max ? stop - max : 0;
+
+			if (nw == cap) {
+				void *q = realloc(w, (cap = cap ? cap * 2 : 8) * sizeof(*w));
+
+				if (!q)
+					goto nomem;
+				w = q;
+			}
+			w[nw][0] = start;
+			w[nw++][1] = stop;
+			if (!start || last <= step)
+				break;
+		}
+	}
+	if (nw > 1) {
+		out->overflowing = calloc(nw - 1, sizeof(*out->overflowing));
+		if (!out->overflowing)
+			goto nomem;
+		out->n_overflowing = nw - 1;
+	}
+	for (size_t k = 1; k < nw; k++) {
+		enc_reset(&tmp);
+		for (size_t i = w[k][0]; i < w[k][1]; i++) {
+			size_t tl;
+			const char *s = hf_tok_encoding_token(a, i, &tl);
+
+			if (enc_push(&tmp, a->ids[i], a->type_ids[i], a->offsets[i][0],
+				     a->offsets[i][1], a->special_mask[i], a->seq[i], s, tl))
+				goto nomem;
+		}
+		if (enc_reserve(&out->overflowing[k - 1], 1) ||
+		    post_process(t, &tmp, NULL, add_special, &out->overflowing[k - 1]))
+			goto nomem;
+	}
+	goto done;
+nomem:
+	rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+done:
+	hf_tok_encoding_free(&tmp);
+	free(w);
+	return rc;
 }
 
 static int enc_pad(struct hf_tok_encoding *e, size_t target,

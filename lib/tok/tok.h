@@ -26,6 +26,11 @@ struct hf_tok_encoding {
 	uint32_t *tok_off;	/* token i is tok_buf[tok_off[i] .. tok_off[i+1]) */
 	char *tok_buf;
 	size_t tok_len, tok_cap;
+	/* What truncation cut off a single sequence: windows of max_length
+	 * tokens overlapping by stride, each post-processed like the main
+	 * one (HF's Encoding.overflowing). None for pairs. */
+	struct hf_tok_encoding *overflowing;
+	size_t n_overflowing;
 };
 
 /* Token i as a borrowed string (not NUL-terminated); *len gets its size. */
@@ -46,7 +51,8 @@ enum hf_tok_trunc_strategy {
 
 enum hf_tok_side { HF_TOK_RIGHT = 0, HF_TOK_LEFT };
 
-/* max_length 0: no truncation. Overflowing pieces are dropped. */
+/* max_length 0: no truncation. stride: overlap of the overflowing
+ * windows (less than max_length minus the template's special tokens). */
 struct hf_tok_trunc {
 	size_t max_length;
 	size_t stride;

@@ -77,6 +77,10 @@ expect "escape" 0 '{"text":"a\"b\\c\nd\u0001"}' \
 	sh_ "echo '{\"text\": \"a\\\"b\\\\c\\nd\\u0001\"}' | hf-tokenize -m gpt2 --jsonl --ids-only | hf-tokenize -m gpt2 --decode"
 expect "truncate" 0 '[101,1037,1038,102]' \
 	sh_ 'echo "a b c d e" | hf-tokenize -m bert-base-uncased --ids-only --truncate --max-length 4'
+expect "stride windows" 0 '{"ids":[101,1037,1038,1039,102],"tokens":["[CLS]","a","b","c","[SEP]"],"offsets":[[0,0],[0,1],[2,3],[4,5],[0,0]],"overflowing":[{"ids":[101,1039,1040,102],"tokens":["[CLS]","c","d","[SEP]"],"offsets":[[0,0],[4,5],[6,7],[0,0]]}]}' \
+	sh_ 'echo "a b c d" | hf-tokenize -m bert-base-uncased --truncate --max-length 5 --stride 1'
+expect "stride too big" 1 "truncation stride 3 must be less than 3" \
+	sh_ 'echo "a b c d" | hf-tokenize -m bert-base-uncased --truncate --max-length 5 --stride 3'
 expect "pad to max-length" 0 "$(printf '[101,1037,1038,102,0,0]\n[101,1037,1038,1039,1040,102]')" \
 	sh_ 'printf "a b\na b c d\n" | hf-tokenize -m bert-base-uncased --ids-only --pad --max-length 6'
 expect "pad longest" 0 "$(printf '[64,151643,151643]\n[64,293,272]\n[64]')" \

@@ -252,8 +252,8 @@ int jb_test(struct jctx *cx, const char *name, struct jv *v, struct jargs *a)
 		return v->type == JV_BOOL && v->u.b;
 	if (!strcmp(name, "false"))
 		return v->type == JV_BOOL && !v->u.b;
-	if (!strcmp(name, "callable"))
-		return v->type == JV_FUNC;
+	if (!strcmp(name, "callable"))	/* Undefined has __call__ */
+		return v->type == JV_FUNC || v->type == JV_UNDEF;
 	if (!strcmp(name, "iterable"))
 		return v->type == JV_STR || v->type == JV_LIST ||
 		       v->type == JV_DICT || v->type == JV_UNDEF;

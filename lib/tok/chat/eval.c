@@ -340,6 +340,26 @@ struct jv *jx_eval_filter_chain(struct jctx *cx, struct jframe *f,
 	return r;
 }
 
+/* Whether jinja2's optimizer would fold n to a constant: literals and
+ * pure operations on them (no names, no calls, which a sandbox never
+ * folds). */
+static int is_const(const struct jnode *n)
+{
+	if (!n)
+		return 1;
+	switch (n->kind) {
+	case JN_NAME:
+	case JN_CALL:
+	case JN_NSREF:
+		return 0;
+	default:
+		for (size_t i = 0; i < n->nkids; i++)
+			if (!is_const(n->kids[i]))
+				return 0;
+		return 1;
+	}
+}
+
 static struct jv *eval_slice(struct jctx *cx, struct jframe *f,
 			     const struct jnode *n)
 {
@@ -360,7 +380,15 @@ static struct jv *eval_slice(struct jctx *cx, struct jframe *f,
 		goto out;
 	}
 	/* jinja2 compiles a slice to a plain Python subscript, without
-	 * the sandbox's fallback to Undefined */
+	 * the sandbox's fallback to Undefined, except that an expression of
+	 * constants is folded at compile time through the sandbox's getitem
+	 * (nodes.Getitem.as_const), which gives Undefined */
+	if ((obj->type == JV_DICT || obj->type != JV_STR) &&
+	    !(obj->type == JV_LIST && !obj->u.list.view) && is_const(n)) {
+		r = jv_undef("%s object has no element slice",
+			     jv_type_name(obj));
+		goto out;
+	}
 	if (obj->type == JV_DICT) {
 		r = jx_fail(cx, "unhashable type: 'slice'");
 		goto out;
@@ -450,13 +478,9 @@ static struct jv *eval_collection(struct jctx *cx, struct jframe *f,
 				goto fail_oom;
 			continue;
 		}
-		if (v->type == JV_LIST && !v->u.list.tuple) {
-			jv_unref(v);
-			jx_fail(cx, "unhashable type: 'list'");
-			goto fail;
-		}
-		if (v->type == JV_DICT || v->type == JV_UNDEF) {
-			jx_fail(cx, "unhashable type: '%s'", jv_type_name(v));
+		if (jv_unhashable(v)) {
+			jx_fail(cx, "unhashable type: '%s'",
+				jv_type_name(jv_unhashable(v)));
 			jv_unref(v);
 			goto fail;
 		}

@@ -657,6 +657,12 @@ static struct jv *f_unique(struct jctx *cx, struct jv *v, struct jargs *a)
 		    jv_ref(x);
 		if (!k)
 			goto fail;
+		if (jv_unhashable(k)) {	/* jinja2 keeps a set of seen keys */
+			jx_fail(cx, "unhashable type: '%s'",
+				jv_type_name(jv_unhashable(k)));
+			jv_unref(k);
+			goto fail;
+		}
 		key = fold(cx, k, cs);
 		jv_unref(k);
 		if (!key || jx_charge(cx, seen->u.list.n))

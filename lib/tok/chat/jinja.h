@@ -107,6 +107,8 @@ struct jv *jv_func(jfn fn, const char *name, struct jv *self,
 int jv_truthy(const struct jv *v);
 int jv_equal(const struct jv *a, const struct jv *b);
 int jv_is_num(const struct jv *v);	/* int, float or bool */
+/* The part of v Python cannot hash (a list, dict or view), or NULL. */
+const struct jv *jv_unhashable(const struct jv *v);
 double jv_num(const struct jv *v);
 const char *jv_type_name(const struct jv *v);	/* Python type name */
 struct jv *jv_from_json(const json_t *j);

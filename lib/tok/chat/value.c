@@ -390,6 +390,23 @@ int jv_truthy(const struct jv *v)
 	}
 }
 
+const struct jv *jv_unhashable(const struct jv *v)
+{
+	if (v->type == JV_DICT)
+		return v;
+	if (v->type != JV_LIST || v->u.list.view == JV_GEN)
+		return NULL;
+	if (!v->u.list.tuple || v->u.list.view)
+		return v;
+	for (size_t i = 0; i < v->u.list.n; i++) {
+		const struct jv *u = jv_unhashable(v->u.list.v[i]);
+
+		if (u)
+			return u;
+	}
+	return NULL;
+}
+
 int jv_is_num(const struct jv *v)
 {
 	return v->type == JV_INT || v->type == JV_FLOAT || v->type == JV_BOOL;

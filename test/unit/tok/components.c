@@ -290,6 +290,27 @@ static void test_template_and_pairs(void **s)
 	tr.strategy = HF_TOK_TRUNC_ONLY_SECOND;
 	tr.max_length = 4;
 	assert_int_equal(hf_tok_encode(c, "a b", 3, "c b", 3, 1, &tr, &e, &err), HF_ERANGE);
+	/* a single text: the cut-off part as overlapping windows of 2 (the
+	 * template takes 2) moving by 1, left too */
+	tr.strategy = HF_TOK_TRUNC_LONGEST_FIRST;
+	tr.max_length = 4;
+	tr.stride = 1;
+	assert_int_equal(hf_tok_encode(c, "a b c b a", 9, NULL, 0, 1, &tr, &e, &err), 0);
+	assert_int_equal(e.n, 4);
+	assert_int_equal(e.n_overflowing, 3);
+	assert_int_equal(e.overflowing[0].ids[1], 4);
+	assert_int_equal(e.overflowing[0].ids[2], 5);
+	assert_int_equal(e.overflowing[2].n, 4);
+	assert_int_equal(e.overflowing[2].ids[1], 4);
+	assert_int_equal(e.overflowing[2].ids[2], 3);
+	tr.direction = HF_TOK_LEFT;
+	assert_int_equal(hf_tok_encode(c, "a b c b a", 9, NULL, 0, 1, &tr, &e, &err), 0);
+	assert_int_equal(e.ids[1], 4);
+	assert_int_equal(e.ids[2], 3);
+	assert_int_equal(e.n_overflowing, 3);
+	assert_int_equal(e.overflowing[0].ids[1], 5);
+	assert_int_equal(e.overflowing[2].ids[1], 3);
+	tr.stride = 0;
 	/* left truncation keeps the end */
 	tr.strategy = HF_TOK_TRUNC_LONGEST_FIRST;
 	tr.direction = HF_TOK_LEFT;
