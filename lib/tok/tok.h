@@ -1,4 +1,13 @@
-/* lib/tok/tok.h: HF tokenizer.json pipelines: encode, decode, batches. */
+/* lib/tok/tok.h: HF tokenizer.json pipelines: encode, decode, batches.
+ *
+ * Encoding follows tokenizers' Tokenizer::encode: added tokens split out
+ * of the raw text, the normalizer, added tokens with normalized: true,
+ * the pre-tokenizer, the model on each word, truncation (counting the
+ * template's special tokens), the post-processor, then (batches) padding.
+ * Offsets are code points, as the Python and Node bindings report them.
+ * Not done: BPE dropout (ignored: inference), encode_special_tokens, and
+ * tokenizer_config.json's add_bos_token/add_eos_token (tokenizer.json's
+ * template is used as it is, as the tokenizers library does). */
 #ifndef HF_TOK_TOK_H
 #define HF_TOK_TOK_H
 
