@@ -43,6 +43,44 @@ struct rowst {
 	int done;
 };
 
+/* The prompt columns go through the model PREFILL_CHUNK at a time (as
+ * llama.cpp's n_batch), which bounds the activations of long prompts;
+ * only the last chunk computes logits. ids, mask: (B, T). */
+#define PREFILL_CHUNK 512
+
+static int prefill(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
+		   const int32_t *mask, size_t B, size_t T,
+		   struct hf_fwd_out *fo, struct hf_err *err)
+{
+	size_t cn = T < PREFILL_CHUNK ? T : PREFILL_CHUNK;
+	int32_t *ic, *mc;
+	int rc = 0;
+
+	if (T <= PREFILL_CHUNK)
+		return hf_model_forward(m, kv, ids, mask, T, fo, err);
+	ic = malloc(B * cn * sizeof(*ic));
+	mc = malloc(B * cn * sizeof(*mc));
+	if (!ic || !mc) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t c0 = 0; c0 < T && !rc; c0 += cn) {
+		size_t n = T - c0 < cn ? T - c0 : cn;
+		struct hf_fwd_out none = { 0 };
+
+		for (size_t b = 0; b < B; b++) {
+			memcpy(ic + b * n, ids + b * T + c0, n * sizeof(*ic));
+			memcpy(mc + b * n, mask + b * T + c0, n * sizeof(*mc));
+		}
+		rc = hf_model_forward(m, kv, ic, mc, n, c0 + n == T ? fo : &none,
+				      err);
+	}
+out:
+	free(ic);
+	free(mc);
+	return rc;
+}
+
 int hf_gen_run(struct hf_model *m, const int32_t *const *prompts,
 	       const size_t *lens, size_t B, const struct hf_gen_opts *o,
 	       struct hf_gen_row *rows, struct hf_err *err)
@@ -111,7 +149,7 @@ int hf_gen_run(struct hf_model *m, const int32_t *const *prompts,
 		goto out;
 	fo.logits = logits;
 	t0 = now_ms();
-	if ((rc = hf_model_forward(m, kv, ids, mask, T, &fo, err)))
+	if ((rc = prefill(m, kv, ids, mask, B, T, &fo, err)))
 		goto out;
 	t1 = now_ms();
 	for (size_t b = 0; b < B; b++)

@@ -294,6 +294,53 @@ static void test_perplexity_chunks_agree_with_one_pass(void **state)
 	free(lg);
 }
 
+/* A prompt longer than the prefill chunk (512) continues as it does
+ * when the whole prompt goes through one forward pass. */
+static void test_long_prompt_prefills_in_chunks(void **state)
+{
+	struct hf_err err = { 0 };
+	const char *fx = getenv("HF_FIXTURES");
+	char dir[512];
+	struct hf_model *mm;
+	struct hf_kv *kv;
+	struct hf_gen_opts o;
+	struct hf_gen_row r;
+	size_t n = 700, V;
+	int32_t *ids = malloc(n * sizeof(*ids)), tok;
+	const int32_t *pr = ids;
+	float *lg;
+	struct hf_fwd_out fo = { 0 };
+
+	snprintf(dir, sizeof(dir), "%s/models/mistral-tiny",
+		 fx ? fx : "test/fixtures");
+	assert_int_equal(hf_model_open(&mm, dir, NULL, 2, &err), 0);
+	V = hf_model_vocab(mm);
+	lg = malloc(V * sizeof(float));
+	fo.logits = lg;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = (int32_t)(5 + (i * 7919) % 500);
+	greedy_opts(&o, 4);
+	assert_int_equal(hf_gen_run(mm, &pr, &n, 1, &o, &r, &err), 0);
+	assert_int_equal(r.n, 4);
+	assert_int_equal(hf_kv_new(&kv, mm, 1, n + 4, &err), 0);
+	assert_int_equal(hf_model_forward(mm, kv, ids, NULL, n, &fo, &err), 0);
+	for (size_t s = 0; s < 4; s++) {
+		size_t best = 0;
+
+		for (size_t i = 1; i < V; i++)
+			best = lg[i] > lg[best] ? i : best;
+		tok = (int32_t)best;
+		assert_int_equal(tok, r.ids[s]);
+		assert_int_equal(hf_model_forward(mm, kv, &tok, NULL, 1, &fo,
+						  &err), 0);
+	}
+	hf_kv_free(kv);
+	hf_gen_row_free(&r);
+	hf_model_free(mm);
+	free(ids);
+	free(lg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_seeded_sampling_repeats_and_batches),
 		cmocka_unit_test(test_perplexity_matches_reference_logits),
 		cmocka_unit_test(test_perplexity_chunks_agree_with_one_pass),
+		cmocka_unit_test(test_long_prompt_prefills_in_chunks),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
