@@ -2,10 +2,10 @@
 /* matvec: the decode product y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o]),
  * W in nn.Linear layout [out][in]. One workgroup computes ROWS outputs of
  * token gl_WorkGroupID.z.
- * SUBGROUP: each subgroup takes rows in turn and sums one row with its
- * lanes striding over `in`, then subgroupAdd: no shared memory, no
+ * SUBGROUP: each subgroup takes four rows at a time and sums them with
+ * its lanes striding over `in`, then subgroupAdd: no shared memory, no
  * barrier (what a CPU driver such as lavapipe needs, and warp-per-row on
- * GPUs). Plain: all invocations stride over one row at a time, then a
+ * GPUs). ROWS is a multiple of 4. Plain: all invocations stride over one row at a time, then a
  * shared-memory tree reduction. */
 #extension GL_GOOGLE_include_directive : require
 
@@ -55,17 +55,49 @@ void main()
 	const uint end = pc.p.o0 + pc.p.rows;
 	const uint xb = pc.o[1] + t * in_;
 #ifdef SUBGROUP
-	for (uint r = gl_SubgroupID; r < ROWS; r += gl_NumSubgroups) {
+	/* four rows at a time per subgroup: x[k] is loaded once for all
+	 * four, and the loop overhead is shared */
+	const uint lane = gl_SubgroupInvocationID, step = gl_SubgroupSize;
+
+	for (uint r = gl_SubgroupID * 4; r < ROWS; r += gl_NumSubgroups * 4) {
 		const uint o = row0 + r;
+		uint wb[4];
+		float acc[4] = { 0.0, 0.0, 0.0, 0.0 };
+
 		if (o >= end)
 			break;
-		const uint wb = pc.p.w_off + (o - pc.p.o0) * in_;
-		float acc = row_dot(wb, xb, in_, gl_SubgroupInvocationID,
-				    gl_SubgroupSize);
-		acc = subgroupAdd(acc);
-		if (subgroupElect())
-			y[pc.o[2] + t * out_ + o] = acc +
-				(pc.p.has_bias != 0 ? bias[pc.o[3] + o] : 0.0);
+		/* rows past the end repeat the last; their sums are dropped */
+		[[unroll]] for (uint q = 0; q < 4; q++)
+			wb[q] = pc.p.w_off + (min(o + q, end - 1) - pc.p.o0) * in_;
+#ifdef W_PAIRS
+		if (((pc.o[0] + wb[0]) & 1) == 0 && (in_ & 1) == 0) {
+			/* every row starts on a word: two weights a load */
+			for (uint k = lane; k < in_ / 2; k += step) {
+				const float x0 = x[xb + 2 * k];
+				const float x1 = x[xb + 2 * k + 1];
+
+				[[unroll]] for (uint q = 0; q < 4; q++) {
+					const vec2 wv =
+						wload2((pc.o[0] + wb[q]) / 2 + k);
+					acc[q] += wv.x * x0 + wv.y * x1;
+				}
+			}
+		} else
+#endif
+		for (uint k = lane; k < in_; k += step) {
+			const float xv = x[xb + k];
+
+			[[unroll]] for (uint q = 0; q < 4; q++)
+				acc[q] += wload(wb[q] + k) * xv;
+		}
+		[[unroll]] for (uint q = 0; q < 4; q++) {
+			const float v = subgroupAdd(acc[q]);
+
+			if (subgroupElect() && o + q < end)
+				y[pc.o[2] + t * out_ + o + q] = v +
+					(pc.p.has_bias != 0 ?
+					 bias[pc.o[3] + o + q] : 0.0);
+		}
 	}
 #else
 	const uint tid = gl_LocalInvocationID.x;

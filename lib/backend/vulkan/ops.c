@@ -222,12 +222,12 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 					 sizeof(pc), cdiv(rows, MM_BN),
 					 cdiv(n, MM_BM), err);
 		} else {
-			/* subgroups: two rows per subgroup per workgroup, so
-			 * a workgroup does enough to pay for itself on a CPU
-			 * driver */
+			/* subgroups: two groups of four rows per subgroup per
+			 * workgroup, so a workgroup does enough to pay for
+			 * itself on a CPU driver */
 			const uint32_t sg = seq_vk(s)->info.subgroup_size;
 			const uint32_t wr = seq_vk(s)->subgroups && sg &&
-				sg <= WG_MATVEC ? 2 * (WG_MATVEC / sg) :
+				sg <= WG_MATVEC ? 8 * (WG_MATVEC / sg) :
 				MATVEC_ROWS;
 			const uint32_t spec[] = { WG_MATVEC, wr };
 
