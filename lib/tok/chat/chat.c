@@ -83,6 +83,8 @@ static int compile(struct jnode **out, const char *src, size_t len,
 		return rc;
 	rc = jj_parse(out, &toks, err);
 	jj_toks_free(&toks);
+	if (!rc)
+		jx_mark_folds(*out, 0);
 	if (!rc && (check_names(*out, 0, err) || jj_scope(*out, err))) {
 		jj_node_free(*out);
 		*out = NULL;

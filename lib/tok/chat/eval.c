@@ -340,9 +340,9 @@ struct jv *jx_eval_filter_chain(struct jctx *cx, struct jframe *f,
 	return r;
 }
 
-/* Whether jinja2's optimizer would fold n to a constant: literals and
- * pure operations on them (no names, no calls, which a sandbox never
- * folds). */
+/* Whether jinja2's optimizer can evaluate n at compile time: literals
+ * and pure operations on them (no names, no calls: a sandbox never
+ * folds calls). */
 static int is_const(const struct jnode *n)
 {
 	if (!n)
@@ -357,6 +357,27 @@ static int is_const(const struct jnode *n)
 			if (!is_const(n->kids[i]))
 				return 0;
 		return 1;
+	}
+}
+
+/* jinja2 compiles a slice to a plain Python subscript, so slicing what
+ * cannot be sliced raises; but its optimizer first folds constant
+ * expressions through the sandbox's getitem, which gives Undefined. A
+ * folded Undefined survives only inside a larger constant expression or
+ * as a whole {{ }} expression (Const.from_untrusted refuses it alone).
+ * Mark those slices (op = 1). */
+void jx_mark_folds(struct jnode *n, int in_const)
+{
+	if (!n)
+		return;
+	if (n->kind == JN_SLICE && in_const && is_const(n))
+		n->op = 1;
+	for (size_t i = 0; i < n->nkids; i++) {
+		struct jnode *k = n->kids[i];
+		int kc = n->kind == JN_OUTPUT ? 1 :
+			 (n->kind >= JN_CONST && is_const(n));
+
+		jx_mark_folds(k, kc);
 	}
 }
 
@@ -379,12 +400,9 @@ static struct jv *eval_slice(struct jctx *cx, struct jframe *f,
 		r = jx_undef_fail(cx, obj);
 		goto out;
 	}
-	/* jinja2 compiles a slice to a plain Python subscript, without
-	 * the sandbox's fallback to Undefined, except that an expression of
-	 * constants is folded at compile time through the sandbox's getitem
-	 * (nodes.Getitem.as_const), which gives Undefined */
-	if ((obj->type == JV_DICT || obj->type != JV_STR) &&
-	    !(obj->type == JV_LIST && !obj->u.list.view) && is_const(n)) {
+	/* see jx_mark_folds() */
+	if (n->op && obj->type != JV_STR &&
+	    !(obj->type == JV_LIST && !obj->u.list.view)) {
 		r = jv_undef("%s object has no element slice",
 			     jv_type_name(obj));
 		goto out;

@@ -211,6 +211,8 @@ struct jnode {
 int jj_parse(struct jnode **out, const struct jtoks *t, struct hf_err *err);
 /* Fill each frame node's undef list (scope.c). */
 int jj_scope(struct jnode *root, struct hf_err *err);
+/* Mark slices jinja2's optimizer folds to Undefined (eval.c). */
+void jx_mark_folds(struct jnode *n, int in_const);
 void jj_node_free(struct jnode *n);
 
 /* ---- evaluation ---- */

@@ -234,7 +234,7 @@ struct jv *jx_binop(struct jctx *cx, int op, struct jv *a, struct jv *b)
 
 	if (a->type == JV_UNDEF)
 		return jx_undef_fail(cx, a);
-	if (b->type == JV_UNDEF)
+	if (b->type == JV_UNDEF && !(op == JO_MOD && a->type == JV_STR))
 		return jx_undef_fail(cx, b);
 	if (is_intlike(a) && is_intlike(b)) {
 		int64_t x = intval(a), y = intval(b);
@@ -407,7 +407,12 @@ struct jv *jx_percent(struct jctx *cx, struct jv *fmt, struct jv *args)
 				       "'%c' or argument type", c);
 		}
 	}
-	if (ai < nargs && !(nargs == 1 && args->type == JV_DICT)) {
+	/* Python takes anything with __getitem__ (dict, list, Undefined)
+	 * as a mapping, which need not be used up */
+	if (ai < nargs && !(nargs == 1 && (args->type == JV_DICT ||
+					   args->type == JV_UNDEF ||
+					   (args->type == JV_LIST &&
+					    !args->u.list.tuple)))) {
 		jbuf_free(&b);
 		return jx_fail(cx, "not all arguments converted during string "
 			       "formatting");
@@ -486,6 +491,11 @@ static int contains(struct jctx *cx, struct jv *hay, struct jv *needle)
 				return 1;
 		return 0;
 	case JV_DICT:
+		if (jv_unhashable(needle)) {
+			jx_fail(cx, "unhashable type: '%s'",
+				jv_type_name(jv_unhashable(needle)));
+			return -1;
+		}
 		return jv_dict_get(hay, needle) != NULL;
 	default:
 		jx_fail(cx, "argument of type '%s' is not iterable",
