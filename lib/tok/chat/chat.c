@@ -220,6 +220,10 @@ int hf_chat_load_string(struct hf_chat **out, const char *template_src,
 			const json_t *tokenizer_config, struct hf_err *err)
 {
 	struct hf_chat *c = calloc(1, sizeof(*c));
+	struct hf_err local = { 0 };
+
+	if (!err)
+		err = &local;
 
 	*out = NULL;
 	if (!c)
@@ -292,8 +296,11 @@ int hf_chat_load(struct hf_chat **out, const char *model_dir,
 	char *jinja_path = hf_path_join(model_dir, "chat_template.jinja");
 	char *json_path = hf_path_join(model_dir, "chat_template.json");
 	json_t *cfg = NULL, *legacy = NULL;
+	struct hf_err local = { 0 };
 	int rc = 0;
 
+	if (!err)
+		err = &local;
 	*out = NULL;
 	if (!c || !cfg_path || !jinja_path || !json_path) {
 		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
@@ -386,8 +393,11 @@ int hf_chat_render(const struct hf_chat *c, const char *template_name,
 	struct jv *g;
 	const char *k;
 	json_t *v;
+	struct hf_err local = { 0 };
 	int rc = 0;
 
+	if (!err)
+		err = &local;
 	*out = NULL;
 	hf_err_clear(err);
 	t = pick(c, template_name, tools, err);
