@@ -153,7 +153,8 @@ size_t hf_vk_seq_dispatches(const struct hf_vk_seq *s);
 
 /* y[n][out] = x[n][in] . W[out][in]^T (+ bias[out]); W in nn.Linear
  * layout, f32, f16 or bf16, starting at element w_off (experts of one
- * buffer). n == 1 (decode) uses the matrix-vector shader, else tiled. */
+ * buffer). Up to 4 tokens (decode) use the matrix-vector shader, more
+ * the tiled one. W larger than one storage-buffer binding runs in parts. */
 int hf_vk_op_matmul(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		    const struct hf_vk_buf *x, const struct hf_vk_buf *w,
 		    enum hf_dtype wt, size_t w_off, const struct hf_vk_buf *bias,
