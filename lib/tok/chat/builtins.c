@@ -239,7 +239,7 @@ int jb_test(struct jctx *cx, const char *name, struct jv *v, struct jargs *a)
 	if (!strcmp(name, "string"))
 		return v->type == JV_STR;
 	if (!strcmp(name, "mapping"))
-		return v->type == JV_DICT;
+		return v->type == JV_DICT && !v->u.dict.loop;
 	if (!strcmp(name, "number"))
 		return jv_is_num(v);
 	if (!strcmp(name, "integer"))
@@ -783,7 +783,8 @@ struct jv *jb_method(struct jctx *cx, struct jv *obj, const char *name)
 		 obj->type == JV_DICT ? dict_method : list_method;
 	struct jv *r;
 
-	if (obj->type == JV_LIST && obj->u.list.view)
+	if ((obj->type == JV_LIST && obj->u.list.view) ||
+	    (obj->type == JV_DICT && obj->u.dict.loop))
 		return NULL;	/* generators and views: no list methods */
 	for (int i = 0; names[i]; i++) {
 		if (strcmp(names[i], name))

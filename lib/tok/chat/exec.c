@@ -213,6 +213,7 @@ static struct jv *make_loop(struct jctx *cx, struct jv *items, size_t i)
 	}
 	if (!l || !l->u.dict.k || !l->u.dict.v)
 		goto fail;
+	l->u.dict.loop = 1;
 	for (size_t j = 0; j < nv; j++) {
 		if (!vals[j])
 			continue;

@@ -59,6 +59,7 @@ struct jv {
 		struct {		/* JV_DICT and JV_NS */
 			struct jv **k, **v;
 			size_t n, cap;
+			int loop;	/* a for loop's "loop" object */
 		} dict;
 		struct {
 			jfn fn;

@@ -760,6 +760,15 @@ void jv_repr_into(struct jbuf *b, const struct jv *v)
 			jbuf_addc(b, ')');
 		return;
 	case JV_DICT:
+		if (v->u.dict.loop) {	/* jinja2's LoopContext repr */
+			const struct jv *ix = jv_dict_gets(v, "index");
+			const struct jv *n = jv_dict_gets(v, "length");
+
+			jbuf_printf(b, "<LoopContext %lld/%lld>",
+				    ix ? (long long)ix->u.i : 0LL,
+				    n ? (long long)n->u.i : 0LL);
+			return;
+		}
 		jbuf_addc(b, '{');
 		for (i = 0; i < v->u.dict.n && !b->oom; i++) {
 			if (i)
@@ -970,6 +979,10 @@ static int json_val(struct jbuf *b, const struct jv *v,
 	case JV_DICT: {
 		size_t *ord;
 
+		if (v->u.dict.loop) {
+			*o->bad = "LoopContext";
+			return -1;
+		}
 		n = v->u.dict.n;
 		if (!n) {
 			jbuf_adds(b, "{}");

@@ -225,6 +225,8 @@ static void test_statements_for_if_set_scoping(void **state)
 		{ "{% set a, b = 1, 2 %}{{ a }}{{ b }}", "12" },
 		{ "{% with a = 1 %}{{ a }}{% endwith %}[{{ a }}]", "1[]" },
 		{ "{% generation %}x{% endgeneration %}", "x" },
+		{ "{% for x in 'ab' %}{{ loop }}{{ loop is mapping }}{% endfor %}",
+		  "<LoopContext 1/2>False<LoopContext 2/2>False" },
 		{ "{% filter upper %}abc{{ s }}{% endfilter %}", "ABCHELLO" },
 		{ "{% set outer = 'o' %}{% for a in [1, 2] %}{% for b in [3] %}"
 		  "{{ outer }}{{ a }}{{ b }}{{ loop.index }}{% endfor %}"
