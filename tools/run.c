@@ -1037,6 +1037,7 @@ static int stream_records(struct run *r, struct hf_err *err)
 				input_from_json(r, line, (size_t)len, &ins[nin], err) :
 				input_from_text(r, line, (size_t)len, &ins[nin], err);
 			if (rc) {
+				input_free(&ins[nin]);	/* what it got so far */
 				hf_err_prefix(err, "record %zu", r->record + 1);
 				break;
 			}
