@@ -299,7 +299,7 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 	struct out o = { 0 };
 	char *buf = NULL;
 	size_t bcap = 0, no = 0, n = 0;
-	int rc = 0;
+	int rc = 0, bad = 0;	/* bad: a line of input was refused */
 	struct hf_tok_ctx *ctxs[64] = { 0 };
 
 	if (!in || !enc || !lineno || !toff || !owned) {
@@ -362,11 +362,13 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 
 		trunc.direction = side && !strcmp(side, "left") ? HF_TOK_LEFT : HF_TOK_RIGHT;
 	}
-	while (!rc) {
+	while (!rc && !bad) {
 		ssize_t len;
 
 		n = 0;
 		tb.n = 0;
+		/* a bad line ends the batch: the lines before it are still
+		 * encoded and written, then we fail */
 		while (n < cap && (!n || op->pad || input_ready()) &&
 		       (len = read_line(&buf, &bcap)) >= 0) {
 			size_t tl = 0, pl = 0;
@@ -378,31 +380,30 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 				json_error_t je;
 				const json_t *tx, *px;
 				size_t fl;
-				char *fixed = take_text(buf, (size_t)len, no, "", op, &fl, &rc);
+				char *fixed = take_text(buf, (size_t)len, no, "", op, &fl, &bad);
 
 				if (!fixed)
 					break;
 				j = json_loadb(fixed, fl, JSON_ALLOW_NUL, &je);
 				free(fixed);
 				if (!j) {
-					rc = die(prog, "stdin line %zu: bad JSON: %s", no, je.text);
+					bad = die(prog, "stdin line %zu: bad JSON: %s", no, je.text);
 					break;
 				}
 				tx = json_object_get(j, "text");
 				px = json_object_get(j, "text_pair");
 				if (!json_is_string(tx) || (px && !json_is_null(px) && !json_is_string(px))) {
 					json_decref(j);
-					rc = die(prog, "stdin line %zu: want {\"text\": string, "
-						 "\"text_pair\": string (optional)}", no);
+					bad = die(prog, "stdin line %zu: want {\"text\": string, "
+						  "\"text_pair\": string (optional)}", no);
 					break;
 				}
 				in[n].text = take_text(json_string_value(tx), json_string_length(tx),
-						       no, "", op, &tl, &rc);
-				if (in[n].text && json_is_string(px)) {
+						       no, "", op, &tl, &bad);
+				if (in[n].text && json_is_string(px))
 					in[n].pair = take_text(json_string_value(px),
 							       json_string_length(px), no,
-							       "text_pair: ", op, &pl, &rc);
-				}
+							       "text_pair: ", op, &pl, &bad);
 				json_decref(j);
 				owned[n] = 1;
 			} else if (hf_utf8_valid(buf, (size_t)len, NULL)) {
@@ -412,18 +413,20 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 				tl = (size_t)len;
 				owned[n] = 0;
 			} else {
-				in[n].text = take_text(buf, (size_t)len, no, "", op, &tl, &rc);
+				in[n].text = take_text(buf, (size_t)len, no, "", op, &tl, &bad);
 				owned[n] = 1;
+			}
+			if (bad) {
+				free((char *)in[n].text);
+				free((char *)in[n].pair);
+				in[n].text = in[n].pair = NULL;
+				break;
 			}
 			in[n].len = tl;
 			in[n].pair_len = pl;
 			lineno[n] = no;
 			n++;
-			if (rc)
-				break;
 		}
-		if (rc)
-			break;
 		if (!n)
 			break;
 		if (tb.bad) {
@@ -460,6 +463,8 @@ static int run_encode(struct hf_tok *t, const struct opts *op)
 		if (!rc)
 			rc = flush_out(&o);
 	}
+	if (!rc)
+		rc = bad;
 done:
 	for (size_t i = 0; in && owned && i < n; i++) {
 		if (owned[i]) {

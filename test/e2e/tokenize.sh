@@ -191,7 +191,9 @@ expect "man example 6" 0 '{"text":"<|im_start|>user\nHi<|im_end|>\n<|im_start|>a
 
 # 6. bad input: exit status and a message naming the culprit
 expect "invalid utf-8" 1 "stdin line 2: invalid UTF-8 at byte 2" \
-	sh_ 'printf "ok\nab\xffc\n" | hf-tokenize -m gpt2'
+	sh_ 'printf "ok\nab\xffc\nnot reached\n" | hf-tokenize -m gpt2 --ids-only'
+[ "$(cat "$tmp/out")" = "[482]" ] ||
+	fail "invalid utf-8: the line before should be written, got: $(cat "$tmp/out")"
 expect "invalid utf-8 in jsonl" 1 "stdin line 1: invalid UTF-8 at byte 11" \
 	sh_ 'printf "{\"text\": \"a\xff\"}\n" | hf-tokenize -m gpt2 --jsonl'
 expect "lossy jsonl" 0 '[64,4210]' \
