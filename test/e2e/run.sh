@@ -411,6 +411,58 @@ EOF
 expect "classify without a head" 1 "no sequence classification head" \
 	"$run" -m "$FX/bert-tiny" --jsonl --task classify
 
+# fill-mask: bert-tiny with a word-level tokenizer whose ids are its own
+# (wN is id N); the fills must be the softmax of the MLM logits at the
+# mask, as --task logits gives them for the same ids
+mkdir -p "$tmp/fill"
+cp "$FX/bert-tiny/config.json" "$FX/bert-tiny/model.safetensors" "$tmp/fill/"
+python3 - "$tmp/fill" <<-'EOF'
+import json, sys
+d = sys.argv[1]
+special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+vocab = {t: i for i, t in enumerate(special)}
+vocab.update({"w%d" % i: i for i in range(5, 512)})
+added = [{"id": i, "content": t, "single_word": False, "lstrip": False,
+          "rstrip": False, "normalized": False, "special": True}
+         for i, t in enumerate(special)]
+tok = {"version": "1.0", "truncation": None, "padding": None,
+       "added_tokens": added, "normalizer": None,
+       "pre_tokenizer": {"type": "WhitespaceSplit"},
+       "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 3],
+                          "cls": ["[CLS]", 2]},
+       "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": True},
+       "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}}
+json.dump(tok, open(d + "/tokenizer.json", "w"))
+json.dump({"mask_token": "[MASK]", "cls_token": "[CLS]", "sep_token": "[SEP]"},
+          open(d + "/tokenizer_config.json", "w"))
+EOF
+: >"$tmp/in"
+expect "fill-mask" 0 '"position":3' \
+	"$run" -m "$tmp/fill" --task fill-mask --top-k 3 -p "w10 w20 [MASK] w30" &&
+cp "$tmp/out" "$tmp/fills" &&
+echo '{"ids":[2,10,20,4,30,3]}' >"$tmp/in" &&
+expect "fill-mask logits" 0 '"logits"' \
+	"$run" -m "$tmp/fill" --jsonl --task logits &&
+check "fill-mask" "$tmp/fills" <<-'EOF'
+import json, sys, math
+row = json.loads(open(sys.argv[1]).read())["logits"][3]
+m = json.loads(open(sys.argv[2]).read())["masks"]
+assert len(m) == 1 and m[0]["position"] == 3, m
+fills = m[0]["fills"]
+mx = max(row)
+z = sum(math.exp(x - mx) for x in row)
+best = sorted(range(len(row)), key=lambda i: -row[i])[:3]
+assert [f["id"] for f in fills] == best, (fills, best)
+for f in fills:
+    p = math.exp(row[f["id"]] - mx) / z
+    assert abs(f["score"] - p) < 1e-6, (f, p)
+    assert f["token"] == "w%d" % f["id"] or f["id"] < 5, f
+    assert f["sequence"] == "w10 w20 %s w30" % f["token"], f
+EOF
+echo 'w10 w20' >"$tmp/in"
+expect "fill-mask without a mask" 1 "no mask token in the input" \
+	"$run" -m "$tmp/fill" --task fill-mask
+
 # chat: a copy of stories260k with a template that renders the bare text
 # after BOS, so the prompt ids and the continuation are the reference's
 mkdir -p "$tmp/chat"
