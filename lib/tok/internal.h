@@ -156,6 +156,7 @@ struct pretok {
 	size_t length;
 	int *script_of_group;		/* UnicodeScripts: group -> script */
 	int ngroups;
+	int han, hiragana, katakana;	/* their script ids */
 };
 int tok_scripts_compile(struct pretok *pt, const char *where, struct hf_err *err);
 

@@ -398,12 +398,13 @@ static int uni_prefix(const struct model *m, const char *s, size_t n)
 	return tok_smap_get(&m->prefixes, s, n, &v);
 }
 
+/* One Viterbi segment [a, b): its piece, else its bytes (byte_fallback),
+ * else unk with the text as the token string. */
 static int uni_push(const struct model *m, struct tok_ws *ws, const char *w,
-		    size_t a, size_t b, int unk)
+		    size_t a, size_t b)
 {
 	uint32_t id;
 
-	(void)unk;
 	if (vocab_get(m, w + a, b - a, &id))
 		return tok_mtoks_push(&ws->mt, id, (uint32_t)a, (uint32_t)b, 0);
 	if (m->byte_fallback) {
@@ -505,8 +506,7 @@ static int uni_word(const struct model *m, struct tok_ws *ws, const char *w,
 			e = s;
 		}
 		for (size_t i = nseg; i-- > 0;) {
-			int r = uni_push(m, ws, w, ws->sym_id[i], ws->sym_len[i],
-					 (int)ws->sym_rank[i]);
+			int r = uni_push(m, ws, w, ws->sym_id[i], ws->sym_len[i]);
 
 			if (r) {
 				ws->mt.n = mark;

@@ -288,6 +288,15 @@ int tok_scripts_compile(struct pretok *pt, const char *where, struct hf_err *err
 	if (!pat)
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	pt->nsub = 0;
+	pt->han = pt->hiragana = pt->katakana = -3;
+	for (size_t i = 0; i < N_SCRIPTS; i++) {
+		if (!strcmp(script_names[i], "Han"))
+			pt->han = (int)i;
+		else if (!strcmp(script_names[i], "Hiragana"))
+			pt->hiragana = (int)i;
+		else if (!strcmp(script_names[i], "Katakana"))
+			pt->katakana = (int)i;
+	}
 	pt->script_of_group = calloc(N_SCRIPTS + 1, sizeof(*pt->script_of_group));
 	if (!pt->script_of_group) {
 		free(pat);
@@ -323,23 +332,13 @@ int tok_scripts_compile(struct pretok *pt, const char *where, struct hf_err *err
 static int script_of(const struct pretok *pt, struct tok_ws *ws, const char *s,
 		     size_t n, size_t at, uint32_t c)
 {
-	static int han = -1, hira = -1, kata = -1;
 	PCRE2_SIZE *ov;
 	int rc, id = -2;
 
 	if (c == ' ')
 		return -1;
-	if (han < 0)
-		for (size_t i = 0; i < N_SCRIPTS; i++) {
-			if (!strcmp(script_names[i], "Han"))
-				han = (int)i;
-			if (!strcmp(script_names[i], "Hiragana"))
-				hira = (int)i;
-			if (!strcmp(script_names[i], "Katakana"))
-				kata = (int)i;
-		}
 	if (c == 0x30FC)
-		return han;
+		return pt->han;
 	rc = pt->rx.jit ? pcre2_jit_match(pt->rx.code, (PCRE2_SPTR)s, n, at,
 					  PCRE2_NO_UTF_CHECK, ws->md_big, NULL)
 			: pcre2_match(pt->rx.code, (PCRE2_SPTR)s, n, at,
@@ -352,8 +351,8 @@ static int script_of(const struct pretok *pt, struct tok_ws *ws, const char *s,
 				break;
 			}
 	}
-	if (id == hira || id == kata)
-		id = han;
+	if (id == pt->hiragana || id == pt->katakana)
+		id = pt->han;
 	return id;
 }
 

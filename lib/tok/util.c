@@ -1,4 +1,5 @@
 /* lib/tok/util.c: hash maps, regexes, arenas and HF-style transforms. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -337,12 +338,10 @@ uint32_t tok_byte2cp[256];
 uint8_t tok_cp2byte_ok[0x144];
 uint8_t tok_cp2byte[0x144];
 
-void tok_bytelevel_init(void)
+static void bytelevel_table(void)
 {
 	uint32_t n = 0;
 
-	if (tok_byte2cp['A'])
-		return;
 	for (int b = 0; b < 256; b++) {
 		int keep = (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) ||
 			   (b >= 0xAE && b <= 0xFF);
@@ -352,6 +351,13 @@ void tok_bytelevel_init(void)
 		tok_cp2byte[cp] = (uint8_t)b;
 		tok_byte2cp[b] = cp;
 	}
+}
+
+void tok_bytelevel_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, bytelevel_table);
 }
 
 /* ---- unicode ---- */

@@ -533,7 +533,37 @@ static struct jv *str_method_more(struct jctx *cx, const char *m,
 	return jx_fail(cx, "unknown str method '%s'", m);
 }
 
+static struct jv *str_method_plain(struct jctx *cx, struct jv *fn,
+				   struct jargs *a);
+
+/* Markup's methods that return Markup (markupsafe wraps them), and
+ * split, which gives a list of Markup. */
 static struct jv *str_method(struct jctx *cx, struct jv *fn, struct jargs *a)
+{
+	static const char *const keep[] = {
+		"strip", "lstrip", "rstrip", "upper", "lower", "title",
+		"capitalize", "replace", "ljust", "rjust", "center", "zfill",
+		"swapcase", NULL,
+	};
+	const char *m = fn->u.func.name;
+	struct jv *r = str_method_plain(cx, fn, a);
+
+	if (!r || !fn->u.func.self->u.str.safe)
+		return r;
+	for (int i = 0; keep[i]; i++)
+		if (!strcmp(keep[i], m))
+			return jv_markup(r);
+	/* the pieces are new strings (refs 1): marking cannot fail */
+	if (r->type == JV_LIST && (!strcmp(m, "split") ||
+				   !strcmp(m, "rsplit") ||
+				   !strcmp(m, "splitlines")))
+		for (size_t i = 0; i < r->u.list.n; i++)
+			r->u.list.v[i]->u.str.safe = 1;
+	return r;
+}
+
+static struct jv *str_method_plain(struct jctx *cx, struct jv *fn,
+				   struct jargs *a)
 {
 	const char *m = fn->u.func.name;
 	struct jv *s = fn->u.func.self, *x = jb_arg(a, 0, NULL);

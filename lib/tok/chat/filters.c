@@ -815,25 +815,19 @@ fail:
 	return cx->err->code ? NULL : jb_oom(cx);
 }
 
-static struct jv *f_escape(struct jctx *cx, struct jv *v)
+/* escape: a Markup is left alone; forceescape escapes it anyway. */
+static struct jv *f_escape(struct jctx *cx, struct jv *v, int force)
 {
 	struct jbuf b = { 0 }, s = { 0 };
 
+	if (!force && v->type == JV_STR && v->u.str.safe)
+		return jv_ref(v);
 	jv_str_into(&s, v);
-	for (size_t i = 0; i < s.n; i++) {
-		switch (s.s[i]) {
-		case '&': jbuf_adds(&b, "&amp;"); break;
-		case '<': jbuf_adds(&b, "&lt;"); break;
-		case '>': jbuf_adds(&b, "&gt;"); break;
-		case '"': jbuf_adds(&b, "&#34;"); break;
-		case '\'': jbuf_adds(&b, "&#39;"); break;
-		default: jbuf_addc(&b, s.s[i]);
-		}
-	}
+	jv_html_escape(&b, s.s ? s.s : "", s.n);
 	if (!s.s)
 		jbuf_add(&b, "", 0);
 	jbuf_free(&s);
-	return jb_take(cx, &b);
+	return jv_markup(jb_take(cx, &b));
 }
 
 static struct jv *f_wordcount(struct jctx *cx, struct jv *v)
@@ -1014,7 +1008,7 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 	if (!strcmp(name, "length") || !strcmp(name, "count"))
 		return f_length(cx, v);
 	if (!strcmp(name, "safe"))	/* Markup(value): a string */
-		return jb_to_str(cx, v);
+		return jv_markup(jb_to_str(cx, v));
 	if (!strcmp(name, "tojson"))
 		return tojson(cx, v, a);
 	if (!strcmp(name, "items")) {
@@ -1102,7 +1096,7 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 	}
 	if (!strcmp(name, "e") || !strcmp(name, "escape") ||
 	    !strcmp(name, "forceescape"))
-		return f_escape(cx, v);
+		return f_escape(cx, v, name[0] == 'f');
 	if (!strcmp(name, "wordcount"))
 		return f_wordcount(cx, v);
 	if (!strcmp(name, "indent"))
@@ -1142,6 +1136,11 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 		}
 	} else
 		r = jx_fail(cx, "no filter named '%s'", name);
+	/* Markup's own strip/upper/lower/capitalize return Markup */
+	if (r && s->u.str.safe && (!strcmp(name, "trim") ||
+	    !strcmp(name, "upper") || !strcmp(name, "lower") ||
+	    !strcmp(name, "capitalize")))
+		r = jv_markup(r);
 	jv_unref(s);
 	return r;
 }

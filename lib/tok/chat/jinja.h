@@ -49,6 +49,9 @@ struct jv {
 		struct {
 			char *s;	/* NUL-terminated, may hold NULs */
 			size_t len;
+			int safe;	/* markupsafe.Markup (macro output,
+					 * safe, escape): + escapes the
+					 * other operand */
 		} str;
 		struct {
 			struct jv **v;
@@ -135,6 +138,10 @@ void jbuf_free(struct jbuf *b);
 void jv_str_into(struct jbuf *b, const struct jv *v);
 void jv_repr_into(struct jbuf *b, const struct jv *v);
 void jv_float_repr(struct jbuf *b, double f);
+/* markupsafe.escape of s into b: & < > " ' as entities. */
+void jv_html_escape(struct jbuf *b, const char *s, size_t len);
+/* v (taken) marked as Markup; NULL stays NULL. */
+struct jv *jv_markup(struct jv *v);
 /* json.dumps(v, ensure_ascii=False, indent, separators, sort_keys); -1 and
  * *bad = the offending value's type name on a value JSON cannot hold. */
 int jv_tojson(struct jbuf *b, const struct jv *v, int indent,

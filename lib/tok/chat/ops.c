@@ -103,8 +103,8 @@ struct jv *jx_getitem(struct jctx *cx, struct jv *obj, struct jv *key)
 			i = py_index(key, ju_count(s, len));
 			if (i >= 0) {
 				a = ju_offset(s, len, i);
-				return jv_str(s + a, ju_offset(s + a, len - a,
-							       1));
+				v = jv_str(s + a, ju_offset(s + a, len - a, 1));
+				return obj->u.str.safe ? jv_markup(v) : v;
 			}
 		}
 		break;
@@ -317,10 +317,19 @@ struct jv *jx_binop(struct jctx *cx, int op, struct jv *a, struct jv *b)
 
 		if (jx_charge(cx, (a->u.str.len + b->u.str.len) / 64))
 			return NULL;
-		jbuf_add(&s, a->u.str.s, a->u.str.len);
-		jbuf_add(&s, b->u.str.s, b->u.str.len);
+		/* Markup + str and str + Markup escape the plain str */
+		if (b->u.str.safe && !a->u.str.safe)
+			jv_html_escape(&s, a->u.str.s, a->u.str.len);
+		else
+			jbuf_add(&s, a->u.str.s, a->u.str.len);
+		if (a->u.str.safe && !b->u.str.safe)
+			jv_html_escape(&s, b->u.str.s, b->u.str.len);
+		else
+			jbuf_add(&s, b->u.str.s, b->u.str.len);
 		if (s.oom)
 			return jx_buf_fail(cx, &s);
+		if (a->u.str.safe || b->u.str.safe)
+			return jv_markup(jbuf_take(&s));
 		return jbuf_take(&s);
 	}
 	if (op == JO_ADD && a->type == JV_LIST && b->type == JV_LIST &&

@@ -480,7 +480,8 @@ struct jv *jb_str_slice(struct jctx *cx, struct jv *v, struct jv *start,
 		for (int64_t i = a; st > 0 ? i < b : i > b; i += st)
 			jbuf_add(&s, v->u.str.s + offs[i], offs[i + 1] - offs[i]);
 		free(offs);
-		return jb_take(cx, &s);
+		return v->u.str.safe ? jv_markup(jb_take(cx, &s)) :
+		       jb_take(cx, &s);
 	}
 	r = jv_list(v->u.list.tuple);
 	if (!r)

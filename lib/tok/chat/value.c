@@ -693,6 +693,36 @@ static int py_printable(uint32_t c)
 	return 1;
 }
 
+void jv_html_escape(struct jbuf *b, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		switch (s[i]) {
+		case '&': jbuf_adds(b, "&amp;"); break;
+		case '<': jbuf_adds(b, "&lt;"); break;
+		case '>': jbuf_adds(b, "&gt;"); break;
+		case '"': jbuf_adds(b, "&#34;"); break;
+		case '\'': jbuf_adds(b, "&#39;"); break;
+		default: jbuf_addc(b, s[i]);
+		}
+	}
+}
+
+struct jv *jv_markup(struct jv *v)
+{
+	if (v && v->type == JV_STR) {
+		if (v->refs != 1) {	/* shared: mark a copy */
+			struct jv *c = jv_str(v->u.str.s, v->u.str.len);
+
+			jv_unref(v);
+			v = c;
+			if (!v)
+				return NULL;
+		}
+		v->u.str.safe = 1;
+	}
+	return v;
+}
+
 static void str_repr(struct jbuf *b, const char *s, size_t len)
 {
 	char q = memchr(s, '\'', len) && !memchr(s, '"', len) ? '"' : '\'';
@@ -735,7 +765,11 @@ void jv_repr_into(struct jbuf *b, const struct jv *v)
 		jbuf_adds(b, "Undefined");
 		return;
 	case JV_STR:
+		if (v->u.str.safe)
+			jbuf_adds(b, "Markup(");
 		str_repr(b, v->u.str.s, v->u.str.len);
+		if (v->u.str.safe)
+			jbuf_addc(b, ')');
 		return;
 	case JV_LIST:
 		if (v->u.list.view == JV_GEN) {
