@@ -408,6 +408,23 @@ assert abs(o["score"] - 0.75) < 1e-6, o
 assert [s["label"] for s in o["scores"]] == ["POSITIVE", "NEGATIVE"], o
 assert abs(o["scores"][1]["score"] - 0.25) < 1e-6, o
 EOF
+# a decoder classifier (LlamaForSequenceClassification's score head):
+# zero weights, so both labels score 1/2
+mkdir -p "$tmp/dcls"
+python3 - "$FX/llama-tiny/config.json" "$tmp/dcls/config.json" <<-'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["architectures"] = ["LlamaForSequenceClassification"]
+c["id2label"] = {"0": "A", "1": "B"}
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+python3 -c "$st_rewrite
+st_rewrite(sys.argv[1], sys.argv[2], lambda k: k,
+           [('score.weight', [2, 64], [0.0] * 128)])
+" "$FX/llama-tiny/model.safetensors" "$tmp/dcls/model.safetensors"
+echo '{"ids":[5,6,7,8]}' >"$tmp/in"
+expect "decoder classify" 0 '"score":0.5' \
+	"$run" -m "$tmp/dcls" --jsonl --task classify
 expect "classify without a head" 1 "no sequence classification head" \
 	"$run" -m "$FX/bert-tiny" --jsonl --task classify
 
