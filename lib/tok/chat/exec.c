@@ -328,7 +328,7 @@ static struct jv *call_macro(struct jctx *cx, struct jv *fn, struct jargs *a)
 	if (!bind_params(cx, &mf, m, 1, a, m->name) &&
 	    (!caller || !jx_frame_set(cx, &mf, "caller", jv_ref(caller))) &&
 	    !declare(cx, &mf, m))
-		r = jv_markup(capture(cx, &mf, m->kids[0]));
+		r = capture(cx, &mf, m->kids[0]);
 	jv_unref(mf.vars);
 	cx->line = line;
 	return r;
@@ -347,7 +347,7 @@ static struct jv *call_caller(struct jctx *cx, struct jv *fn, struct jargs *a)
 	if (jx_frame_init(cx, &cf, cell->frame))
 		return NULL;
 	if (!bind_params(cx, &cf, cb, 2, a, "caller") && !declare(cx, &cf, cb))
-		r = jv_markup(capture(cx, &cf, cb->kids[1]));
+		r = capture(cx, &cf, cb->kids[1]);
 	jv_unref(cf.vars);
 	return r;
 }

@@ -49,9 +49,9 @@ struct jv {
 		struct {
 			char *s;	/* NUL-terminated, may hold NULs */
 			size_t len;
-			int safe;	/* markupsafe.Markup (macro output,
-					 * safe, escape): + escapes the
-					 * other operand */
+			int safe;	/* markupsafe.Markup (from safe or
+					 * escape): + escapes the other
+					 * operand */
 		} str;
 		struct {
 			struct jv **v;

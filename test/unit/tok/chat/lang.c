@@ -381,6 +381,12 @@ static void test_filters(void **state)
 		{ "{{ [3, 1, 2] | max }}{{ [3, 1, 2] | min }}{{ [1, 2] | sum }}",
 		  "313" },
 		{ "{{ '%s-%d' | format('a', 3) }} {{ '%s!' % 'x' }}", "a-3 x!" },
+		/* safe and escape give markupsafe.Markup, which escapes what
+		 * is added to it; macro output is a plain str here */
+		{ "{{ '<a>' | e | e }}|{{ '<a>' | safe + '<' }}|{{ '\"' + ('<' | safe) }}"
+		  "|{{ ('<x>' | safe).upper() + '&' }}|{{ ['x' | safe] }}|"
+		  "{% macro m() %}<{{ 1 }}>{% endmacro %}{{ m() + '<' }}",
+		  "&lt;a&gt;|<a>&lt;|&#34;<|<X>&amp;|[Markup('x')]|<1><" },
 	};
 	RUN(t);
 }
