@@ -21,7 +21,10 @@
  *    backend replays by calling exec() per record; a device backend turns
  *    the list into one command buffer (its graph_compile hook) and submits
  *    it. Parameters inside a record are fixed: what changes between
- *    replays must live in a buffer.
+ *    replays must live in a buffer. (Today the models run eagerly: the
+ *    KV_STORE and ATTENTION ops take the cache length as a parameter,
+ *    and Mixtral's routing comes back to the host to group tokens per
+ *    expert, so a decode step is not yet a replayable graph.)
  *  - Ordering. Ops run in issue order; a device backend may queue them and
  *    must finish them before hf_buf_download() returns.
  *
