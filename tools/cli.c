@@ -1,6 +1,9 @@
 /* tools/cli.c: helpers every command shares. */
 #include "cli.h"
 
+#include "core/file.h"
+#include "hub/hub.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -74,4 +77,19 @@ int parse_double(const char *s, double *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+int resolve_model(char **out, const char *arg, struct hf_err *err)
+{
+	char *repo = NULL, *rev = NULL;
+
+	if (!strcmp(arg, "-") || hf_file_exists(arg) || hf_dir_exists(arg) ||
+	    !strchr(arg, '/') || arg[0] == '.' || arg[0] == '/' ||
+	    hf_hub_parse_spec(&repo, &rev, arg, NULL)) {
+		*out = strdup(arg);
+		return *out ? 0 : hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
+	free(repo);
+	free(rev);
+	return hf_hub_resolve_model(out, arg, err);
 }

@@ -25,6 +25,13 @@ int die_usage(const char *prog, const char *usage, const char *fmt, ...)
  * failed (a full disk must not look like success). */
 int finish_stdout(const char *prog);
 
+/* A model argument (-m, or hf-inspect's operand) to a path: one that exists
+ * (or "-") is used as is; "org/name[@rev]" that is not a local path goes
+ * through the Hub cache (fetching unless HF_HUB_OFFLINE is set). A bare
+ * name stays a path, so a mistyped directory is reported as such rather
+ * than looked up on the network. *out is malloc'd. */
+int resolve_model(char **out, const char *arg, struct hf_err *err);
+
 /* Parse a non-negative integer option; returns 0 or -1. */
 int parse_long(const char *s, long min, long max, long *out);
 int parse_double(const char *s, double *out);

@@ -11,7 +11,6 @@
 #include "cli.h"
 #include "core/file.h"
 #include "core/json.h"
-#include "hub/hub.h"
 #include "model/config.h"
 #include "st/st.h"
 
@@ -490,24 +489,6 @@ static int validate(const char *path, struct hf_err *err)
 	return 0;
 }
 
-/* A path that exists (or "-") is used as is; "org/name[@rev]" that is not
- * a local path goes through the Hub cache (fetching unless offline). A
- * bare name stays a path, so a mistyped file name is reported as such. */
-static int resolve(char **out, const char *arg, struct hf_err *err)
-{
-	char *repo = NULL, *rev = NULL;
-
-	if (!strcmp(arg, "-") || hf_file_exists(arg) || hf_dir_exists(arg) ||
-	    !strchr(arg, '/') || arg[0] == '.' || arg[0] == '/' ||
-	    hf_hub_parse_spec(&repo, &rev, arg, NULL)) {
-		*out = strdup(arg);
-		return *out ? 0 : hf_err_set(err, HF_ENOMEM, "out of memory");
-	}
-	free(repo);
-	free(rev);
-	return hf_hub_resolve_model(out, arg, err);
-}
-
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -546,7 +527,7 @@ int cmd_inspect(int argc, char **argv)
 	if (as_json && check)
 		return die_usage(prog, usage, "--json and --validate do not "
 				 "go together");
-	if (resolve(&path, argv[optind], &err))
+	if (resolve_model(&path, argv[optind], &err))
 		return die_err(prog, &err);
 	if (check) {
 		rc = validate(path, &err);

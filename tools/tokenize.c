@@ -680,6 +680,38 @@ static long default_max_length(const struct hf_tok *t)
 	return -1;
 }
 
+/* Load the tokenizer of op->model (unless --chat renders text only) and
+ * run the chosen mode; returns the exit status. */
+static int open_and_run(struct opts *op)
+{
+	struct hf_err err = { 0 };
+	struct hf_tok *t = NULL;
+	int rc;
+
+	if (!hf_dir_exists(op->model))
+		return die(prog, "%s: no such model directory", op->model);
+	/* --chat renders text without the tokenizer unless --ids */
+	if ((op->mode != CHAT || op->chat_ids) && hf_tok_load(&t, op->model, &err))
+		return die_err(prog, &err);
+	if (t && op->truncate && op->max_length < 0) {
+		op->max_length = default_max_length(t);
+		op->max_from_model = 1;
+		if (op->max_length < 0) {
+			hf_tok_free(t);
+			return die_usage(prog, usage, "--truncate needs --max-length "
+					 "(the model sets no limit)");
+		}
+	}
+	if (op->mode == DECODE)
+		rc = run_decode(t, op);
+	else if (op->mode == CHAT)
+		rc = run_chat(t, op);
+	else
+		rc = run_encode(t, op);
+	hf_tok_free(t);
+	return rc;
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
 	enum { O_JSONL = 256, O_IDS_ONLY, O_COUNT, O_NO_SPECIAL, O_DECODE,
@@ -709,8 +741,8 @@ int cmd_tokenize(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct opts op = { .max_length = -1, .batch = 32, .threads = 0, .stride = -1 };
-	struct hf_tok *t = NULL;
 	struct hf_err err = { 0 };
+	char *model_dir;
 	int c, rc;
 
 	opterr = 0;
@@ -777,27 +809,11 @@ int cmd_tokenize(int argc, char **argv)
 		return die_usage(prog, usage, "--chat always reads JSON Lines; drop --jsonl");
 	if (op.threads == 0)
 		op.threads = hf_cpu_count();
-	if (!hf_dir_exists(op.model))
-		return die(prog, "%s: no such model directory", op.model);
-	/* --chat renders text without the tokenizer unless --ids */
-	if ((op.mode != CHAT || op.chat_ids) && hf_tok_load(&t, op.model, &err))
+	if (resolve_model(&model_dir, op.model, &err))
 		return die_err(prog, &err);
-	if (t && op.truncate && op.max_length < 0) {
-		op.max_length = default_max_length(t);
-		op.max_from_model = 1;
-		if (op.max_length < 0) {
-			hf_tok_free(t);
-			return die_usage(prog, usage, "--truncate needs --max-length "
-					 "(the model sets no limit)");
-		}
-	}
-	if (op.mode == DECODE)
-		rc = run_decode(t, &op);
-	else if (op.mode == CHAT)
-		rc = run_chat(t, &op);
-	else
-		rc = run_encode(t, &op);
-	hf_tok_free(t);
+	op.model = model_dir;
+	rc = open_and_run(&op);
+	free(model_dir);
 	if (rc)
 		return rc;
 	return finish_stdout(prog);
