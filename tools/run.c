@@ -30,7 +30,7 @@ static const char usage[] =
 	"[-o <file.safetensors>] [--normalize]\n"
 	"       hf-run -m <model> --perplexity [--ctx <n>] [--stride <n>]\n"
 	"options:\n"
-	"  -m, --model <dir>         model directory (config.json, *.safetensors)\n"
+	"  -m, --model <model>       model directory, or org/name[@rev] from the Hub cache\n"
 	"  -p, --prompt <text>       one prompt instead of reading stdin\n"
 	"      --chat                apply the chat template (interactive on a tty)\n"
 	"      --jsonl               stdin holds JSON records: {\"prompt\"}, "
@@ -1338,7 +1338,7 @@ int cmd_run(int argc, char **argv)
 {
 	struct run r;
 	struct hf_err err = { 0 };
-	char *tokpath = NULL;
+	char *tokpath = NULL, *model_dir = NULL;
 	double t0;
 	int rc;
 
@@ -1349,14 +1349,19 @@ int cmd_run(int argc, char **argv)
 	if (r.o.verbose)
 		hf_log_set_level(HF_LOG_INFO);
 	t0 = now_ms();
+	if (resolve_model(&model_dir, r.o.model, &err))
+		return die_err(prog, &err);
+	r.o.model = model_dir;
 	if (r.o.device && (!strcmp(r.o.device, "vulkan") ||
 			   (!strcmp(r.o.device, "auto") &&
 			    hf_backend_vulkan_has_gpu())) &&
-	    hf_backend_vulkan_create(&r.be, &err))
-		return die_err(prog, &err);
+	    hf_backend_vulkan_create(&r.be, &err)) {
+		rc = die_err(prog, &err);
+		goto out;
+	}
 	if (hf_model_open(&r.m, r.o.model, r.be, (int)r.o.threads, &err)) {
-		hf_backend_free(r.be);
-		return die_err(prog, &err);
+		rc = die_err(prog, &err);
+		goto out;
 	}
 	tokpath = hf_path_join(r.o.model, "tokenizer.json");
 	if (tokpath && hf_file_exists(tokpath) &&
@@ -1429,5 +1434,6 @@ out:
 	hf_model_free(r.m);
 	hf_backend_free(r.be);
 	free(tokpath);
+	free(model_dir);
 	return rc;
 }
