@@ -11,12 +11,14 @@
 #include "cli.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "backend/vulkan/vk.h"
 #include "model/config.h"
 #include "st/st.h"
 
 static const char usage[] =
 	"usage: hf-inspect [--json] <file|dir|org/name[@rev]|->\n"
-	"       hf-inspect --validate <file|dir|org/name[@rev]|->\n";
+	"       hf-inspect --validate <file|dir|org/name[@rev]|->\n"
+	"       hf-inspect --devices [--json]\n";
 
 static const char *prog = "hf-inspect";
 
@@ -489,18 +491,65 @@ static int validate(const char *path, struct hf_err *err)
 	return 0;
 }
 
+/* The Vulkan devices, in the order HF_VK_DEVICE numbers them. */
+static int print_devices(int as_json, struct hf_err *err)
+{
+	struct hf_vk_devinfo *d;
+	json_t *arr;
+	size_t n;
+
+	if (hf_vk_devices(&d, &n, err))
+		return err->code;
+	arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		const struct hf_vk_devinfo *v = &d[i];
+
+		if (as_json) {
+			json_array_append_new(arr, json_pack(
+				"{s:I, s:s, s:s, s:s, s:I, s:I, s:b, s:b, s:b, s:b}",
+				"index", (json_int_t)i, "name", v->name,
+				"type", hf_vk_devtype_name(v->type),
+				"driver", v->driver,
+				"memory_bytes", (json_int_t)v->device_local_bytes,
+				"subgroup_size", (json_int_t)v->subgroup_size,
+				"fp16", v->fp16, "storage16", v->storage16,
+				"cooperative_matrix", v->coopmat,
+				"usable", v->usable));
+			continue;
+		}
+		printf("%zu  %s (%s%s%s)\n   memory %.1f GB, subgroup %u, "
+		       "Vulkan %u.%u, fp16 %s, 16-bit storage %s, "
+		       "cooperative matrix %s%s\n", i, v->name,
+		       hf_vk_devtype_name(v->type), v->driver[0] ? ", " : "",
+		       v->driver, v->device_local_bytes / 1e9,
+		       v->subgroup_size, (v->api_version >> 22) & 0x7F,
+		       (v->api_version >> 12) & 0x3FF, v->fp16 ? "yes" : "no",
+		       v->storage16 ? "yes" : "no", v->coopmat ? "yes" : "no",
+		       v->usable ? "" : " (not usable: needs Vulkan 1.2 "
+		       "and a compute queue)");
+	}
+	if (as_json)
+		hf_json_dumpf_line(arr, stdout);
+	else if (!n)
+		printf("no Vulkan devices\n");
+	json_decref(arr);
+	free(d);
+	return 0;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "validate", no_argument, NULL, 'V' },
+		{ "devices", no_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct hf_err err = { 0 };
 	struct model m;
 	char *path = NULL;
-	int c, as_json = 0, check = 0, rc;
+	int c, as_json = 0, check = 0, devices = 0, rc;
 
 	optind = 1;
 	opterr = 0;
@@ -512,6 +561,9 @@ int cmd_inspect(int argc, char **argv)
 		case 'V':
 			check = 1;
 			break;
+		case 'D':
+			devices = 1;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return finish_stdout(prog);
@@ -519,6 +571,14 @@ int cmd_inspect(int argc, char **argv)
 			return die_usage(prog, usage, "unknown option '%s'",
 					 argv[optind - 1]);
 		}
+	}
+	if (devices) {
+		if (check || optind != argc)
+			return die_usage(prog, usage, "--devices takes no "
+					 "operand and no --validate");
+		if (print_devices(as_json, &err))
+			return die_err(prog, &err);
+		return finish_stdout(prog);
 	}
 	if (optind != argc - 1)
 		return die_usage(prog, usage, optind == argc ?

@@ -116,6 +116,19 @@ expect "json+validate" 2 "do not go together" "$inspect" --json --validate x
 expect "missing path" 1 "$tmp/nope" "$inspect" "$tmp/nope"
 expect "dir without weights" 1 "no model.safetensors" "$inspect" "$tmp"
 
+# --devices lists what the Vulkan loader sees (lavapipe in CI): each
+# device's index and type, the same devices as text and JSON.
+expect devices 0 "" "$inspect" --devices
+if [ "$(wc -l <"$tmp/out")" -ge 1 ]; then
+	text_n=$(grep -c '^[0-9]' "$tmp/out")
+	expect devices-json 0 '"subgroup_size":' "$inspect" --devices --json
+	json_n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert all(x["type"] in ("discrete","integrated","virtual","cpu","other") for x in d); print(len(d))' "$tmp/out") ||
+		fail "devices-json: not a JSON array of devices: $(cat "$tmp/out")"
+	[ "${json_n:-x}" = "$text_n" ] ||
+		fail "devices: $text_n in text, ${json_n:-?} in JSON"
+fi
+expect devices-operand 2 "--devices takes no operand" "$inspect" --devices x
+
 # Corrupted copies of a fixture: one problem each.
 src=$FX/models/llama-tiny
 size=$(stat -c %s "$src/model.safetensors")
