@@ -1312,10 +1312,6 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			}
 			break;
 		case OPT_DEVICE:
-			if (strcmp(optarg, "cpu") && strcmp(optarg, "vulkan") &&
-			    strcmp(optarg, "auto"))
-				return die_usage(prog, usage,
-						 "unknown --device '%s'", optarg);
 			o->device = optarg;
 			break;
 		default:
@@ -1327,11 +1323,48 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 				 argv[optind]);
 	if (!o->model)
 		return die_usage(prog, usage, "-m <model> is required");
+	if (!o->device && getenv("HF_DEVICE") && *getenv("HF_DEVICE"))
+		o->device = getenv("HF_DEVICE");
+	if (o->device && strcmp(o->device, "cpu") &&
+	    strcmp(o->device, "vulkan") && strcmp(o->device, "auto"))
+		return die_usage(prog, usage, "unknown device '%s' (--device "
+				 "or HF_DEVICE: cpu, vulkan or auto)",
+				 o->device);
 	if (o->output && o->task != TASK_LOGITS)
 		return die_usage(prog, usage, "-o is for --task logits");
 	if (o->chat && o->task != TASK_GENERATE)
 		return die_usage(prog, usage, "--chat is for generation");
 	return 0;
+}
+
+/* -v on a device: the device time of each op kind over the whole run,
+ * from the backend's timestamp queries, largest first. */
+static void print_device_profile(struct hf_backend *be)
+{
+	const char *names[64];
+	double ms[64], total = 0;
+	size_t n = hf_backend_vulkan_profile(be, names, ms, 64);
+
+	for (size_t i = 0; i < n; i++)
+		total += ms[i];
+	for (size_t i = 0; i < n; i++) {
+		size_t best = i;
+
+		for (size_t j = i + 1; j < n; j++)
+			if (ms[j] > ms[best])
+				best = j;
+		if (best != i) {
+			const char *tn = names[i];
+			double tm = ms[i];
+
+			names[i] = names[best];
+			ms[i] = ms[best];
+			names[best] = tn;
+			ms[best] = tm;
+		}
+		fprintf(stderr, "%s: device %-22s %9.2f ms %5.1f%%\n", prog,
+			names[i], ms[i], total > 0 ? 100 * ms[i] / total : 0.0);
+	}
 }
 
 int cmd_run(int argc, char **argv)
@@ -1423,6 +1456,8 @@ int cmd_run(int argc, char **argv)
 			"%zu tokens, %.1f tokens/s\n", prog, r.n_prompt,
 			r.t_prompt_ms > 0 ? r.n_prompt * 1e3 / r.t_prompt_ms : 0.0,
 			r.n_gen, r.t_gen_ms > 0 ? r.n_gen * 1e3 / r.t_gen_ms : 0.0);
+	if (r.o.verbose && r.be)
+		print_device_profile(r.be);
 	rc = finish_stdout(prog);
 out:
 	for (size_t i = 0; i < r.nkeep; i++)

@@ -196,6 +196,22 @@ g = json.load(open(sys.argv[2]))["greedy"]
 assert o["text"] == g["output_text"], (o["text"], g["output_text"])
 assert o["ids"] == g["output_ids"]
 EOF
+# The same greedy text on the Vulkan device chosen through HF_DEVICE
+# (lavapipe in CI), and an unknown device named in the usage error.
+: >"$tmp/in"
+expect "stories260k HF_DEVICE=vulkan" 0 '"finish_reason":"length"' \
+	env HF_DEVICE=vulkan "$run" -m "$MODELS/stories260k" \
+	-p "Once upon a time" -n 64 &&
+check "stories260k HF_DEVICE=vulkan" "$MODELS/stories260k/reference.json" <<-'EOF'
+	import json, sys
+	got = json.load(open(sys.argv[1]))
+	ref = json.load(open(sys.argv[2]))["greedy"]
+	assert got["ids"] == ref["output_ids"], got["ids"]
+	assert got["text"] == ref["output_text"], repr(got["text"])
+	EOF
+expect "HF_DEVICE unknown" 2 "unknown device 'gpu'" \
+	env HF_DEVICE=gpu "$run" -m "$MODELS/stories260k" -p x
+
 printf 'Once upon a time\n' >"$tmp/in"
 expect "stories260k --stop" 0 '"text":", there was a little girl"' \
 	"$run" -m "$MODELS/stories260k" -n 64 --stop " named" &&
