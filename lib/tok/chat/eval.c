@@ -88,12 +88,25 @@ int jx_frame_init(struct jctx *cx, struct jframe *f,
 		      struct jframe *parent)
 {
 	f->parent = parent;
+	f->cell = NULL;
 	f->vars = jv_dict(JV_DICT);
 	if (!f->vars) {
 		jx_oom(cx);
 		return -1;
 	}
 	return 0;
+}
+
+void jx_frame_done(struct jframe *f)
+{
+	jv_unref(f->vars);
+	f->vars = NULL;
+	if (f->cell) {
+		f->cell->frame = NULL;
+		if (--f->cell->refs == 0)
+			free(f->cell);
+		f->cell = NULL;
+	}
 }
 
 /* ---- iteration ---- */
@@ -352,6 +365,13 @@ static int is_const(const struct jnode *n)
 	case JN_CALL:
 	case JN_NSREF:
 		return 0;
+	case JN_FILTER:	/* @pass_context filters are not folded */
+		if (!strcmp(n->name, "map") || !strcmp(n->name, "select") ||
+		    !strcmp(n->name, "reject") ||
+		    !strcmp(n->name, "selectattr") ||
+		    !strcmp(n->name, "rejectattr"))
+			return 0;
+		/* fall through */
 	default:
 		for (size_t i = 0; i < n->nkids; i++)
 			if (!is_const(n->kids[i]))

@@ -68,7 +68,7 @@ static struct jv *capture_in_frame(struct jctx *cx, struct jframe *f,
 		return NULL;
 	if (!declare(cx, &bf, n))
 		r = capture(cx, &bf, body);
-	jv_unref(bf.vars);
+	jx_frame_done(&bf);
 	return r;
 }
 
@@ -107,7 +107,7 @@ static int exec_for(struct jctx *cx, struct jframe *f, const struct jnode *n,
 			ok = !jx_assign(cx, &tf, n->kids[0],
 				     jv_ref(items->u.list.v[i])) &&
 			     (c = jx_eval(cx, &tf, n->kids[2]));
-			jv_unref(tf.vars);
+			jx_frame_done(&tf);
 			if (!ok)
 				goto filter_fail;
 			ok = jv_truthy(c);
@@ -139,12 +139,12 @@ filter_fail:
 		if (jx_assign(cx, &lf, n->kids[0], jv_ref(items->u.list.v[i])) ||
 		    jx_frame_set(cx, &lf, "loop", make_loop(cx, items, i)) ||
 		    declare(cx, &lf, n)) {
-			jv_unref(lf.vars);
+			jx_frame_done(&lf);
 			rc = FLOW_ERR;
 			break;
 		}
 		r = exec_body(cx, &lf, n->kids[3], out);
-		jv_unref(lf.vars);
+		jx_frame_done(&lf);
 		if (r == FLOW_ERR) {
 			rc = FLOW_ERR;
 			break;
@@ -320,7 +320,9 @@ static struct jv *call_macro(struct jctx *cx, struct jv *fn, struct jargs *a)
 	struct jv *r = NULL, *caller = NULL;
 	int line = cx->line;
 
-	if (jx_frame_init(cx, &mf, cx->root))
+	/* its defining frame, or the template's once that frame ended */
+	if (jx_frame_init(cx, &mf, fn->u.func.cell && fn->u.func.cell->frame ?
+			  fn->u.func.cell->frame : cx->root))
 		return NULL;
 	for (size_t k = 0; k < a->nkw; k++)
 		if (!strcmp(a->kwn[k], "caller"))
@@ -329,7 +331,7 @@ static struct jv *call_macro(struct jctx *cx, struct jv *fn, struct jargs *a)
 	    (!caller || !jx_frame_set(cx, &mf, "caller", jv_ref(caller))) &&
 	    !declare(cx, &mf, m))
 		r = capture(cx, &mf, m->kids[0]);
-	jv_unref(mf.vars);
+	jx_frame_done(&mf);
 	cx->line = line;
 	return r;
 }
@@ -348,7 +350,7 @@ static struct jv *call_caller(struct jctx *cx, struct jv *fn, struct jargs *a)
 		return NULL;
 	if (!bind_params(cx, &cf, cb, 2, a, "caller") && !declare(cx, &cf, cb))
 		r = capture(cx, &cf, cb->kids[1]);
-	jv_unref(cf.vars);
+	jx_frame_done(&cf);
 	return r;
 }
 
@@ -451,7 +453,21 @@ static int exec_stmt(struct jctx *cx, struct jframe *f, const struct jnode *n,
 		cx->line = n->line;
 		return jx_assign(cx, f, n->kids[0], v) ? FLOW_ERR : FLOW_OK;
 	case JN_MACRO:
+		/* a macro closes over the frame it is defined in */
+		if (!f->cell) {
+			f->cell = calloc(1, sizeof(*f->cell));
+			if (!f->cell) {
+				jx_oom(cx);
+				return FLOW_ERR;
+			}
+			f->cell->refs = 1;
+			f->cell->frame = f;
+		}
 		v = jv_func(call_macro, n->name, NULL, n);
+		if (v) {
+			v->u.func.cell = f->cell;
+			f->cell->refs++;
+		}
 		return jx_frame_set(cx, f, n->name, v) ? FLOW_ERR : FLOW_OK;
 	case JN_CALL_BLOCK:
 		return exec_call_block(cx, f, n, out);
@@ -485,7 +501,7 @@ static int exec_stmt(struct jctx *cx, struct jframe *f, const struct jnode *n,
 			r = FLOW_ERR;
 		if (r == FLOW_OK)
 			r = exec_body(cx, &wf, n->kids[0], out);
-		jv_unref(wf.vars);
+		jx_frame_done(&wf);
 		return r;
 	}
 	default:
@@ -534,7 +550,7 @@ int jx_render(struct jctx *cx, const struct jnode *body, struct jv *globals,
 	cx->root = &root;
 	rc = declare(cx, &root, body) ? FLOW_ERR :
 	     exec_body(cx, &root, body, out);
-	jv_unref(root.vars);
+	jx_frame_done(&root);
 	return rc == FLOW_ERR ? -1 : 0;
 }
 

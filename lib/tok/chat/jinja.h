@@ -236,6 +236,7 @@ struct jargs {
 struct jframe {
 	struct jframe *parent;
 	struct jv *vars;	/* JV_DICT */
+	struct jcell *cell;	/* for macros defined here, or NULL */
 };
 
 struct jctx {
@@ -267,6 +268,8 @@ struct jv *jx_buf_fail(struct jctx *cx, const struct jbuf *b);
 struct jv *jx_undef_fail(struct jctx *cx, const struct jv *u);
 struct jv *jx_lookup(struct jframe *f, const char *name);	/* borrowed */
 int jx_frame_init(struct jctx *cx, struct jframe *f, struct jframe *parent);
+/* End a frame: free its variables, expire its cell. */
+void jx_frame_done(struct jframe *f);
 int jx_frame_set(struct jctx *cx, struct jframe *f, const char *name,
 		 struct jv *v);	/* takes v */
 struct jv *jx_iter_items(struct jctx *cx, struct jv *v);

@@ -279,6 +279,9 @@ static void test_macros_and_call_blocks(void **state)
 		  "G" },
 		{ "{% macro m() %}{{ varargs }}{{ kwargs }}{% endmacro %}"
 		  "{{ m(1, k=2) }}", "(1,){'k': 2}" },
+		/* a macro closes over the frame it is defined in */
+		{ "{% with x = 5 %}{% macro mm() %}[{{ x }}]{% endmacro %}"
+		  "{{ mm() }}{% endwith %}", "[5]" },
 	};
 	RUN(t);
 }
