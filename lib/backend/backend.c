@@ -37,10 +37,34 @@ const char *hf_backend_name(const struct hf_backend *be)
 	return be->ops->name;
 }
 
-void hf_backend_sync(struct hf_backend *be)
+static int keep_err(struct hf_backend *be, const struct hf_err *e, int rc)
 {
-	if (be->ops->sync)
-		be->ops->sync(be);
+	if (!be->failed) {
+		be->failed = 1;
+		be->err = *e;
+		if (!be->err.code)
+			be->err.code = rc;
+	}
+	return rc;
+}
+
+int hf_backend_status(const struct hf_backend *be, struct hf_err *err)
+{
+	if (!be->failed)
+		return 0;
+	if (err)
+		*err = be->err;
+	return be->err.code ? be->err.code : HF_EINTERNAL;
+}
+
+int hf_backend_sync(struct hf_backend *be, struct hf_err *err)
+{
+	struct hf_err e = { 0 };
+	int rc;
+
+	if (be->ops->sync && !be->failed && (rc = be->ops->sync(be, &e)))
+		keep_err(be, &e, rc);
+	return hf_backend_status(be, err);
 }
 
 static struct hf_buf *buf_new(struct hf_backend *be, enum hf_dtype dt,
@@ -167,14 +191,23 @@ int hf_graph_end(struct hf_backend *be, struct hf_graph *g,
 	return 0;
 }
 
-void hf_graph_replay(struct hf_backend *be, struct hf_graph *g)
+int hf_graph_replay(struct hf_backend *be, struct hf_graph *g,
+		    struct hf_err *err)
 {
-	if (be->ops->graph_replay && g->dev) {
-		be->ops->graph_replay(be, g);
-		return;
-	}
-	for (size_t i = 0; i < g->n; i++)
-		be->ops->exec(be, &g->ops[i]);
+	struct hf_err e = { 0 };
+	int rc = 0;
+
+	if (be->failed)
+		return hf_backend_status(be, err);
+	if (be->ops->graph_replay && g->dev)
+		rc = be->ops->graph_replay(be, g, &e);
+	else
+		for (size_t i = 0; i < g->n && !rc; i++)
+			if ((rc = be->ops->exec(be, &g->ops[i], &e)))
+				hf_err_prefix(&e, "graph op %zu", i);
+	if (rc)
+		keep_err(be, &e, rc);
+	return hf_backend_status(be, err);
 }
 
 void hf_graph_free(struct hf_backend *be, struct hf_graph *g)
@@ -190,6 +223,8 @@ void hf_graph_free(struct hf_backend *be, struct hf_graph *g)
 void hf_op_run(struct hf_backend *be, const struct hf_op *op)
 {
 	struct hf_graph *g = be->rec;
+	struct hf_err e = { 0 };
+	int rc;
 
 	if (g) {
 		if (g->n == g->cap) {
@@ -206,7 +241,8 @@ void hf_op_run(struct hf_backend *be, const struct hf_op *op)
 		if (g->n < g->cap)
 			g->ops[g->n++] = *op;
 	}
-	be->ops->exec(be, op);
+	if (!be->failed && (rc = be->ops->exec(be, op, &e)))
+		keep_err(be, &e, rc);
 }
 
 void hf_op_matmul(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
@@ -257,24 +293,25 @@ void hf_op_softmax(struct hf_buf *x, size_t rows, size_t cols)
 	hf_op_run(x->be, &op);
 }
 
-void hf_op_kv_store(struct hf_buf *cache, struct hf_buf *x, size_t B,
-		    size_t T, size_t C, size_t width, size_t past)
+void hf_op_kv_store(struct hf_buf *cache, struct hf_buf *x,
+		    struct hf_buf *cols, size_t B, size_t T, size_t C,
+		    size_t width)
 {
-	struct hf_op op = { HF_OP_KV_STORE, cache, { x },
+	struct hf_op op = { HF_OP_KV_STORE, cache, { x, cols },
 			    { (int64_t)B, (int64_t)T, (int64_t)C,
-			      (int64_t)width, (int64_t)past } };
+			      (int64_t)width } };
 
 	hf_op_run(cache->be, &op);
 }
 
 void hf_op_attention(struct hf_buf *o, struct hf_buf *q, struct hf_buf *k,
-		     struct hf_buf *v, struct hf_buf *mask, size_t B, size_t T,
-		     size_t C, size_t hq, size_t hkv, size_t d, size_t past,
-		     int causal, size_t window, float scale)
+		     struct hf_buf *v, struct hf_buf *mask, struct hf_buf *cols,
+		     size_t B, size_t T, size_t C, size_t hq, size_t hkv,
+		     size_t d, int causal, size_t window, float scale)
 {
-	struct hf_op op = { HF_OP_ATTENTION, o, { q, k, v, mask },
+	struct hf_op op = { HF_OP_ATTENTION, o, { q, k, v, mask, cols },
 			    { (int64_t)B, (int64_t)T, (int64_t)C, (int64_t)hq,
-			      (int64_t)hkv, (int64_t)d, (int64_t)past, causal,
+			      (int64_t)hkv, (int64_t)d, causal,
 			      (int64_t)window },
 			    { scale } };
 

@@ -21,12 +21,17 @@
  *    backend replays by calling exec() per record; a device backend turns
  *    the list into one command buffer (its graph_compile hook) and submits
  *    it. Parameters inside a record are fixed: what changes between
- *    replays must live in a buffer. (Today the models run eagerly: the
- *    KV_STORE and ATTENTION ops take the cache length as a parameter,
- *    and Mixtral's routing comes back to the host to group tokens per
- *    expert, so a decode step is not yet a replayable graph.)
+ *    replays must live in a buffer: token ids, RoPE positions and the
+ *    cache columns KV_STORE and ATTENTION write and read (their `cols`
+ *    source). The decoders record one decode step per cache and replay
+ *    it for each later token; Mixtral stays eager, as its routing comes
+ *    back to the host to group tokens per expert.
  *  - Ordering. Ops run in issue order; a device backend may queue them and
  *    must finish them before hf_buf_download() returns.
+ *  - Errors. An op that cannot run (a device failure, an unsupported
+ *    shape) fills the backend's first error and later ops are skipped;
+ *    hf_backend_status() reports it, as do hf_backend_sync(),
+ *    hf_graph_replay() and (on a device) every later download.
  *
  * Dtypes: activations are float32 (HF_DTYPE_F32); token ids, positions and
  * expert ids are int32 (HF_DTYPE_I32); matmul weights and embedding tables
@@ -103,17 +108,22 @@ enum hf_op_code {
 	HF_OP_ROPE,
 	/* Softmax over each row in place. dst x, src0 x. ip: rows, cols. */
 	HF_OP_SOFTMAX,
-	/* Write new keys or values into a cache: c[b][past + t] = x[b*T + t].
-	 * dst c (B, C, width), src0 x (B * T, width). ip: B, T, C, width, past. */
+	/* Write new keys or values into a cache: c[b][cols[b*T + t]] =
+	 * x[b*T + t]; a column outside [0, C) writes nothing.
+	 * dst c (B, C, width), src0 x (B * T, width), src1 cols (B * T) I32.
+	 * ip: B, T, C, width. */
 	HF_OP_KV_STORE,
 	/* Scaled dot-product attention over a cache.
 	 * dst o (B * T, hq * d), src0 q (B * T, hq * d), src1 k (B, C, hkv * d),
-	 * src2 v (B, C, hkv * d), src3 mask (B, C) F32 (1 keep, 0 pad) or NULL.
-	 * Query t of row b sits at cache column past + t and sees columns
-	 * j < past + T with mask[b][j] != 0 and, when causal, j <= past + t,
-	 * and, when window > 0, (past + t) - j < window. Head h reads kv head
+	 * src2 v (B, C, hkv * d), src3 mask (B, C) F32 (1 keep, 0 pad) or NULL,
+	 * src4 cols (B * T) I32 or NULL. Query t of row b sits at cache
+	 * column cols[b*T + t], which must be past + t with one past for the
+	 * whole batch (the CPU reads past from cols[0]; NULL: past 0). It
+	 * sees columns j < past + T with mask[b][j] != 0 and, when causal,
+	 * j <= past + t, and, when window > 0, (past + t) - j < window. With
+	 * cols, only causal attention is supported. Head h reads kv head
 	 * h / (hq / hkv) (GQA, MQA). A query that sees nothing gets zeros.
-	 * ip: B, T, C, hq, hkv, d, past, causal, window. fp: scale. */
+	 * ip: B, T, C, hq, hkv, d, causal, window. fp: scale. */
 	HF_OP_ATTENTION,
 	/* y = act(gate) * up, (rows, cols) each; gate and up may be views.
 	 * dst y, src0 gate, src1 up. ip: rows, cols, act. */
@@ -138,7 +148,9 @@ enum hf_op_code {
 	 * dst y (?, dim), src0 x (n, dim), src1 rows (n) I32, src2 w (n) F32.
 	 * ip: n, dim. */
 	HF_OP_ADD_ROWS,
-	/* Copy n bytes: dst <- src0. ip: bytes. */
+	/* Copy n bytes: dst <- src0. ip: bytes. The two ranges must not
+	 * overlap (a device copies them with the transfer engine, which
+	 * does not order overlapping bytes; Vulkan rejects it). */
 	HF_OP_COPY,
 	HF_OP_COUNT
 };
@@ -165,7 +177,8 @@ struct hf_graph {
  * alloc or wrap made (never called for views). exec runs one op.
  * graph_compile (optional) prepares g->dev after the first recording;
  * graph_replay (optional, else exec per record) runs it; graph_free
- * releases g->dev. sync waits for queued work. */
+ * releases g->dev. sync waits for queued work. exec, graph_replay and
+ * sync return 0 or an HF_E* code with err filled. */
 struct hf_backend_ops {
 	const char *name;
 	int (*buf_alloc)(struct hf_backend *be, struct hf_buf *b,
@@ -178,12 +191,14 @@ struct hf_backend_ops {
 	int (*download)(struct hf_backend *be, const struct hf_buf *b,
 			size_t off, void *dst, size_t bytes,
 			struct hf_err *err);
-	void (*exec)(struct hf_backend *be, const struct hf_op *op);
+	int (*exec)(struct hf_backend *be, const struct hf_op *op,
+		    struct hf_err *err);
 	int (*graph_compile)(struct hf_backend *be, struct hf_graph *g,
 			     struct hf_err *err);
-	void (*graph_replay)(struct hf_backend *be, struct hf_graph *g);
+	int (*graph_replay)(struct hf_backend *be, struct hf_graph *g,
+			    struct hf_err *err);
 	void (*graph_free)(struct hf_backend *be, struct hf_graph *g);
-	void (*sync)(struct hf_backend *be);
+	int (*sync)(struct hf_backend *be, struct hf_err *err);
 	void (*destroy)(struct hf_backend *be);
 };
 
@@ -191,6 +206,8 @@ struct hf_backend {
 	const struct hf_backend_ops *ops;
 	struct hf_graph *rec;	/* recording into this, or NULL */
 	int rec_failed;		/* a record could not be appended */
+	struct hf_err err;	/* the first op that failed, if failed */
+	int failed;
 	void *priv;
 };
 
@@ -202,7 +219,10 @@ struct hf_pool *hf_backend_cpu_pool(struct hf_backend *be);
 
 void hf_backend_free(struct hf_backend *be);	/* NULL is fine */
 const char *hf_backend_name(const struct hf_backend *be);
-void hf_backend_sync(struct hf_backend *be);
+/* Wait for queued ops; 0, or the first error of any op so far. */
+int hf_backend_sync(struct hf_backend *be, struct hf_err *err);
+/* 0, or the first error of an op issued so far (err filled). */
+int hf_backend_status(const struct hf_backend *be, struct hf_err *err);
 
 /* Buffers. Each constructor's result is freed with hf_buf_free(); views
  * must be freed before their root. */
@@ -228,10 +248,13 @@ int hf_graph_begin(struct hf_backend *be, struct hf_graph *g,
 		   struct hf_err *err);
 int hf_graph_end(struct hf_backend *be, struct hf_graph *g,
 		 struct hf_err *err);
-void hf_graph_replay(struct hf_backend *be, struct hf_graph *g);
+/* Run the records again; 0, or the first error (err filled). */
+int hf_graph_replay(struct hf_backend *be, struct hf_graph *g,
+		    struct hf_err *err);
 void hf_graph_free(struct hf_backend *be, struct hf_graph *g);
 
-/* Issue one op (records it while recording). */
+/* Issue one op (records it while recording). A failure is kept for
+ * hf_backend_status(); once one op failed, later ops are skipped. */
 void hf_op_run(struct hf_backend *be, const struct hf_op *op);
 
 /* Typed constructors for every op; see enum hf_op_code for meanings. */
@@ -245,12 +268,13 @@ void hf_op_rope(struct hf_buf *x, struct hf_buf *pos, struct hf_buf *inv_freq,
 		size_t ntok, size_t heads, size_t head_dim, size_t rot_dim,
 		enum hf_rope_mode mode, float scaling);
 void hf_op_softmax(struct hf_buf *x, size_t rows, size_t cols);
-void hf_op_kv_store(struct hf_buf *cache, struct hf_buf *x, size_t B,
-		    size_t T, size_t C, size_t width, size_t past);
+void hf_op_kv_store(struct hf_buf *cache, struct hf_buf *x,
+		    struct hf_buf *cols, size_t B, size_t T, size_t C,
+		    size_t width);
 void hf_op_attention(struct hf_buf *o, struct hf_buf *q, struct hf_buf *k,
-		     struct hf_buf *v, struct hf_buf *mask, size_t B, size_t T,
-		     size_t C, size_t hq, size_t hkv, size_t d, size_t past,
-		     int causal, size_t window, float scale);
+		     struct hf_buf *v, struct hf_buf *mask, struct hf_buf *cols,
+		     size_t B, size_t T, size_t C, size_t hq, size_t hkv,
+		     size_t d, int causal, size_t window, float scale);
 void hf_op_glu(struct hf_buf *y, struct hf_buf *gate, struct hf_buf *up,
 	       size_t rows, size_t cols, enum hf_act act);
 void hf_op_act(struct hf_buf *y, struct hf_buf *x, size_t n, enum hf_act act);

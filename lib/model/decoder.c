@@ -298,6 +298,7 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	    ws_get(m, &m->u, HF_DTYPE_F32, n * I, err) ||
 	    ws_get(m, &m->ids, HF_DTYPE_I32, n, err) ||
 	    ws_get(m, &m->pos, HF_DTYPE_I32, n, err) ||
+	    ws_get(m, &m->cols, HF_DTYPE_I32, n, err) ||
 	    ws_get(m, &m->lastidx, HF_DTYPE_I32, n, err) ||
 	    ws_get(m, &m->hlast, HF_DTYPE_F32, n * H, err) ||
 	    ws_get(m, &m->logits, HF_DTYPE_F32, ln * m->vocab, err))
@@ -386,73 +387,18 @@ static int capture(struct hf_buf *b, float *dst, size_t n, struct hf_err *err)
 	return dst ? hf_buf_download(b, 0, dst, n * sizeof(float), err) : 0;
 }
 
-int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
-		     const int32_t *mask, size_t T, struct hf_fwd_out *out,
-		     struct hf_err *err)
+/* The ops of one forward pass of N = B * T tokens whose inputs (ids,
+ * pos, cols, lastidx, the mask) are uploaded; the logits are left in
+ * m->logits when logits is set. Nothing here depends on the cache length but through those
+ * buffers, so a recording replays at any later position. hid and router
+ * (downloads between layers) are NULL when recording. */
+static int decoder_ops(struct hf_model *m, struct hf_kv *kv, size_t B,
+		       size_t T, int logits, int all, float *hid,
+		       float *router, struct hf_err *err)
 {
-	size_t B = kv->B, C = kv->C, N = B * T, past = kv->len;
-	size_t H = m->hidden, ko = m->hkv * m->hd;
-	int all = out && out->all_logits, gpt2 = m->fam == FAM_GPT2;
-	float *hid = out ? out->hidden : NULL;
-	int32_t *pos = NULL, *last = NULL;
-	size_t maxpos = 0;
+	size_t C = kv->C, N = B * T, H = m->hidden, ko = m->hkv * m->hd;
+	int gpt2 = m->fam == FAM_GPT2;
 	int rc;
-
-	if (m->encoder)
-		return hf_err_set(err, HF_EINVAL,
-				  "%s: an encoder has no causal forward pass",
-				  m->dir);
-	if (!T)
-		return hf_err_set(err, HF_EINVAL, "empty input: no tokens");
-	if (T > C - past)
-		return hf_err_set(err, HF_ERANGE,
-				  "%zu more tokens do not fit in the context: "
-				  "%zu of %zu already used", T, past, C);
-	for (size_t i = 0; i < N; i++)
-		if (ids[i] < 0 || (size_t)ids[i] >= m->vocab)
-			return hf_err_set(err, HF_ERANGE,
-					  "token id %d (row %zu, position %zu) is "
-					  "outside the vocabulary of %zu", ids[i],
-					  i / T, i % T, m->vocab);
-	if ((rc = decoder_ws(m, N, B, all, err)))
-		return rc;
-	pos = malloc(N * sizeof(*pos));
-	last = malloc(B * sizeof(*last));
-	if (!pos || !last) {
-		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
-		goto out;
-	}
-	for (size_t b = 0; b < B; b++) {
-		int64_t cnt = kv->count[b];
-
-		for (size_t t = 0; t < T; t++) {
-			int valid = !mask || mask[b * T + t];
-
-			kv->mask_host[b * C + past + t] = valid ? 1.0f : 0.0f;
-			pos[b * T + t] = valid ? (int32_t)cnt++ : 1;
-			if ((size_t)pos[b * T + t] > maxpos)
-				maxpos = (size_t)pos[b * T + t];
-		}
-		last[b] = (int32_t)(b * T + T - 1);
-	}
-	if (gpt2 && maxpos >= m->n_pos_rows) {
-		rc = hf_err_set(err, HF_ERANGE,
-				"position %zu is past the %zu positions of the "
-				"model", maxpos, m->n_pos_rows);
-		goto out;
-	}
-	for (size_t b = 0; b < B; b++)
-		for (size_t t = 0; t < T; t++)
-			if (!mask || mask[b * T + t])
-				kv->count[b]++;
-	if ((rc = hf_buf_upload(m->ids, 0, ids, N * sizeof(*ids), err)) ||
-	    (rc = hf_buf_upload(m->pos, 0, pos, N * sizeof(*pos), err)) ||
-	    (rc = hf_buf_upload(m->lastidx, 0, last, B * sizeof(*last), err)) ||
-	    (rc = hf_buf_upload(kv->mask, 0, kv->mask_host,
-				B * C * sizeof(float), err)))
-		goto out;
-	if (!gpt2 && (rc = rope_update(m, maxpos + 1, err)))
-		goto out;
 
 	hf_op_get_rows(m->x, m->embed, m->ids, N, H, m->vocab);
 	if (gpt2) {
@@ -467,7 +413,7 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 
 		if ((rc = capture(m->x, hid ? hid + l * N * H : NULL, N * H,
 				  err)))
-			goto out;
+			return rc;
 		if (gpt2) {
 			hf_op_layernorm(m->h, m->x, L->ln1_w, L->ln1_b, N, H,
 					m->eps);
@@ -492,11 +438,11 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 			hf_op_rope(m->k, m->pos, m->inv_freq, N, m->hkv, m->hd,
 				   m->rot_dim, HF_ROPE_HALF, m->rope_scaling);
 		}
-		hf_op_kv_store(kv->k[l], m->k, B, T, C, ko, past);
-		hf_op_kv_store(kv->v[l], m->v, B, T, C, ko, past);
-		hf_op_attention(m->att, m->q, kv->k[l], kv->v[l], kv->mask, B, T,
-				C, m->hq, m->hkv, m->hd, past, 1, L->window,
-				scale);
+		hf_op_kv_store(kv->k[l], m->k, m->cols, B, T, C, ko);
+		hf_op_kv_store(kv->v[l], m->v, m->cols, B, T, C, ko);
+		hf_op_attention(m->att, m->q, kv->k[l], kv->v[l], kv->mask,
+				m->cols, B, T, C, m->hq, m->hkv, m->hd, 1,
+				L->window, scale);
 		linear(m->tmp, m->att, &L->o, N);
 		hf_op_add(m->x, m->x, m->tmp, N * H);
 		if (gpt2) {
@@ -509,11 +455,10 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 				      m->norm_add_one);
 		}
 		if (m->ne) {
-			float *r = out && out->router ?
-					   out->router + l * N * m->ne : NULL;
+			float *r = router ? router + l * N * m->ne : NULL;
 
 			if ((rc = moe(m, L, N, r, err)))
-				goto out;
+				return rc;
 		} else {
 			if (!gpt2) {
 				linear(m->g, m->h, &L->gate, N);
@@ -531,20 +476,134 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 		hf_op_rmsnorm(m->h, m->x, m->norm_w, N, H, m->eps,
 			      m->norm_add_one);
 	if ((rc = capture(m->h, hid ? hid + m->nl * N * H : NULL, N * H, err)))
-		goto out;
-	if (out && out->logits) {
-		if (all) {
-			linear(m->logits, m->h, &m->head, N);
-			rc = capture(m->logits, out->logits, N * m->vocab, err);
-		} else {
-			hf_op_get_rows(m->hlast, m->h, m->lastidx, B, H, N);
-			linear(m->logits, m->hlast, &m->head, B);
-			rc = capture(m->logits, out->logits, B * m->vocab, err);
-		}
+		return rc;
+	if (!logits)
+		return 0;
+	if (all) {
+		linear(m->logits, m->h, &m->head, N);
+	} else {
+		hf_op_get_rows(m->hlast, m->h, m->lastidx, B, H, N);
+		linear(m->logits, m->hlast, &m->head, B);
 	}
+	return 0;
+}
+
+/* One decode step through kv's recorded graph: replay it when it was
+ * recorded on the current workspace for the same logits layout, else
+ * run the ops once while recording them. Mixtral does not come here:
+ * moe() downloads the routing to group tokens per expert, which a
+ * replay could not redo. */
+static int decode_step(struct hf_model *m, struct hf_kv *kv, int all,
+		       struct hf_err *err)
+{
+	struct hf_backend *be = m->be;
+	int rc;
+
+	if (kv->graph_ok && kv->graph_ws == m->ws_gen && kv->graph_all == all)
+		return hf_graph_replay(be, &kv->graph, err);
+	hf_graph_free(be, &kv->graph);
+	kv->graph_ok = 0;
+	if ((rc = hf_graph_begin(be, &kv->graph, err)))
+		return rc;
+	rc = decoder_ops(m, kv, kv->B, 1, 1, all, NULL, NULL, err);
+	if (hf_graph_end(be, &kv->graph, rc ? NULL : err) && !rc)
+		rc = err->code ? err->code : HF_EINTERNAL;
+	if (!rc && !(rc = hf_backend_status(be, err))) {
+		kv->graph_ok = 1;
+		kv->graph_ws = m->ws_gen;
+		kv->graph_all = all;
+	} else {
+		hf_graph_free(be, &kv->graph);
+	}
+	return rc;
+}
+
+int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
+		     const int32_t *mask, size_t T, struct hf_fwd_out *out,
+		     struct hf_err *err)
+{
+	size_t B = kv->B, C = kv->C, N = B * T, past = kv->len;
+	int all = out && out->all_logits, gpt2 = m->fam == FAM_GPT2;
+	float *hid = out ? out->hidden : NULL;
+	float *router = out ? out->router : NULL;
+	int32_t *pos = NULL, *last = NULL, *cols = NULL;
+	size_t maxpos = 0;
+	int rc;
+
+	if (m->encoder)
+		return hf_err_set(err, HF_EINVAL,
+				  "%s: an encoder has no causal forward pass",
+				  m->dir);
+	if (!T)
+		return hf_err_set(err, HF_EINVAL, "empty input: no tokens");
+	if (T > C - past)
+		return hf_err_set(err, HF_ERANGE,
+				  "%zu more tokens do not fit in the context: "
+				  "%zu of %zu already used", T, past, C);
+	for (size_t i = 0; i < N; i++)
+		if (ids[i] < 0 || (size_t)ids[i] >= m->vocab)
+			return hf_err_set(err, HF_ERANGE,
+					  "token id %d (row %zu, position %zu) is "
+					  "outside the vocabulary of %zu", ids[i],
+					  i / T, i % T, m->vocab);
+	if ((rc = hf_backend_status(m->be, err)))
+		return rc;
+	if ((rc = decoder_ws(m, N, B, all, err)))
+		return rc;
+	pos = malloc(N * sizeof(*pos));
+	cols = malloc(N * sizeof(*cols));
+	last = malloc(B * sizeof(*last));
+	if (!pos || !cols || !last) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t b = 0; b < B; b++) {
+		int64_t cnt = kv->count[b];
+
+		for (size_t t = 0; t < T; t++) {
+			int valid = !mask || mask[b * T + t];
+
+			kv->mask_host[b * C + past + t] = valid ? 1.0f : 0.0f;
+			pos[b * T + t] = valid ? (int32_t)cnt++ : 1;
+			cols[b * T + t] = (int32_t)(past + t);
+			if ((size_t)pos[b * T + t] > maxpos)
+				maxpos = (size_t)pos[b * T + t];
+		}
+		last[b] = (int32_t)(b * T + T - 1);
+	}
+	if (gpt2 && maxpos >= m->n_pos_rows) {
+		rc = hf_err_set(err, HF_ERANGE,
+				"position %zu is past the %zu positions of the "
+				"model", maxpos, m->n_pos_rows);
+		goto out;
+	}
+	for (size_t b = 0; b < B; b++)
+		for (size_t t = 0; t < T; t++)
+			if (!mask || mask[b * T + t])
+				kv->count[b]++;
+	if ((rc = hf_buf_upload(m->ids, 0, ids, N * sizeof(*ids), err)) ||
+	    (rc = hf_buf_upload(m->pos, 0, pos, N * sizeof(*pos), err)) ||
+	    (rc = hf_buf_upload(m->cols, 0, cols, N * sizeof(*cols), err)) ||
+	    (rc = hf_buf_upload(m->lastidx, 0, last, B * sizeof(*last), err)) ||
+	    (rc = hf_buf_upload(kv->mask, 0, kv->mask_host,
+				B * C * sizeof(float), err)))
+		goto out;
+	if (!gpt2 && (rc = rope_update(m, maxpos + 1, err)))
+		goto out;
+	if (T == 1 && m->replay && !m->ne && !hid && !router)
+		rc = decode_step(m, kv, all, err);
+	else
+		rc = decoder_ops(m, kv, B, T, out && out->logits, all, hid,
+				 router, err);
+	if (rc || (rc = hf_backend_status(m->be, err)))
+		goto out;
+	if (out && out->logits)
+		rc = capture(m->logits, out->logits,
+			     (all ? N : B) * m->vocab, err);
 	kv->len += T;
 out:
 	free(pos);
+	free(cols);
 	free(last);
 	return rc;
 }

@@ -366,8 +366,8 @@ int hf_model_encode(struct hf_model *m, const int32_t *ids,
 		linear(k, x, &L->k, N);
 		linear(v, x, &L->v, N);
 		/* k, v (B * T, H) are a cache of C = T columns */
-		hf_op_attention(att, q, k, v, bmask, B, T, T, m->hq, m->hq,
-				m->hd, 0, 0, 0, m->attn_scale);
+		hf_op_attention(att, q, k, v, bmask, NULL, B, T, T, m->hq,
+				m->hq, m->hd, 0, 0, m->attn_scale);
 		linear(tmp, att, &L->o, N);
 		hf_op_add(tmp, tmp, x, N * H);
 		hf_op_layernorm(x, tmp, L->ln1_w, L->ln1_b, N, H, m->eps);
@@ -423,6 +423,8 @@ int hf_model_encode(struct hf_model *m, const int32_t *ids,
 				     N * m->vocab * sizeof(float), err);
 	}
 out:
+	if (!rc)
+		rc = hf_backend_status(m->be, err);
 	ws_free(m);
 	free(pos);
 	free(fidx);

@@ -88,9 +88,14 @@ struct hf_model {
 
 	struct hf_buf *wsb[40];
 	size_t nws;
-	/* decoder workspace for ws_n rows */
+	/* decoder workspace for ws_n rows; ws_gen counts ws_free() calls,
+	 * so a graph recorded on the buffers of one generation is known
+	 * stale after */
 	size_t ws_n, ws_b;
+	unsigned ws_gen;
+	int replay;			/* record and replay decode steps */
 	struct hf_buf *x, *h, *q, *k, *v, *att, *tmp, *g, *u, *ids, *pos;
+	struct hf_buf *cols;		/* (n) I32 cache column per token */
 	struct hf_buf *lastidx, *hlast, *logits;
 	struct hf_buf *router, *rw, *rexp, *xe, *ye, *ridx, *rwt;
 };
@@ -102,6 +107,11 @@ struct hf_kv {
 	struct hf_buf *mask;		/* (B, C) F32 */
 	float *mask_host;
 	int64_t *count;			/* valid tokens per row */
+	/* the recorded decode step (T = 1) on this cache, valid while
+	 * graph_ok and the workspace is of generation graph_ws */
+	struct hf_graph graph;
+	int graph_ok, graph_all;
+	unsigned graph_ws;
 };
 
 /* Remember b so hf_model_free() frees it; returns b. */

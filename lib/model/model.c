@@ -57,6 +57,7 @@ void ws_free(struct hf_model *m)
 		hf_buf_free(m->wsb[--m->nws]);
 	m->ws_n = 0;
 	m->ws_b = 0;
+	m->ws_gen++;
 }
 
 static const struct hf_tensor *lookup(struct hf_model *m, const char *name)
@@ -263,6 +264,11 @@ int hf_model_open(struct hf_model **out, const char *dir,
 		goto fail;
 	}
 	m->fam = families[i].fam;
+	{
+		const char *g = getenv("HF_GRAPH");
+
+		m->replay = !g || strcmp(g, "0") != 0;
+	}
 	if ((rc = hf_st_open_dir(&m->st, dir, err)))
 		goto fail;
 	if (be) {
@@ -385,6 +391,11 @@ size_t hf_model_experts(const struct hf_model *m)
 	return m->ne;
 }
 
+void hf_model_set_replay(struct hf_model *m, int on)
+{
+	m->replay = on != 0;
+}
+
 size_t hf_model_num_labels(const struct hf_model *m)
 {
 	return m->cls == CLS_NONE ? 0 : m->nlabels;
@@ -452,6 +463,7 @@ void hf_kv_free(struct hf_kv *kv)
 {
 	if (!kv)
 		return;
+	hf_graph_free(kv->m->be, &kv->graph);
 	for (size_t l = 0; kv->k && l < kv->m->nl; l++)
 		hf_buf_free(kv->k[l]);
 	for (size_t l = 0; kv->v && l < kv->m->nl; l++)

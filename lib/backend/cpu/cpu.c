@@ -78,6 +78,14 @@ struct job {
 #define FD ((float *)op->dst->host)
 #define IP(i) ((size_t)op->ip[i])
 
+/* ATTENTION's past: cols[0], the column of the first query (backend.h). */
+static size_t att_past(const struct hf_op *op)
+{
+	const int32_t *cols = op->src[4] ? op->src[4]->host : NULL;
+
+	return cols && cols[0] > 0 ? (size_t)cols[0] : 0;
+}
+
 /* Run work items [i0, i1) of op on thread ith. */
 static void run_range(struct cpu *c, const struct hf_op *op, size_t i0,
 		      size_t i1, int ith)
@@ -101,8 +109,8 @@ static void run_range(struct cpu *c, const struct hf_op *op, size_t i0,
 	case HF_OP_ATTENTION:
 		hf_cpu_attention(FD, F(0), F(1), F(2),
 				 op->src[3] ? F(3) : NULL, i0, i1, IP(1),
-				 IP(2), IP(3), IP(4), IP(5), IP(6),
-				 (int)op->ip[7], IP(8), op->fp[0]);
+				 IP(2), IP(3), IP(4), IP(5), att_past(op),
+				 (int)op->ip[6], IP(7), op->fp[0]);
 		break;
 	case HF_OP_GLU:
 		hf_cpu_glu(FD, F(0), F(1), i0, i1, (int)op->ip[2]);
@@ -162,7 +170,8 @@ static void job_fn(void *ctx, int ith, int nth)
 		run_range(j->c, j->op, b, e, ith);
 }
 
-static void cpu_exec(struct hf_backend *be, const struct hf_op *op)
+static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
+		    struct hf_err *err)
 {
 	struct cpu *c = cpu_of(be);
 	struct job j = { c, op, 0 };
@@ -173,14 +182,16 @@ static void cpu_exec(struct hf_backend *be, const struct hf_op *op)
 		hf_matmul(FD, F(0), op->src[1]->host, op->src[1]->dtype,
 			  op->src[2] ? F(2) : NULL, IP(0), IP(1), IP(2),
 			  c->pool);
-		return;
+		return 0;
 	case HF_OP_KV_STORE: {
-		size_t B = IP(0), T = IP(1), C = IP(2), w = IP(3), past = IP(4);
+		size_t B = IP(0), T = IP(1), C = IP(2), w = IP(3);
+		const int32_t *cols = op->src[1]->host;
 
-		for (size_t b = 0; b < B; b++)
-			memcpy(FD + (b * C + past) * w, F(0) + b * T * w,
-			       T * w * sizeof(float));
-		return;
+		for (size_t i = 0; i < B * T; i++)
+			if (cols[i] >= 0 && (size_t)cols[i] < C)
+				memcpy(FD + (i / T * C + (size_t)cols[i]) * w,
+				       F(0) + i * w, w * sizeof(float));
+		return 0;
 	}
 	case HF_OP_ADD_ROWS: {
 		size_t n = IP(0), dim = IP(1);
@@ -194,11 +205,18 @@ static void cpu_exec(struct hf_backend *be, const struct hf_op *op)
 			for (size_t k = 0; k < dim; k++)
 				y[k] += w * x[k];
 		}
-		return;
+		return 0;
 	}
-	case HF_OP_COPY:
-		memmove(op->dst->host, op->src[0]->host, IP(0));
-		return;
+	case HF_OP_COPY: {
+		const char *d = op->dst->host, *sr = op->src[0]->host;
+
+		/* rejected as on a device, so no model comes to rely on it */
+		if (d < sr + IP(0) && sr < d + IP(0))
+			return hf_err_set(err, HF_EINVAL,
+					  "copy between overlapping ranges");
+		memcpy(op->dst->host, op->src[0]->host, IP(0));
+		return 0;
+	}
 	case HF_OP_RMSNORM:
 	case HF_OP_LAYERNORM:
 	case HF_OP_SOFTMAX:
@@ -210,16 +228,20 @@ static void cpu_exec(struct hf_backend *be, const struct hf_op *op)
 		work = IP(0) * IP(1) * IP(3) * 8;
 		break;
 	case HF_OP_ATTENTION:
+		if (att_past(op) + IP(1) > IP(2))
+			return hf_err_set(err, HF_EINVAL,
+					  "attention: past %zu + %zu queries is over the %zu cache columns",
+					  att_past(op), IP(1), IP(2));
 		if (IP(5) > 256 || IP(3) / IP(4) > 64) {
 			hf_cpu_attention_ref(FD, F(0), F(1), F(2),
 					     op->src[3] ? F(3) : NULL, IP(0),
 					     IP(1), IP(2), IP(3), IP(4), IP(5),
-					     IP(6), (int)op->ip[7], IP(8),
-					     op->fp[0]);
-			return;
+					     att_past(op), (int)op->ip[6],
+					     IP(7), op->fp[0]);
+			return 0;
 		}
 		j.items = hf_cpu_attention_items(IP(0), IP(1), IP(4));
-		work = IP(0) * IP(1) * IP(3) * (IP(6) + IP(1)) * IP(5) * 4;
+		work = IP(0) * IP(1) * IP(3) * (att_past(op) + IP(1)) * IP(5) * 4;
 		break;
 	case HF_OP_GLU:
 		j.items = IP(0) * IP(1);
@@ -240,12 +262,15 @@ static void cpu_exec(struct hf_backend *be, const struct hf_op *op)
 		work = IP(0) * IP(1) * 8;
 		break;
 	default:
-		return;
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "cpu: op code %d is not implemented",
+				  (int)op->code);
 	}
 	if (work < PAR_MIN_WORK || hf_pool_size(c->pool) == 1)
 		run_range(c, op, 0, j.items, 0);
 	else
 		hf_pool_run(c->pool, job_fn, &j);
+	return 0;
 }
 
 static void cpu_destroy(struct hf_backend *be)

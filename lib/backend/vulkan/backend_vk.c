@@ -5,9 +5,10 @@
  * sync) or when it grows long; a recorded graph becomes one sequence of
  * its own that replays with a single submit.
  *
- * exec() and graph_replay() cannot return errors in backend.h: the first
- * failure is logged, kept, and returned by every later download, so a
- * model never reads results of an op that did not run. */
+ * The first failure is returned by exec() or graph_replay() (backend.c
+ * keeps it for hf_backend_status()), and kept here too: every later
+ * download returns it, so a model never reads results of an op that did
+ * not run. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,18 @@ static int flush(struct vkbe *v, struct hf_err *err)
 	else
 		hf_vk_seq_free(s);
 	return rc;
+}
+
+/* Bytes [off, off + size) of d as a view in tmp. */
+static struct hf_vk_buf *narrow(struct hf_vk_buf *tmp,
+				const struct hf_vk_buf *d, size_t off,
+				size_t size)
+{
+	*tmp = *d;
+	tmp->voff = d->voff + off;
+	tmp->size = size;
+	tmp->view = true;
+	return tmp;
 }
 
 static int sticky(struct vkbe *v, struct hf_err *err)
@@ -253,41 +266,52 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 		return hf_vk_op_softmax(s, y, D(0, t0), IP(0), IP(1), 1.0f,
 					err);
 	case HF_OP_KV_STORE: {
-		/* c[b][past + t] = x[b * T + t]: one region per batch row */
-		size_t B = IP(0), T = IP(1), C = IP(2), w = IP(3), past = IP(4);
-		size_t (*reg)[3] = malloc((B ? B : 1) * sizeof(*reg));
+		/* c[b][cols[b * T + t]] = x[b * T + t]: a scatter per batch
+		 * row at columns read from the device, so a replay writes
+		 * the next column */
+		const uint32_t B = IP(0), T = IP(1), C = IP(2), w = IP(3);
+		struct hf_vk_buf *cols = D(1, t1), yb, ib;
 
-		if (!reg)
-			return hf_err_set(err, HF_ENOMEM, "out of memory");
-		for (size_t b = 0; b < B; b++) {
-			reg[b][0] = b * T * w * 4;
-			reg[b][1] = (b * C + past) * w * 4;
-			reg[b][2] = T * w * 4;
+		for (uint32_t b = 0; b < B; b++) {
+			struct hf_vk_view x = { D(0, t0), b * T * w, w };
+
+			if ((rc = hf_vk_op_set_rows(s,
+					narrow(&yb, y, (size_t)b * C * w * 4,
+					       (size_t)C * w * 4), C, x,
+					narrow(&ib, cols, (size_t)b * T * 4,
+					       (size_t)T * 4), T, w, err)))
+				return rc;
 		}
-		rc = hf_vk_op_copy_bytes(s, y, D(0, t0), reg, (uint32_t)B,
-					 err);
-		free(reg);
-		return rc;
+		return 0;
 	}
 	case HF_OP_ATTENTION: {
+		/* with cols, each query's column comes from the device and
+		 * the causal bound (j <= column) ends its keys, so the
+		 * recording holds no cache length: all C columns are in
+		 * range, the mask and causality pick the ones seen */
 		const uint32_t B = IP(0), T = IP(1), C = IP(2), hkv = IP(4);
 		const uint32_t d = IP(5);
+		struct hf_buf *cols = op->src[4];
+		struct hf_vk_buf t4;
 		struct hf_vk_attn_args a = {
 			.n_batch = B, .n_q = T, .n_head = IP(3),
-			.n_kv_head = hkv, .head_dim = d, .n_kv = IP(6) + T,
-			.kv_batch = C * hkv * d, .past = IP(6),
-			.causal = op->ip[7] != 0, .window = IP(8),
+			.n_kv_head = hkv, .head_dim = d,
+			.n_kv = cols ? C : T, .kv_batch = C * hkv * d,
+			.causal = op->ip[6] != 0, .window = IP(7),
 			.scale = op->fp[0], .mask = D(3, t3), .mask_stride = C,
 		};
 		struct hf_vk_view q = { D(0, t0), 0, 0 };
 		struct hf_vk_view k = { D(1, t1), 0, 0 };
 		struct hf_vk_view v = { D(2, t2), 0, 0 };
 
+		if (cols && !a.causal)
+			return hf_err_set(err, HF_EUNSUPPORTED,
+					  "vulkan: attention: cache columns from a buffer need causal attention");
 		if (a.n_kv > C)
 			return hf_err_set(err, HF_EINVAL,
-					  "vulkan: attention: past %u + %u queries is over the %u cache columns",
-					  a.past, T, C);
-		return hf_vk_op_attention(s, y, q, k, v, NULL, &a, err);
+					  "vulkan: attention: %u queries is over the %u cache columns",
+					  T, C);
+		return hf_vk_op_attention(s, y, q, k, v, D(4, t4), &a, err);
 	}
 	case HF_OP_GLU:
 	case HF_OP_ACT: {
@@ -342,36 +366,38 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 	}
 }
 
-static void be_exec(struct hf_backend *be, const struct hf_op *op)
+static int be_exec(struct hf_backend *be, const struct hf_op *op,
+		   struct hf_err *err)
 {
 	struct vkbe *v = vkbe_of(be);
-	struct hf_err err = { 0 };
+	int rc;
 
-	if (v->failed)
-		return;
+	if ((rc = sticky(v, err)))
+		return rc;
 	if (!v->pending && v->spare) {
 		v->pending = v->spare;
 		v->spare = NULL;
-		if (hf_vk_seq_reset(v->pending, &err)) {
+		if ((rc = hf_vk_seq_reset(v->pending, err))) {
 			hf_vk_seq_free(v->pending);
 			v->pending = NULL;
-			fail(v, &err);
-			return;
+			fail(v, err);
+			return rc;
 		}
 	}
-	if (!v->pending && hf_vk_seq_begin(v->vk, &v->pending, &err)) {
-		fail(v, &err);
-		return;
+	if (!v->pending && (rc = hf_vk_seq_begin(v->vk, &v->pending, err))) {
+		fail(v, err);
+		return rc;
 	}
-	if (record(v->pending, op, &err)) {
-		fail(v, &err);
+	if ((rc = record(v->pending, op, err))) {
+		fail(v, err);
 		hf_vk_seq_free(v->pending);
 		v->pending = NULL;
 		v->npending = 0;
-		return;
+		return rc;
 	}
-	if (++v->npending >= MAX_PENDING && flush(v, &err))
-		fail(v, &err);
+	if (++v->npending >= MAX_PENDING && (rc = flush(v, err)))
+		fail(v, err);
+	return rc;
 }
 
 /* ---- graphs -------------------------------------------------------------- */
@@ -398,18 +424,20 @@ static int be_graph_compile(struct hf_backend *be, struct hf_graph *g,
 	return 0;
 }
 
-static void be_graph_replay(struct hf_backend *be, struct hf_graph *g)
+static int be_graph_replay(struct hf_backend *be, struct hf_graph *g,
+			   struct hf_err *err)
 {
 	struct vkbe *v = vkbe_of(be);
-	struct hf_err err = { 0 };
+	int rc;
 
-	if (v->failed)
-		return;
-	if (flush(v, &err) || hf_vk_seq_run(g->dev, &err)) {
-		fail(v, &err);
-		return;
+	if ((rc = sticky(v, err)))
+		return rc;
+	if ((rc = flush(v, err)) || (rc = hf_vk_seq_run(g->dev, err))) {
+		fail(v, err);
+		return rc;
 	}
 	profile(v, g->dev);
+	return 0;
 }
 
 static void be_graph_free(struct hf_backend *be, struct hf_graph *g)
@@ -418,13 +446,16 @@ static void be_graph_free(struct hf_backend *be, struct hf_graph *g)
 	g->dev = NULL;
 }
 
-static void be_sync(struct hf_backend *be)
+static int be_sync(struct hf_backend *be, struct hf_err *err)
 {
 	struct vkbe *v = vkbe_of(be);
-	struct hf_err err = { 0 };
+	int rc;
 
-	if (flush(v, &err))
-		fail(v, &err);
+	if ((rc = flush(v, err)))
+		fail(v, err);
+	else
+		rc = sticky(v, err);
+	return rc;
 }
 
 static void be_destroy(struct hf_backend *be)

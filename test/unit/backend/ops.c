@@ -38,6 +38,21 @@ static float frand(void)
 	return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
 }
 
+/* An I32 buffer of the cache columns past + t of B rows of T tokens. */
+static struct hf_buf *colbuf(size_t B, size_t T, size_t past)
+{
+	struct hf_err err = { 0 };
+	struct hf_buf *b;
+	int32_t *c = malloc(B * T * sizeof(*c));
+
+	for (size_t i = 0; i < B * T; i++)
+		c[i] = (int32_t)(past + i % T);
+	assert_int_equal(hf_buf_alloc(&b, be, HF_DTYPE_I32, B * T, &err), 0);
+	assert_int_equal(hf_buf_upload(b, 0, c, B * T * sizeof(*c), &err), 0);
+	free(c);
+	return b;
+}
+
 static struct hf_buf *fbuf(size_t n, const float *init)
 {
 	struct hf_buf *b;
@@ -224,13 +239,15 @@ static void attention_case(size_t B, size_t T, size_t C, size_t hq, size_t hkv,
 	float *want = malloc(qn * sizeof(float));
 	struct hf_buf *bq = fbuf(qn, q), *bk = fbuf(kn, k), *bv = fbuf(kn, v);
 	struct hf_buf *bm, *bo = fbuf(qn, NULL);
+	struct hf_buf *bc = causal ? colbuf(B, T, past) : NULL;
 
 	for (size_t b = 0; b < B; b++)
 		for (size_t j = 0; j < C; j++)	/* left padding of b cols */
 			mask[b * C + j] = j >= b ? 1.0f : 0.0f;
 	bm = use_mask ? fbuf(B * C, mask) : NULL;
-	hf_op_attention(bo, bq, bk, bv, bm, B, T, C, hq, hkv, d, past, causal,
+	hf_op_attention(bo, bq, bk, bv, bm, bc, B, T, C, hq, hkv, d, causal,
 			window, 1.0f / sqrtf((float)d));
+	assert_int_equal(hf_backend_status(be, NULL), 0);
 	hf_cpu_attention_ref(want, q, k, v, use_mask ? mask : NULL, B, T, C, hq,
 			     hkv, d, past, causal, window,
 			     1.0f / sqrtf((float)d));
@@ -240,6 +257,7 @@ static void attention_case(size_t B, size_t T, size_t C, size_t hq, size_t hkv,
 	hf_buf_free(bv);
 	hf_buf_free(bm);
 	hf_buf_free(bo);
+	hf_buf_free(bc);
 	free(q);
 	free(k);
 	free(v);
@@ -321,7 +339,7 @@ static void test_add_rows_scale_add_copy_kv_store(void **state)
 	float y0[6] = { 0 }, x[4] = { 1, 2, 3, 4 }, w[2] = { 0.5f, 2 };
 	int32_t rows[2] = { 2, 0 };
 	struct hf_buf *y = fbuf(6, y0), *bx = fbuf(4, x), *bw = fbuf(2, w);
-	struct hf_buf *br, *c = fbuf(2 * 3 * 2, NULL);
+	struct hf_buf *br, *bc, *c = fbuf(2 * 3 * 2, NULL);
 	float *yh = y->host, *ch = c->host;
 
 	assert_int_equal(hf_buf_wrap(&br, be, HF_DTYPE_I32, 2, rows, &err), 0);
@@ -334,9 +352,17 @@ static void test_add_rows_scale_add_copy_kv_store(void **state)
 	hf_op_copy(y, bx, 2 * sizeof(float));
 	assert_true(yh[0] == 1 && yh[1] == 2 && yh[2] == 0);
 	/* B 2, T 1, C 3, width 2, past 1: row b goes to c[b][1] */
-	hf_op_kv_store(c, bx, 2, 1, 3, 2, 1);
+	bc = colbuf(2, 1, 1);
+	hf_op_kv_store(c, bx, bc, 2, 1, 3, 2);
 	assert_true(ch[2] == 1 && ch[3] == 2 && ch[8] == 3 && ch[9] == 4);
 	assert_true(ch[0] == 0 && ch[6] == 0);
+	hf_buf_free(bc);
+	/* a column past the cache writes nothing */
+	bc = colbuf(2, 1, 3);
+	hf_op_kv_store(c, bx, bc, 2, 1, 3, 2);
+	assert_true(ch[4] == 0 && ch[6] == 0 && ch[10] == 0);
+	assert_int_equal(hf_backend_status(be, NULL), 0);
+	hf_buf_free(bc);
 	hf_buf_free(y);
 	hf_buf_free(bx);
 	hf_buf_free(bw);
@@ -386,12 +412,136 @@ static void test_graph_replays_on_new_buffer_contents(void **state)
 	assert_true(yh[0] == 5.5f && yh[2] == 16.5f);
 	a[0] = 3;
 	assert_int_equal(hf_buf_upload(ba, 0, a, sizeof(a), &err), 0);
-	hf_graph_replay(be, &g);
+	assert_int_equal(hf_graph_replay(be, &g, &err), 0);
 	assert_true(yh[0] == 6.5f && yh[1] == 11.0f);
 	hf_graph_free(be, &g);
 	hf_buf_free(ba);
 	hf_buf_free(bb);
 	hf_buf_free(y);
+}
+
+
+static struct hf_buf *rmk(struct hf_backend *b, enum hf_dtype t, size_t n,
+			  const void *init)
+{
+	struct hf_err err = { 0 };
+	struct hf_buf *r;
+
+	assert_int_equal(hf_buf_alloc(&r, b, t, n, &err), 0);
+	if (init)
+		assert_int_equal(hf_buf_upload(r, 0, init,
+					       hf_dtype_size(t, n), &err), 0);
+	return r;
+}
+
+static void rget(const struct hf_buf *b, float *dst)
+{
+	struct hf_err err = { 0 };
+
+	assert_int_equal(hf_buf_download(b, 0, dst, b->size, &err), 0);
+}
+
+/* A decode step for B 2 rows of one token: q = x . w, RoPE at pos, keys
+ * and values into the caches at column cols, attention over them with a
+ * mask (row 1 left-padded by one column) and a window of 4. Steps 0..S-1
+ * run at columns 0..S-1, eagerly or (replay) recorded at step 0 and
+ * replayed after with only x, pos and cols uploaded. out: att of each
+ * step, then the key cache. */
+#define RB 2
+#define RH 16
+#define RHD 8
+#define RC 7
+#define RS 6
+
+static void scenario_replay(struct hf_backend *be, int replay, float *out)
+{
+	struct hf_err err = { 0 };
+	float x[RB * RH], w[RH * RH], mask[RB * RC], inv[RHD / 2];
+	struct hf_buf *bx, *bw, *bq, *bk, *bv, *ba, *bm, *bp, *bc, *bf;
+	struct hf_graph g;
+
+	for (int i = 0; i < RH * RH; i++)
+		w[i] = sinf(0.37f * i);
+	for (int i = 0; i < RB * RC; i++)
+		mask[i] = i == RC ? 0.0f : 1.0f;
+	for (int i = 0; i < RHD / 2; i++)
+		inv[i] = powf(10000.0f, -2.0f * i / RHD);
+	bx = rmk(be, HF_DTYPE_F32, RB * RH, NULL);
+	bw = rmk(be, HF_DTYPE_F32, RH * RH, w);
+	bq = rmk(be, HF_DTYPE_F32, RB * RH, NULL);
+	ba = rmk(be, HF_DTYPE_F32, RB * RH, NULL);
+	bk = rmk(be, HF_DTYPE_F32, RB * RC * RH, NULL);
+	bv = rmk(be, HF_DTYPE_F32, RB * RC * RH, NULL);
+	bm = rmk(be, HF_DTYPE_F32, RB * RC, mask);
+	bp = rmk(be, HF_DTYPE_I32, RB, NULL);
+	bc = rmk(be, HF_DTYPE_I32, RB, NULL);
+	bf = rmk(be, HF_DTYPE_F32, RHD / 2, inv);
+	for (int s = 0; s < RS; s++) {
+		/* row 1's first column is padding: its position lags */
+		int32_t pos[RB] = { s, s ? s - 1 : 1 }, cols[RB] = { s, s };
+
+		for (int i = 0; i < RB * RH; i++)
+			x[i] = cosf(0.11f * i + 0.7f * s);
+		if (hf_buf_upload(bx, 0, x, sizeof(x), &err) ||
+		    hf_buf_upload(bp, 0, pos, sizeof(pos), &err) ||
+		    hf_buf_upload(bc, 0, cols, sizeof(cols), &err))
+			fail_msg("%s", err.msg);
+		if (replay && s > 0) {
+			if (hf_graph_replay(be, &g, &err))
+				fail_msg("replay: %s", err.msg);
+		} else {
+			if (replay && hf_graph_begin(be, &g, &err))
+				fail_msg("%s", err.msg);
+			hf_op_matmul(bq, bx, bw, NULL, RB, RH, RH);
+			hf_op_rope(bq, bp, bf, RB, RH / RHD, RHD, RHD,
+				   HF_ROPE_HALF, 1.0f);
+			hf_op_kv_store(bk, bq, bc, RB, 1, RC, RH);
+			hf_op_kv_store(bv, bx, bc, RB, 1, RC, RH);
+			hf_op_attention(ba, bq, bk, bv, bm, bc, RB, 1, RC,
+					RH / RHD, RH / RHD / 2, RHD, 1, 4,
+					1.0f / sqrtf(RHD));
+			if (replay && hf_graph_end(be, &g, &err))
+				fail_msg("%s", err.msg);
+		}
+		if (hf_backend_status(be, &err))
+			fail_msg("%s", err.msg);
+		rget(ba, out + s * RB * RH);
+	}
+	rget(bk, out + RS * RB * RH);
+	if (replay)
+		hf_graph_free(be, &g);
+	hf_buf_free(bx);
+	hf_buf_free(bw);
+	hf_buf_free(bq);
+	hf_buf_free(ba);
+	hf_buf_free(bk);
+	hf_buf_free(bv);
+	hf_buf_free(bm);
+	hf_buf_free(bp);
+	hf_buf_free(bc);
+	hf_buf_free(bf);
+}
+
+#define RN (RS * RB * RH + RB * RC * RH)
+
+/* Bit for bit: the same kernels run in the same order. */
+static void test_replay_at_new_positions_equals_eager_ops(void **state)
+{
+	static float eager[RN], replayed[RN];
+	size_t nz = 0;
+
+	scenario_replay(be, 0, eager);
+	scenario_replay(be, 1, replayed);
+	for (size_t i = 0; i < RN; i++)
+		if (replayed[i] != eager[i])
+			fail_msg("index %zu: got %g, want %g", i,
+				 (double)replayed[i], (double)eager[i]);
+	/* the last step's keys landed in column RS - 1 of both rows */
+	for (size_t i = 0; i < RH; i++)
+		nz += eager[RS * RB * RH + (RS - 1) * RH + i] != 0.0f;
+	assert_true(nz > 0);
+	/* and the steps differ from each other */
+	assert_true(memcmp(eager, eager + RB * RH, RB * RH * sizeof(float)));
 }
 
 int main(void)
@@ -411,6 +561,7 @@ int main(void)
 		cmocka_unit_test(test_add_rows_scale_add_copy_kv_store),
 		cmocka_unit_test(test_matmul_op_uses_views_of_a_fused_weight),
 		cmocka_unit_test(test_graph_replays_on_new_buffer_contents),
+		cmocka_unit_test(test_replay_at_new_positions_equals_eager_ops),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -144,7 +144,13 @@ static void scenario_misc(struct hf_backend *be, float *out)
 	/* KV store into layer 1 of a cache (B 2, C 4, width 4), past 1 */
 	layer = view(cache, 1 + 2 * 4 * 4, 2 * 4 * 4);
 	xv = view(x, 9, 2 * 2 * 4);
-	hf_op_kv_store(layer, xv, 2, 2, 4, 4, 1);
+	{
+		const int32_t c[4] = { 1, 2, 1, 2 };
+		struct hf_buf *bc = mk(be, HF_DTYPE_I32, 4, c);
+
+		hf_op_kv_store(layer, xv, bc, 2, 2, 4, 4);
+		hf_buf_free(bc);
+	}
 	hf_buf_free(xv);
 	hf_buf_free(layer);
 	{
@@ -190,8 +196,8 @@ static void scenario_graph(struct hf_backend *be, float *out, size_t *nout)
 	struct hf_err err = { 0 };
 	uint16_t wb[2 * H * H + 1];
 	float *inv = malloc(HD / 2 * sizeof(float));
-	int32_t pos[NT];
-	struct hf_buf *w, *wv, *x, *q, *kc, *vc, *att, *bp, *bf, *nw;
+	int32_t pos[NT], c01[2] = { 0, 1 };
+	struct hf_buf *w, *wv, *x, *q, *kc, *vc, *att, *bp, *bf, *nw, *bc;
 	struct hf_graph g;
 	size_t n = 0;
 
@@ -212,16 +218,19 @@ static void scenario_graph(struct hf_backend *be, float *out, size_t *nout)
 	bf = mk(be, HF_DTYPE_F32, HD / 2, inv);
 	nw = mk(be, HF_DTYPE_F32, H, win + 1);
 	/* an earlier step filled columns 0 and 1 */
-	hf_op_kv_store(kc, x, 1, 2, CAP, H, 0);
-	hf_op_kv_store(vc, x, 1, 2, CAP, H, 0);
+	bc = mk(be, HF_DTYPE_I32, 2, c01);
+	hf_op_kv_store(kc, x, bc, 1, 2, CAP, H);
+	hf_op_kv_store(vc, x, bc, 1, 2, CAP, H);
+	hf_buf_free(bc);
+	bc = mk(be, HF_DTYPE_I32, NT, pos);	/* columns 2.. as positions */
 	if (hf_graph_begin(be, &g, &err))
 		fail_msg("%s", err.msg);
 	hf_op_matmul(q, x, wv, NULL, NT, H, H);
 	hf_op_rmsnorm(q, q, nw, NT, H, 1e-5f, 1);
 	hf_op_rope(q, bp, bf, NT, NH, HD, HD, HF_ROPE_HALF, 1.0f);
-	hf_op_kv_store(kc, q, 1, NT, CAP, H, 2);
-	hf_op_kv_store(vc, x, 1, NT, CAP, H, 2);
-	hf_op_attention(att, q, kc, vc, NULL, 1, NT, CAP, NH, NH, HD, 2, 1, 0,
+	hf_op_kv_store(kc, q, bc, 1, NT, CAP, H);
+	hf_op_kv_store(vc, x, bc, 1, NT, CAP, H);
+	hf_op_attention(att, q, kc, vc, NULL, bc, 1, NT, CAP, NH, NH, HD, 1, 0,
 			1.0f / sqrtf(HD));
 	if (hf_graph_end(be, &g, &err))
 		fail_msg("%s", err.msg);
@@ -234,7 +243,8 @@ static void scenario_graph(struct hf_backend *be, float *out, size_t *nout)
 			nx[i] = xin[(i * 7 + r * 13) % NX] * 0.25f;
 		if (hf_buf_upload(x, 0, nx, sizeof(nx), &err))
 			fail_msg("%s", err.msg);
-		hf_graph_replay(be, &g);
+		if (hf_graph_replay(be, &g, &err))
+			fail_msg("%s", err.msg);
 		get(att, out + n);
 		n += NT * H;
 	}
@@ -252,6 +262,7 @@ static void scenario_graph(struct hf_backend *be, float *out, size_t *nout)
 	hf_buf_free(bp);
 	hf_buf_free(bf);
 	hf_buf_free(nw);
+	hf_buf_free(bc);
 	free(inv);
 }
 
@@ -269,6 +280,108 @@ static void test_graph_replay_matches_the_cpu_backend(void **state)
 	vkt_close_to("graph", got, want, nw, 1e-5, 1e-5);
 	/* the replays computed something new */
 	assert_true(memcmp(got, got + NT * H, NT * H * sizeof(float)) != 0);
+}
+
+
+#define rmk mk
+#define rget get
+
+/* A decode step for B 2 rows of one token: q = x . w, RoPE at pos, keys
+ * and values into the caches at column cols, attention over them with a
+ * mask (row 1 left-padded by one column) and a window of 4. Steps 0..S-1
+ * run at columns 0..S-1, eagerly or (replay) recorded at step 0 and
+ * replayed after with only x, pos and cols uploaded. out: att of each
+ * step, then the key cache. */
+#define RB 2
+#define RH 16
+#define RHD 8
+#define RC 7
+#define RS 6
+
+static void scenario_replay(struct hf_backend *be, int replay, float *out)
+{
+	struct hf_err err = { 0 };
+	float x[RB * RH], w[RH * RH], mask[RB * RC], inv[RHD / 2];
+	struct hf_buf *bx, *bw, *bq, *bk, *bv, *ba, *bm, *bp, *bc, *bf;
+	struct hf_graph g;
+
+	for (int i = 0; i < RH * RH; i++)
+		w[i] = sinf(0.37f * i);
+	for (int i = 0; i < RB * RC; i++)
+		mask[i] = i == RC ? 0.0f : 1.0f;
+	for (int i = 0; i < RHD / 2; i++)
+		inv[i] = powf(10000.0f, -2.0f * i / RHD);
+	bx = rmk(be, HF_DTYPE_F32, RB * RH, NULL);
+	bw = rmk(be, HF_DTYPE_F32, RH * RH, w);
+	bq = rmk(be, HF_DTYPE_F32, RB * RH, NULL);
+	ba = rmk(be, HF_DTYPE_F32, RB * RH, NULL);
+	bk = rmk(be, HF_DTYPE_F32, RB * RC * RH, NULL);
+	bv = rmk(be, HF_DTYPE_F32, RB * RC * RH, NULL);
+	bm = rmk(be, HF_DTYPE_F32, RB * RC, mask);
+	bp = rmk(be, HF_DTYPE_I32, RB, NULL);
+	bc = rmk(be, HF_DTYPE_I32, RB, NULL);
+	bf = rmk(be, HF_DTYPE_F32, RHD / 2, inv);
+	for (int s = 0; s < RS; s++) {
+		/* row 1's first column is padding: its position lags */
+		int32_t pos[RB] = { s, s ? s - 1 : 1 }, cols[RB] = { s, s };
+
+		for (int i = 0; i < RB * RH; i++)
+			x[i] = cosf(0.11f * i + 0.7f * s);
+		if (hf_buf_upload(bx, 0, x, sizeof(x), &err) ||
+		    hf_buf_upload(bp, 0, pos, sizeof(pos), &err) ||
+		    hf_buf_upload(bc, 0, cols, sizeof(cols), &err))
+			fail_msg("%s", err.msg);
+		if (replay && s > 0) {
+			if (hf_graph_replay(be, &g, &err))
+				fail_msg("replay: %s", err.msg);
+		} else {
+			if (replay && hf_graph_begin(be, &g, &err))
+				fail_msg("%s", err.msg);
+			hf_op_matmul(bq, bx, bw, NULL, RB, RH, RH);
+			hf_op_rope(bq, bp, bf, RB, RH / RHD, RHD, RHD,
+				   HF_ROPE_HALF, 1.0f);
+			hf_op_kv_store(bk, bq, bc, RB, 1, RC, RH);
+			hf_op_kv_store(bv, bx, bc, RB, 1, RC, RH);
+			hf_op_attention(ba, bq, bk, bv, bm, bc, RB, 1, RC,
+					RH / RHD, RH / RHD / 2, RHD, 1, 4,
+					1.0f / sqrtf(RHD));
+			if (replay && hf_graph_end(be, &g, &err))
+				fail_msg("%s", err.msg);
+		}
+		if (hf_backend_status(be, &err))
+			fail_msg("%s", err.msg);
+		rget(ba, out + s * RB * RH);
+	}
+	rget(bk, out + RS * RB * RH);
+	if (replay)
+		hf_graph_free(be, &g);
+	hf_buf_free(bx);
+	hf_buf_free(bw);
+	hf_buf_free(bq);
+	hf_buf_free(ba);
+	hf_buf_free(bk);
+	hf_buf_free(bv);
+	hf_buf_free(bm);
+	hf_buf_free(bp);
+	hf_buf_free(bc);
+	hf_buf_free(bf);
+}
+
+#define RN (RS * RB * RH + RB * RC * RH)
+
+/* Replayed on the device equals eager on the device (the same dispatches:
+ * 0 tolerance would do, 1e-6 leaves room for a driver's reordering), and
+ * both equal the CPU backend within 1e-5 (float32, different orders). */
+static void test_replay_at_new_positions_equals_eager_ops(void **state)
+{
+	static float eager[RN], replayed[RN], cpu[RN];
+
+	scenario_replay(vkb, 0, eager);
+	scenario_replay(vkb, 1, replayed);
+	scenario_replay(cpub, 0, cpu);
+	vkt_close_to("replay vs eager", replayed, eager, RN, 1e-6, 0);
+	vkt_close_to("eager vs cpu", eager, cpu, RN, 1e-5, 1e-5);
+	assert_true(memcmp(eager, eager + RB * RH, RB * RH * sizeof(float)));
 }
 
 static void test_failed_op_is_reported_by_the_next_download(void **state)
@@ -297,6 +410,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_misc_ops_match_the_cpu_backend),
 		cmocka_unit_test(test_graph_replay_matches_the_cpu_backend),
+		cmocka_unit_test(test_replay_at_new_positions_equals_eager_ops),
 		cmocka_unit_test(test_failed_op_is_reported_by_the_next_download),
 	};
 
