@@ -50,9 +50,29 @@ const char *hf_chat_name(const struct hf_chat *c, size_t i)
 	return c && i < c->n ? c->t[i].name : NULL;
 }
 
+/* Whether kid i of n runs in a new frame of its own (which jinja2 does
+ * not start "soft"). */
+static int new_frame(const struct jnode *n, size_t i)
+{
+	switch (n->kind) {
+	case JN_FOR:
+		return i != 1;	/* all but the iterable */
+	case JN_MACRO:
+	case JN_SET_BLOCK:
+	case JN_FILTER_BLOCK:
+		return 1;
+	case JN_CALL_BLOCK:
+		return i != 0;	/* all but the call */
+	case JN_WITH:
+		return i == 0;	/* the body */
+	default:
+		return 0;
+	}
+}
+
 /* Jinja reports unknown filters and tests when it compiles, except
- * inside if statements and if expressions (a "soft" frame), where the
- * error waits until the call runs. */
+ * inside if statements and if expressions of the same frame (a "soft"
+ * frame), where the error waits until the call runs. */
 static int check_names(const struct jnode *n, int soft, struct hf_err *err)
 {
 	if (!n)
@@ -66,7 +86,7 @@ static int check_names(const struct jnode *n, int soft, struct hf_err *err)
 		return hf_err_set(err, HF_EFORMAT, "line %d: no test named "
 				  "'%s'", n->line, n->name);
 	for (size_t i = 0; i < n->nkids; i++)
-		if (check_names(n->kids[i], soft, err))
+		if (check_names(n->kids[i], soft && !new_frame(n, i), err))
 			return err->code;
 	return 0;
 }

@@ -86,6 +86,11 @@ static void test_unknown_filter_in_untaken_branch_renders(void **state)
 	free(out);
 	expect_error("{% if true %}{{ 1 | nosuch }}{% endif %}", HF_EINVAL,
 		     "no filter named 'nosuch'");
+	/* a loop or macro body is a new frame, which is not soft */
+	expect_error("{% if false %}{% for x in y %}{{ x | nosuch }}"
+		     "{% endfor %}{% endif %}", HF_EFORMAT, "nosuch");
+	expect_error("{% if false %}{% macro m() %}{{ x | nosuch }}"
+		     "{% endmacro %}{% endif %}", HF_EFORMAT, "nosuch");
 }
 
 static void test_runtime_errors_name_template_and_line(void **state)
