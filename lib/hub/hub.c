@@ -159,6 +159,7 @@ int hf_hub_open(struct hf_hub **out, const struct hf_hub_opts *opts,
 	h->retries = (int)env_long("HF_HUB_RETRIES", 5, 0, 100);
 	h->etag_timeout = env_long("HF_HUB_ETAG_TIMEOUT", 10, 1, 3600);
 	h->dl_timeout = env_long("HF_HUB_DOWNLOAD_TIMEOUT", 10, 1, 3600);
+	h->hash_thread = (int)env_long("HF_HUB_HASH_THREAD", -1, -1, 1);
 	free(home);
 	*out = h;
 	return 0;

@@ -21,6 +21,7 @@ struct hf_hub {
 	int retries;		/* retries after a transient failure */
 	long etag_timeout;	/* seconds, the metadata HEAD and API calls */
 	long dl_timeout;	/* seconds without a byte before a GET gives up */
+	int hash_thread;	/* LFS sha256 on a second thread: 1, 0, -1 auto */
 };
 
 /* --- util.c: pure helpers ---------------------------------------------- */

@@ -371,31 +371,59 @@ check "corrupt body always exits 1" "$?" 1
 contains "sha mismatch message" "$work/err" "'model.safetensors': sha256 of the download is"
 check "corrupt body: no blob, no partial" "$(ls "$big/blobs" 2>/dev/null | grep -c "$big_sha")" 0
 
-# killed mid-way, then resumed by the next run
+# the same with the hash on its own thread (the default on > 2 CPUs)
 fresh
-ctl_set '{"throttle": 2000000}'
-"$pull" tiny/big >/dev/null 2>&1 &
-pid=$!
-for _ in $(seq 200); do
-	have=$(stat -c %s "$big/blobs/$big_sha.incomplete" 2>/dev/null || echo 0)
-	[ "$have" -ge 1000000 ] && break
-	sleep 0.05
+ctl_set '{"faults": [{"kind": "drop", "match": "/cdn/", "at": 1048576, "count": 1},
+	{"kind": "norange", "match": "/cdn/", "count": 1}]}'
+HF_HUB_HASH_THREAD=1 "$pull" tiny/big >/dev/null 2>"$work/err"
+check "hash thread: drop, then Range ignored: complete" "$?" 0
+check "hash thread: drop, then Range ignored: bytes" \
+	"$($ctl "$port" bytes "$cdn_big")" "$((big_size + 1048576))"
+blobs_verified "hash thread restart" "$big"
+fresh
+ctl_set '{"faults": [{"kind": "drop", "match": "/cdn/", "at": 1048576, "count": 1},
+	{"kind": "corrupt", "match": "/cdn/", "at": 1000000, "count": 1}]}'
+HF_HUB_HASH_THREAD=1 "$pull" tiny/big >/dev/null 2>"$work/err"
+check "hash thread: drop, then a corrupt resume: complete" "$?" 0
+contains "hash thread: the corruption was seen" "$work/err" "expected $big_sha"
+check "hash thread: drop + corrupt resume + fresh copy: bytes" \
+	"$($ctl "$port" bytes "$cdn_big")" "$((2 * big_size))"
+blobs_verified "hash thread corrupt" "$big"
+no_debris "hash thread" "$big"
+fresh
+ctl_set '{"faults": [{"kind": "corrupt", "match": "/cdn/", "at": 10, "count": 99}]}'
+HF_HUB_HASH_THREAD=1 "$pull" tiny/big >/dev/null 2>"$work/err"
+check "hash thread: corrupt always exits 1" "$?" 1
+contains "hash thread: sha mismatch message" "$work/err" "'model.safetensors': sha256 of the download is"
+
+# killed mid-way, then resumed by the next run, hashing inline and on a
+# thread (the resumed run hashes the partial file first)
+for resume_thread in 0 1; do
+	fresh
+	ctl_set '{"throttle": 2000000}'
+	"$pull" tiny/big >/dev/null 2>&1 &
+	pid=$!
+	for _ in $(seq 200); do
+		have=$(stat -c %s "$big/blobs/$big_sha.incomplete" 2>/dev/null || echo 0)
+		[ "$have" -ge 1000000 ] && break
+		sleep 0.05
+	done
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	have=$(stat -c %s "$big/blobs/$big_sha.incomplete")
+	check "hash thread $resume_thread: killed: no blob under its final name" "$(ls "$big/blobs" | grep -c "^$big_sha\$")" 0
+	[ "$have" -gt 0 ] && [ "$have" -lt "$big_size" ] && ok "hash thread $resume_thread: killed: a partial file" ||
+		fail "hash thread $resume_thread: killed: partial file has $have bytes"
+	reset
+	HF_HUB_HASH_THREAD=$resume_thread "$pull" tiny/big >/dev/null 2>"$work/err"
+	check "hash thread $resume_thread: resumed run: complete" "$?" 0
+	check "hash thread $resume_thread: resumed run: only the missing bytes" "$($ctl "$port" bytes "$cdn_big")" \
+		"$((big_size - have))"
+	check "hash thread $resume_thread: resumed run: Range from the partial size" \
+		"$($ctl "$port" requests "$cdn_big" | cut -d' ' -f3)" "bytes=$have-"
+	blobs_verified "resume $resume_thread" "$big"
+	no_debris "resume $resume_thread" "$big"
 done
-kill -9 "$pid"
-wait "$pid" 2>/dev/null
-have=$(stat -c %s "$big/blobs/$big_sha.incomplete")
-check "killed: no blob under its final name" "$(ls "$big/blobs" | grep -c "^$big_sha\$")" 0
-[ "$have" -gt 0 ] && [ "$have" -lt "$big_size" ] && ok "killed: a partial file ($have bytes)" ||
-	fail "killed: partial file has $have bytes"
-reset
-"$pull" tiny/big >/dev/null 2>"$work/err"
-check "resumed run: complete" "$?" 0
-check "resumed run: only the missing bytes" "$($ctl "$port" bytes "$cdn_big")" \
-	"$((big_size - have))"
-check "resumed run: Range from the partial size" \
-	"$($ctl "$port" requests "$cdn_big" | cut -d' ' -f3)" "bytes=$have-"
-blobs_verified "resume" "$big"
-no_debris "resume" "$big"
 
 # two processes, one copy
 fresh
