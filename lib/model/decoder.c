@@ -499,8 +499,11 @@ static int decode_step(struct hf_model *m, struct hf_kv *kv, int all,
 	struct hf_backend *be = m->be;
 	int rc;
 
-	if (kv->graph_ok && kv->graph_ws == m->ws_gen && kv->graph_all == all)
+	if (kv->graph_ok && kv->graph_ws == m->ws_gen &&
+	    kv->graph_all == all) {
+		kv->nreplay++;
 		return hf_graph_replay(be, &kv->graph, err);
+	}
 	hf_graph_free(be, &kv->graph);
 	kv->graph_ok = 0;
 	if ((rc = hf_graph_begin(be, &kv->graph, err)))

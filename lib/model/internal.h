@@ -112,6 +112,7 @@ struct hf_kv {
 	struct hf_graph graph;
 	int graph_ok, graph_all;
 	unsigned graph_ws;
+	size_t nreplay;			/* steps replayed */
 };
 
 /* Remember b so hf_model_free() frees it; returns b. */

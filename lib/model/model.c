@@ -488,6 +488,11 @@ size_t hf_kv_len(const struct hf_kv *kv)
 	return kv->len;
 }
 
+size_t hf_kv_replays(const struct hf_kv *kv)
+{
+	return kv->nreplay;
+}
+
 size_t hf_kv_cap(const struct hf_kv *kv)
 {
 	return kv->C;

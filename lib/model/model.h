@@ -84,6 +84,8 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
  * through the host). on = 0 runs every step eagerly. The default is on,
  * unless the environment has HF_GRAPH=0. */
 void hf_model_set_replay(struct hf_model *m, int on);
+/* Decode steps on kv that ran as a replay of its recording. */
+size_t hf_kv_replays(const struct hf_kv *kv);
 
 /* ---- encoders ---- */
 

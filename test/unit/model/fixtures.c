@@ -290,6 +290,93 @@ static void test_decoder_greedy_with_kv_cache(void **state)
 	}
 }
 
+/* Greedy decoding of G tokens after ids (T), eagerly or replaying the
+ * recorded decode step: tokens into toks, the logits that chose token s
+ * into lg + s * V. Returns the steps that ran as replays. */
+static size_t greedy_run(struct hf_model *m, const int32_t *ids, size_t T,
+			 size_t G, int replay, int32_t *toks, float *lg)
+{
+	struct hf_err err = { 0 };
+	struct hf_kv *kv;
+	size_t V = hf_model_vocab(m), n;
+	struct hf_fwd_out o = { .logits = lg };
+
+	hf_model_set_replay(m, replay);
+	if (hf_kv_new(&kv, m, 1, T + G, &err) ||
+	    hf_model_forward(m, kv, ids, NULL, T, &o, &err))
+		fail_msg("%s: %s", hf_model_dir(m), err.msg);
+	for (size_t s = 0; s < G; s++) {
+		toks[s] = (int32_t)argmax(lg + s * V, V);
+		o.logits = lg + (s + 1) * V;
+		if (s + 1 < G &&
+		    hf_model_forward(m, kv, &toks[s], NULL, 1, &o, &err))
+			fail_msg("%s step %zu: %s", hf_model_dir(m), s,
+				 err.msg);
+	}
+	n = hf_kv_replays(kv);
+	hf_kv_free(kv);
+	hf_model_set_replay(m, 1);
+	return n;
+}
+
+/* Replayed decode steps (one recording per cache, replayed with new ids,
+ * positions and columns) against the eager ops: the same 16 greedy
+ * tokens, step logits within TOL_LOGITS of each other and of the
+ * reference. Mixtral decodes eagerly (its routing goes through the
+ * host), so it must show no replays. */
+static void test_decoder_replayed_decode_equals_eager(void **state)
+{
+	for (size_t d = 0; d < NDEC; d++) {
+		struct fx f;
+		double mx = 0.0;
+		size_t V, np;
+
+		fx_open(&f, fixtures_root(), decoders[d], "reference");
+		V = hf_model_vocab(f.m);
+		np = json_array_size(json_object_get(f.js, "prompts"));
+		for (size_t p = 0; p < np; p++) {
+			size_t T, G, nr;
+			int32_t *ids = ints(json_object_get(prompt(&f, p),
+							    "input_ids"), &T);
+			int32_t *want = ints(json_object_get(prompt(&f, p),
+					     "greedy_new_tokens"), &G);
+			const float *wl = ref_f32(&f, "prompt%zu.greedy_logits", p);
+			float *le = malloc((G + 1) * V * sizeof(float));
+			float *lr = malloc((G + 1) * V * sizeof(float));
+			int32_t *te = malloc(G * sizeof(*te));
+			int32_t *tr = malloc(G * sizeof(*tr));
+			char what[128];
+
+			assert_int_equal(greedy_run(f.m, ids, T, G, 0, te, le), 0);
+			nr = greedy_run(f.m, ids, T, G, 1, tr, lr);
+			assert_int_equal(nr, hf_model_experts(f.m) ? 0 : G - 2);
+			for (size_t s = 0; s < G; s++) {
+				double dd;
+
+				snprintf(what, sizeof(what),
+					 "%s prompt%zu replayed step %zu",
+					 decoders[d], p, s);
+				if (tr[s] != te[s] || tr[s] != want[s])
+					fail_msg("%s: token %d, eager %d, want %d",
+						 what, tr[s], te[s], want[s]);
+				dd = cmp(what, lr + s * V, le + s * V, V,
+					 TOL_LOGITS);
+				mx = dd > mx ? dd : mx;
+				cmp(what, lr + s * V, wl + s * V, V, TOL_LOGITS);
+			}
+			free(ids);
+			free(want);
+			free(le);
+			free(lr);
+			free(te);
+			free(tr);
+		}
+		printf("%-18s replayed greedy 16 tokens equal eager, step "
+		       "logits max abs diff %.3g\n", decoders[d], mx);
+		fx_close(&f);
+	}
+}
+
 /* The left-padded batch: logits at the real positions, then the batched
  * greedy continuation equal to each row's own. */
 static void test_decoder_left_padded_batch(void **state)
@@ -589,6 +676,7 @@ int main(void)
 		cmocka_unit_test(test_decoder_logits_every_position),
 		cmocka_unit_test(test_decoder_hidden_states_and_router_logits),
 		cmocka_unit_test(test_decoder_greedy_with_kv_cache),
+		cmocka_unit_test(test_decoder_replayed_decode_equals_eager),
 		cmocka_unit_test(test_decoder_left_padded_batch),
 		cmocka_unit_test(test_encoder_outputs),
 		cmocka_unit_test(test_encoder_right_padded_batch),
