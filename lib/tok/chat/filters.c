@@ -217,13 +217,23 @@ static struct jv *tojson(struct jctx *cx, struct jv *v, struct jargs *a)
 	struct jv *ind = jb_arg(a, 1, "indent");
 	struct jv *seps = jb_arg(a, 2, "separators");
 	struct jbuf b = { 0 };
-	const char *item_sep = NULL, *key_sep = NULL, *bad;
-	int indent = -1;
+	const char *item_sep = NULL, *key_sep = NULL, *bad, *indent = NULL;
+	char spaces[257];
 
-	if (ind && ind->type == JV_INT) {
-		indent = ind->u.i < 0 ? 0 : ind->u.i > 64 ? 64 : (int)ind->u.i;
+	/* json.dumps: an int indent is that many spaces, a str is used as
+	 * it is */
+	if (ind && (ind->type == JV_INT || ind->type == JV_BOOL)) {
+		int64_t n = ind->type == JV_BOOL ? ind->u.b : ind->u.i;
+
+		n = n < 0 ? 0 : n > 256 ? 256 : n;
+		memset(spaces, ' ', (size_t)n);
+		spaces[n] = 0;
+		indent = spaces;
+	} else if (ind && ind->type == JV_STR) {
+		indent = ind->u.str.s;
 	} else if (ind && ind->type != JV_NONE) {
-		return jx_fail(cx, "tojson indent must be an integer");
+		return jx_fail(cx, "tojson indent must be an integer or a "
+			       "string");
 	}
 	if (seps && seps->type == JV_LIST && seps->u.list.n == 2 &&
 	    seps->u.list.v[0]->type == JV_STR &&

@@ -142,9 +142,10 @@ void jv_float_repr(struct jbuf *b, double f);
 void jv_html_escape(struct jbuf *b, const char *s, size_t len);
 /* v (taken) marked as Markup; NULL stays NULL. */
 struct jv *jv_markup(struct jv *v);
-/* json.dumps(v, ensure_ascii=False, indent, separators, sort_keys); -1 and
- * *bad = the offending value's type name on a value JSON cannot hold. */
-int jv_tojson(struct jbuf *b, const struct jv *v, int indent,
+/* json.dumps(v, ensure_ascii, indent, separators, sort_keys); indent is
+ * the string per level or NULL for one line; -1 and *bad = the offending
+ * value's type name on a value JSON cannot hold. */
+int jv_tojson(struct jbuf *b, const struct jv *v, const char *indent,
 	      const char *item_sep, const char *key_sep, int sort_keys,
 	      int ensure_ascii, const char **bad);
 

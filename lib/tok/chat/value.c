@@ -901,7 +901,7 @@ static void json_str(struct jbuf *b, const char *s, size_t len, int ascii)
 }
 
 struct json_opts {
-	int indent;
+	const char *indent;	/* NULL: one line */
 	const char *item_sep, *key_sep;
 	int sort_keys, ascii;
 	const char **bad;
@@ -953,8 +953,8 @@ static void newline_indent(struct jbuf *b, const struct json_opts *o,
 			   int level)
 {
 	jbuf_addc(b, '\n');
-	for (int i = 0; i < o->indent * level && !b->oom; i++)
-		jbuf_addc(b, ' ');
+	for (int i = 0; i < level && !b->oom; i++)
+		jbuf_adds(b, o->indent);
 }
 
 static int json_val(struct jbuf *b, const struct jv *v,
@@ -1001,12 +1001,12 @@ static int json_val(struct jbuf *b, const struct jv *v,
 		for (i = 0; i < n; i++) {
 			if (i)
 				jbuf_adds(b, o->item_sep);
-			if (o->indent >= 0)
+			if (o->indent)
 				newline_indent(b, o, level + 1);
 			if (json_val(b, v->u.list.v[i], o, level + 1))
 				return -1;
 		}
-		if (o->indent >= 0)
+		if (o->indent)
 			newline_indent(b, o, level);
 		jbuf_addc(b, ']');
 		return 0;
@@ -1046,7 +1046,7 @@ static int json_val(struct jbuf *b, const struct jv *v,
 		for (i = 0; i < n; i++) {
 			if (i)
 				jbuf_adds(b, o->item_sep);
-			if (o->indent >= 0)
+			if (o->indent)
 				newline_indent(b, o, level + 1);
 			if (json_key(b, v->u.dict.k[ord[i]], o) ||
 			    (jbuf_adds(b, o->key_sep), 0) ||
@@ -1056,7 +1056,7 @@ static int json_val(struct jbuf *b, const struct jv *v,
 			}
 		}
 		free(ord);
-		if (o->indent >= 0)
+		if (o->indent)
 			newline_indent(b, o, level);
 		jbuf_addc(b, '}');
 		return 0;
@@ -1067,7 +1067,7 @@ static int json_val(struct jbuf *b, const struct jv *v,
 	}
 }
 
-int jv_tojson(struct jbuf *b, const struct jv *v, int indent,
+int jv_tojson(struct jbuf *b, const struct jv *v, const char *indent,
 	      const char *item_sep, const char *key_sep, int sort_keys,
 	      int ensure_ascii, const char **bad)
 {
@@ -1078,7 +1078,7 @@ int jv_tojson(struct jbuf *b, const struct jv *v, int indent,
 
 	/* json.dumps: separators default to (", ", ": "), or (",", ": ")
 	 * when indent is given */
-	o.item_sep = item_sep ? item_sep : indent >= 0 ? "," : ", ";
+	o.item_sep = item_sep ? item_sep : indent ? "," : ", ";
 	o.key_sep = key_sep ? key_sep : ": ";
 	*bad = NULL;
 	return json_val(b, v, &o, 0);

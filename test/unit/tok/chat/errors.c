@@ -112,7 +112,7 @@ static void test_runtime_errors_name_template_and_line(void **state)
 	expect_error("{% for a, b in [1] %}{% endfor %}", HF_EINVAL,
 		     "not iterable");
 	expect_error("{{ 9223372036854775807 + 1 }}", HF_EINVAL, "overflow");
-	expect_error("{{ {} | tojson(indent='x') }}", HF_EINVAL, "indent");
+	expect_error("{{ {} | tojson(indent=[1]) }}", HF_EINVAL, "indent");
 	expect_error("{{ [1, 2] | tojson ~ (x | tojson) }}", HF_EINVAL,
 		     "not JSON serializable");
 	expect_error("{% set x = 1 %}{% set x.a = 2 %}", HF_EINVAL,

@@ -331,6 +331,13 @@ static void test_filters(void **state)
 		  "{\"a\": 2, \"b\": 1}" },
 		{ "{{ 1.0 | tojson }} {{ (1, 2) | tojson }} {{ {1: 2} | tojson }}",
 		  "1.0 [1, 2] {\"1\": 2}" },
+		{ "{{ [1e16, 1.5e-7, -0.0, 1e300, 123456789.123, 2**62] | tojson }}"
+		  "|{{ {'\\u00e9': 'x'} | tojson(ensure_ascii=true) }}"
+		  "|{{ [1, [2]] | tojson(separators=(',', ':')) }}"
+		  "|{{ {'a': none} | tojson(indent='..') }}",
+		  "[1e+16, 1.5e-07, -0.0, 1e+300, 123456789.123, "
+		  "4611686018427387904]|{\"\\u00e9\": \"x\"}|[1,[2]]|"
+		  "{\n..\"a\": null\n}" },
 		{ "{{ 'h\xc3\xa9llo' | length }}{{ [1, 2] | count }}{{ d | length }}"
 		  "{{ undefined_name | length }}", "5220" },
 		{ "{{ 'hello WORLD' | capitalize }}|{{ 'hello wORLD-foo' | title }}|"
