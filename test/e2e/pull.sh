@@ -140,6 +140,35 @@ check "renamed repo: the old name's folder" "$out" \
 check "renamed repo: same blob" "$(readlink "$out/config.json")" \
 	"../../blobs/$(git_sha1 "$fx/config.json")"
 
+# --- -m org/name in the other commands -----------------------------------
+# hf-run, hf-tokenize and hf-inspect resolve a Hub id through the cache
+# hf-pull filled (offline: no request may reach the server), and give
+# what they give for the snapshot directory itself.
+reset
+echo '{"ids": [5, 6, 7]}' > "$work/ids.jsonl"
+want=$("$bin/hf-run" -m "$snap" --jsonl --task logits < "$work/ids.jsonl")
+got=$(HF_HUB_OFFLINE=1 "$bin/hf-run" -m tiny/gpt2 --jsonl --task logits \
+	< "$work/ids.jsonl" 2>"$work/err")
+check "hf-run -m org/name exits 0" "$?" 0
+[ -n "$want" ] && [ "$got" = "$want" ] &&
+	ok "hf-run -m org/name gives the snapshot's logits" ||
+	fail "hf-run -m org/name: $(head -c 200 "$work/err")"
+want=$(echo "hello world" | "$bin/hf-tokenize" -m "$snap")
+got=$(echo "hello world" | HF_HUB_OFFLINE=1 "$bin/hf-tokenize" -m tiny/gpt2)
+[ -n "$want" ] && [ "$got" = "$want" ] &&
+	ok "hf-tokenize -m org/name encodes as the snapshot" ||
+	fail "hf-tokenize -m org/name: got '$got', want '$want'"
+HF_HUB_OFFLINE=1 "$bin/hf-inspect" tiny/gpt2 > "$work/out" 2>"$work/err"
+check "hf-inspect org/name exits 0" "$?" 0
+contains "hf-inspect org/name reads the snapshot" "$work/out" "GPT2LMHeadModel"
+check "offline -m reached no server" "$($ctl "$port" requests | wc -l)" 0
+HF_HUB_OFFLINE=1 "$bin/hf-run" -m tiny/ptonly -p x >/dev/null 2>"$work/err"
+check "hf-run -m uncached org/name offline exits 1" "$?" 1
+contains "offline -m names the repo" "$work/err" "tiny/ptonly"
+"$bin/hf-run" -m no-such-dir -p x >/dev/null 2>"$work/err"
+check "a bare missing name stays a path" "$?" 1
+check "a bare name asks no server" "$($ctl "$port" requests | wc -l)" 0
+
 # --- revisions --------------------------------------------------------
 reset
 out=$("$pull" tiny/gpt2@v1.0)
