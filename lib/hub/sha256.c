@@ -1,6 +1,7 @@
 /* lib/hub/sha256.c: SHA-256 (FIPS 180-4 section 6.2), with the x86 SHA
  * extensions when the CPU has them (LFS checkpoints are gigabytes). */
 #include "hub/sha256.h"
+#include "core/cpu.h"
 
 #include <string.h>
 
@@ -121,9 +122,7 @@ static void blocks(uint32_t h[8], const unsigned char *p, size_t nblocks)
 	int have = __atomic_load_n(&have_shani, __ATOMIC_RELAXED);
 
 	if (have < 0) {
-		__builtin_cpu_init();
-		have = __builtin_cpu_supports("sha") &&
-		       __builtin_cpu_supports("sse4.1");
+		have = hf_cpu_has(HF_CPU_SHA) && hf_cpu_has(HF_CPU_SSE41);
 		__atomic_store_n(&have_shani, have, __ATOMIC_RELAXED);
 	}
 	if (have)
