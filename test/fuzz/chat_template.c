@@ -42,18 +42,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(src, data, size);
 	src[size] = 0;
+	/* one render per input (each may use the whole work budget): the
+	 * length's parity picks tools + generation prompt or neither */
 	if (!hf_chat_load_string(&c, src, json_object_get(root, "config"),
 				 &err)) {
-		for (int agp = 0; agp < 2; agp++) {
-			hf_chat_render(c, NULL,
-				       json_object_get(root, "messages"),
-				       agp ? json_object_get(root, "tools") :
-				       NULL, NULL, agp,
-				       json_object_get(root, "extra"), &out,
-				       &err);
-			free(out);
-			out = NULL;
-		}
+		int agp = size & 1;
+
+		hf_chat_render(c, NULL, json_object_get(root, "messages"),
+			       agp ? json_object_get(root, "tools") : NULL,
+			       NULL, agp, json_object_get(root, "extra"), &out,
+			       &err);
+		free(out);
 	}
 	hf_chat_free(c);
 	free(src);

@@ -131,8 +131,9 @@ filter_fail:
 		struct jframe lf;
 		int r;
 
-		/* an iteration allocates a frame and a loop object */
-		if (jx_charge(cx, 8) || jx_frame_init(cx, &lf, f)) {
+		/* an iteration allocates a frame and a loop object (about
+		 * 16 allocations) */
+		if (jx_charge(cx, 32) || jx_frame_init(cx, &lf, f)) {
 			rc = FLOW_ERR;
 			break;
 		}

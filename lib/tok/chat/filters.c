@@ -1017,8 +1017,15 @@ struct jv *jb_filter(struct jctx *cx, const char *name, struct jv *v,
 	}
 	if (!strcmp(name, "length") || !strcmp(name, "count"))
 		return f_length(cx, v);
-	if (!strcmp(name, "safe"))	/* Markup(value): a string */
-		return jv_markup(jb_to_str(cx, v));
+	if (!strcmp(name, "safe")) {	/* Markup(value): a string */
+		s = jb_to_str(cx, v);
+		/* marking a shared string copies it: count the bytes */
+		if (s && jx_charge(cx, s->u.str.len / 64)) {
+			jv_unref(s);
+			return NULL;
+		}
+		return jv_markup(s);
+	}
 	if (!strcmp(name, "tojson"))
 		return tojson(cx, v, a);
 	if (!strcmp(name, "items")) {

@@ -13,7 +13,7 @@
 #define JJ_MAX_NEST	200		/* parser nesting: blocks, parens */
 #define JJ_MAX_DEPTH	1000		/* evaluation recursion depth */
 #define JJ_MAX_OUTPUT	(64u << 20)	/* bytes of any one string */
-#define JJ_MAX_STEPS	20000000u	/* evaluation work units */
+#define JJ_MAX_STEPS	4000000u	/* evaluation work units */
 #define JJ_MAX_ITEMS	(1u << 22)	/* elements of one list */
 
 /* ---- values ---- */
