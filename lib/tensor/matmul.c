@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 
+#include "core/cpu.h"
 #include "tensor/matmul.h"
 #include "tensor/matmul_kern.h"
 
@@ -127,14 +128,12 @@ static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 static const struct mm_kern *isa_kern(enum hf_matmul_isa isa)
 {
 #if defined(__x86_64__) || defined(__i386__)
-	__builtin_cpu_init();
-	if (isa == HF_MATMUL_AVX512 && __builtin_cpu_supports("avx512f") &&
-	    __builtin_cpu_supports("avx512bw") &&
-	    __builtin_cpu_supports("avx512vl") &&
-	    __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+	if (isa == HF_MATMUL_AVX512 && hf_cpu_has(HF_CPU_AVX512F) &&
+	    hf_cpu_has(HF_CPU_AVX512BW) && hf_cpu_has(HF_CPU_AVX512VL) &&
+	    hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C))
 		return &mm_avx512;
-	if (isa == HF_MATMUL_AVX2 && __builtin_cpu_supports("avx2") &&
-	    __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+	if (isa == HF_MATMUL_AVX2 && hf_cpu_has(HF_CPU_AVX2) &&
+	    hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C))
 		return &mm_avx2;
 #endif
 	if (isa == HF_MATMUL_GENERIC)

@@ -1,6 +1,6 @@
 /* lib/tensor/matmul_x86.c: AVX2 and AVX-512 kernels for hf_matmul.
  * Each function carries its own target attribute (no global -march), and
- * matmul.c picks a set once with __builtin_cpu_supports. f16 widens with
+ * matmul.c picks a set once with hf_cpu_has(). f16 widens with
  * F16C (vcvtph2ps), bf16 by a 16-bit shift left: both exact. */
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
