@@ -107,32 +107,6 @@ static inline float bits_f32(uint32_t u)
 	return f;
 }
 
-/* IEEE binary16 -> binary32, exact. NaNs keep sign and payload and come
- * out quiet, as x86 VCVTPH2PS does, so the scalar and vector paths agree
- * bit for bit. */
-float hf_f16_to_f32(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-
-	if (exp == 0x1f)	/* inf, NaN */
-		return bits_f32(sign | 0x7f800000 | (man << 13) |
-				(man ? 0x400000 : 0));
-	if (exp == 0) {
-		if (man == 0)
-			return bits_f32(sign);
-		/* subnormal: normalise; value = man * 2^-24 */
-		exp = 127 - 15 + 1;
-		while (!(man & 0x400)) {
-			man <<= 1;
-			exp--;
-		}
-		man &= 0x3ff;
-		return bits_f32(sign | (exp << 23) | (man << 13));
-	}
-	return bits_f32(sign | ((exp + 127 - 15) << 23) | (man << 13));
-}
-
 /* binary32 -> binary16, round to nearest, ties to even; overflow gives
  * inf, underflow gives subnormals or zero. NaN keeps its sign and the top
  * payload bits and is made quiet (x86 VCVTPS2PH behaviour). */
@@ -172,11 +146,6 @@ uint16_t hf_f32_to_f16(float f)
 			q++;	/* may carry to inf: correct */
 		return sign | (uint16_t)q;
 	}
-}
-
-float hf_bf16_to_f32(uint16_t b)
-{
-	return bits_f32((uint32_t)b << 16);
 }
 
 /* PyTorch's rounding (c10::round_to_nearest_even), NaN -> 0x7FC0. */

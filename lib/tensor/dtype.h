@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Every dtype code of the safetensors format (docs/safetensors.md, s. 3). */
 enum hf_dtype {
@@ -43,10 +44,40 @@ unsigned hf_dtype_bits(enum hf_dtype t);
  * alignment (BOOL 0 ... U64 21); writers sort tensors on it. */
 unsigned hf_dtype_align_rank(enum hf_dtype t);
 
-/* Scalar conversions (bit-exact, round-to-nearest-even on narrowing). */
-float hf_f16_to_f32(uint16_t h);
+/* Scalar widening, exact; inline so that kernels can call it in their
+ * inner loops. f16 NaNs keep their payload and come out quiet, as the
+ * F16C instruction (VCVTPH2PS) makes them. */
+static inline float hf_bf16_to_f32(uint16_t b)
+{
+	uint32_t u = (uint32_t)b << 16;
+	float f;
+
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static inline float hf_f16_to_f32(uint16_t h)
+{
+	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+	float f;
+
+	if (exp == 0x1f) {
+		u = sign | 0x7f800000 | (man << 13) | (man ? 0x400000 : 0);
+	} else if (exp) {
+		u = sign | ((exp + 112) << 23) | (man << 13);
+	} else if (man) {
+		f = (float)man * 0x1p-24f;	/* subnormal: exact in float */
+		return sign ? -f : f;
+	} else {
+		u = sign;
+	}
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* Scalar narrowing, round-to-nearest-even. */
 uint16_t hf_f32_to_f16(float f);
-float hf_bf16_to_f32(uint16_t b);
 uint16_t hf_f32_to_bf16(float f);	/* NaN -> 0x7FC0 (quiet) */
 float hf_f8e4m3_to_f32(uint8_t v);
 float hf_f8e5m2_to_f32(uint8_t v);

@@ -13,48 +13,15 @@
 #include "tensor/matmul.h"
 #include "tensor/matmul_kern.h"
 
-/* Widening is done here rather than through dtype.c so that the kernels
- * depend on nothing but this file. Both are exact. */
-static inline float bf16_f32(uint16_t b)
-{
-	uint32_t u = (uint32_t)b << 16;
-	float f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-/* IEEE binary16 -> binary32, subnormals and NaN payloads included. */
-static inline float f16_f32(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-	float f;
-
-	if (exp == 0x1f) {
-		u = sign | 0x7f800000 | (man << 13);
-	} else if (exp) {
-		u = sign | ((exp + 112) << 23) | (man << 13);
-	} else if (man) {
-		/* subnormal: man * 2^-24, exact in float */
-		f = (float)man * 0x1p-24f;
-		return sign ? -f : f;
-	} else {
-		u = sign;
-	}
-	memcpy(&f, &u, 4);
-	return f;
-}
-
 static inline float w_at(const void *w, enum hf_dtype wt, size_t i)
 {
 	switch (wt) {
 	case HF_DTYPE_F32:
 		return ((const float *)w)[i];
 	case HF_DTYPE_F16:
-		return f16_f32(((const uint16_t *)w)[i]);
+		return hf_f16_to_f32(((const uint16_t *)w)[i]);
 	case HF_DTYPE_BF16:
-		return bf16_f32(((const uint16_t *)w)[i]);
+		return hf_bf16_to_f32(((const uint16_t *)w)[i]);
 	default:
 		assert(!"hf_matmul: weight dtype must be F32, F16 or BF16");
 		return 0.0f;

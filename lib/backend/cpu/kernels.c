@@ -17,48 +17,13 @@
 #define HF_CPU_CLONES
 #endif
 
-static inline float bf16_f32(uint16_t b)
-{
-	uint32_t u = (uint32_t)b << 16;
-	float f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-static inline float f16_f32(uint16_t h)
-{
-	uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-	uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-	float f;
-
-	if (exp == 0x1f) {
-		u = sign | 0x7f800000 | (man << 13);
-	} else if (exp) {
-		u = sign | ((exp + 112) << 23) | (man << 13);
-	} else if (man) {
-		/* subnormal: renormalise */
-		int e = -1;
-
-		do {
-			man <<= 1;
-			e++;
-		} while (!(man & 0x400));
-		u = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
-	} else {
-		u = sign;
-	}
-	memcpy(&f, &u, 4);
-	return f;
-}
-
 float hf_cpu_load(const void *p, enum hf_dtype dt, size_t i)
 {
 	switch (dt) {
 	case HF_DTYPE_F16:
-		return f16_f32(((const uint16_t *)p)[i]);
+		return hf_f16_to_f32(((const uint16_t *)p)[i]);
 	case HF_DTYPE_BF16:
-		return bf16_f32(((const uint16_t *)p)[i]);
+		return hf_bf16_to_f32(((const uint16_t *)p)[i]);
 	default:
 		return ((const float *)p)[i];
 	}
