@@ -263,7 +263,7 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 		break;
 	default:
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "cpu: op code %d is not implemented",
+				  "cpu: unknown op code %d",
 				  (int)op->code);
 	}
 	if (work < PAR_MIN_WORK || hf_pool_size(c->pool) == 1)

@@ -361,7 +361,7 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 	}
 	default:
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "vulkan: op code %d is not implemented",
+				  "vulkan: unknown op code %d",
 				  (int)op->code);
 	}
 }
