@@ -928,6 +928,11 @@ static int chat_loop(struct run *r, struct hf_err *err)
 	ssize_t len;
 	int rc = 0;
 
+	/* no template: say so before the first prompt, not after it */
+	if (!r->chat && (rc = hf_chat_load(&r->chat, r->o.model, err))) {
+		json_decref(msgs);
+		return rc;
+	}
 	fprintf(stderr, "%s: chatting with %s; /reset starts over, /exit or "
 		"end of input quits\n", prog, r->o.model);
 	for (;;) {

@@ -523,6 +523,15 @@ if command -v script >/dev/null; then
 		script -qec "'$run' -m '$tmp/chat' --chat -n 8 --temperature 0" /dev/null
 	[ "$(grep -c ', there was a little girl' "$tmp/out")" = 2 ] ||
 		fail "interactive chat: /reset did not start over: $(cat -A "$tmp/out")"
+	# no template: the error comes before the first prompt is read
+	printf 'hello\n/exit\n' >"$tmp/in"
+	cases=$((cases + 1))
+	script -qec "'$run' -m '$MODELS/stories260k' --chat -n 8 2>'$tmp/tty-err'" \
+		/dev/null <"$tmp/in" >/dev/null 2>&1
+	rc=$?
+	[ "$rc" = 1 ] && grep -q "no chat template" "$tmp/tty-err" &&
+		! grep -q "chatting with" "$tmp/tty-err" ||
+		fail "interactive chat without a template: exit $rc: $(cat "$tmp/tty-err")"
 fi
 
 # 6. the EXAMPLES of man/hf-run.1, as written there (models/ is linked
