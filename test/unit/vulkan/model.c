@@ -81,14 +81,7 @@ struct fx {
 	json_t *js;
 };
 
-static const char *fixtures_root(void)
-{
-	static char buf[512];
-	const char *e = getenv("HF_FIXTURES");
-
-	snprintf(buf, sizeof(buf), "%s/models", e ? e : "test/fixtures");
-	return buf;
-}
+#include "../model/fixture_check.h"
 
 static void fx_open_in(struct fx *f, const char *root, const char *name)
 {
@@ -119,76 +112,6 @@ static void fx_close(struct fx *f)
 	hf_model_free(f->cpu);
 	hf_st_free(f->ref);
 	json_decref(f->js);
-}
-
-static const float *ref_f32(struct fx *f, const char *fmt, ...)
-{
-	char name[128];
-	const struct hf_tensor *t;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(name, sizeof(name), fmt, ap);
-	va_end(ap);
-	t = hf_st_get(f->ref, name);
-	if (!t || t->dtype != HF_DTYPE_F32)
-		fail_msg("%s: no F32 reference tensor '%s'", f->dir, name);
-	return t->data;
-}
-
-static int32_t *ints(const json_t *a, size_t *n)
-{
-	size_t i;
-	json_t *v;
-	int32_t *out = malloc((json_array_size(a) + 1) * sizeof(*out));
-
-	assert_non_null(out);
-	json_array_foreach(a, i, v)
-		out[i] = (int32_t)json_integer_value(v);
-	*n = json_array_size(a);
-	return out;
-}
-
-static const json_t *prompt(struct fx *f, size_t i)
-{
-	return json_array_get(json_object_get(f->js, "prompts"), i);
-}
-
-static double cmp(const char *what, const float *got, const float *want,
-		  size_t n, double tol)
-{
-	double mx = 0.0;
-
-	for (size_t i = 0; i < n; i++) {
-		double d = fabs((double)got[i] - want[i]);
-
-		if (!(d <= tol))
-			fail_msg("%s: index %zu: got %.9g want %.9g", what, i,
-				 got[i], want[i]);
-		if (d > mx)
-			mx = d;
-	}
-	return mx;
-}
-
-static size_t argmax(const float *x, size_t n)
-{
-	size_t b = 0;
-
-	for (size_t i = 1; i < n; i++)
-		if (x[i] > x[b])
-			b = i;
-	return b;
-}
-
-static void check_argmax(const char *what, const float *got,
-			 const float *want, size_t rows, size_t V)
-{
-	for (size_t r = 0; r < rows; r++)
-		if (argmax(got + r * V, V) != argmax(want + r * V, V))
-			fail_msg("%s: argmax differs at row %zu: %zu vs %zu",
-				 what, r, argmax(got + r * V, V),
-				 argmax(want + r * V, V));
 }
 
 /* Logits of every position of ids on model m. */
