@@ -715,20 +715,20 @@ int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 {
 	struct fetch f = { 0 };
 	pthread_t tids[64];
-	size_t todo = 0;
+	size_t nmissing = 0;
 	int n, started = 0, rc = 0;
 
 	if (p->from_cache)
 		return 0;
 	for (size_t i = 0; i < p->nfiles; i++)
-		todo += !p->files[i].cached;
+		nmissing += !p->files[i].cached;
 	f.h = h;
 	f.p = p;
 	f.folder = hf_hub_repo_folder(p->type, p->repo_id);
 	f.repo_dir = f.folder ? hf_path_join(h->cache, f.folder) : NULL;
 	/* largest first: with -j the last file to start is a small one, so
 	 * the workers finish close together */
-	f.order = calloc(todo ? todo : 1, sizeof(*f.order));
+	f.order = calloc(nmissing ? nmissing : 1, sizeof(*f.order));
 	if (!f.repo_dir || !f.order) {
 		free(f.folder);
 		free(f.repo_dir);
@@ -767,19 +767,19 @@ int hf_hub_fetch(struct hf_hub *h, const struct hf_hub_plan *p,
 		if (rc)
 			goto out;
 	}
-	if (!todo)
+	if (!nmissing)
 		goto out;
 	pthread_mutex_init(&f.mu, NULL);
 	{
 		char label[64];
 
-		snprintf(label, sizeof(label), "Fetching %zu file%s", todo,
-			 todo == 1 ? "" : "s");
+		snprintf(label, sizeof(label), "Fetching %zu file%s", nmissing,
+			 nmissing == 1 ? "" : "s");
 		hf_progress_init(&f.bar, label, p->bytes, 1);
 	}
 	if (h->quiet)
 		f.bar.enabled = 0;
-	n = h->jobs < (int)todo ? h->jobs : (int)todo;
+	n = h->jobs < (int)nmissing ? h->jobs : (int)nmissing;
 	if (n > 64)
 		n = 64;
 	for (int i = 1; i < n; i++) {
