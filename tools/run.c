@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/lineedit.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "gen/gen.h"
@@ -919,14 +920,16 @@ static int run_one(struct run *r, struct input *in, size_t nin,
 	return 0;
 }
 
-/* Interactive chat on a terminal: /reset, /exit. */
+/* Interactive chat on a terminal: /reset, /exit; the line editor of
+ * lib/core/lineedit.h when stderr, where the prompt goes, is a terminal too. */
 static int chat_loop(struct run *r, struct hf_err *err)
 {
 	json_t *msgs = json_array();
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	int rc = 0;
+	int rc = 0, edit = isatty(STDERR_FILENO);
+	struct hf_le le = { 0 };
 
 	/* no template: say so before the first prompt, not after it */
 	if (!r->chat && (rc = hf_chat_load(&r->chat, r->o.model, err))) {
@@ -939,10 +942,28 @@ static int chat_loop(struct run *r, struct hf_err *err)
 		struct input in = { 0 };
 		char *txt = NULL;
 
-		fputs("> ", stderr);
-		fflush(stderr);
-		if ((len = getline(&line, &cap, stdin)) < 0)
-			break;
+		if (edit) {	/* a terminal on both sides: edit the line */
+			enum hf_le_status st;
+
+			free(line);
+			line = hf_le_readline(&le, "> ", STDIN_FILENO,
+					      STDERR_FILENO, &st);
+			if (st == HF_LE_INTR)
+				continue;
+			if (st == HF_LE_NOMEM) {
+				rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+				break;
+			}
+			if (!line)
+				break;
+			len = (ssize_t)strlen(line);
+			hf_le_history_add(&le, line);
+		} else {
+			fputs("> ", stderr);
+			fflush(stderr);
+			if ((len = getline(&line, &cap, stdin)) < 0)
+				break;
+		}
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = 0;
 		if (!strcmp(line, "/exit"))
@@ -1012,6 +1033,7 @@ static int chat_loop(struct run *r, struct hf_err *err)
 			break;
 	}
 	free(line);
+	hf_le_free(&le);
 	json_decref(msgs);
 	return rc;
 }

@@ -519,10 +519,15 @@ expect "chat without a template" 1 "no chat template" \
 	"$run" -m "$MODELS/stories260k" --chat -n 8
 if command -v script >/dev/null; then
 	printf 'Once upon a time\n/reset\nOnce upon a time\n/exit\n' >"$tmp/in"
-	expect "interactive chat on a terminal" 0 "> , there was a little girl" \
+	expect "interactive chat on a terminal" 0 ", there was a little girl" \
 		script -qec "'$run' -m '$tmp/chat' --chat -n 8 --temperature 0" /dev/null
 	[ "$(grep -c ', there was a little girl' "$tmp/out")" = 2 ] ||
 		fail "interactive chat: /reset did not start over: $(cat -A "$tmp/out")"
+	# the line editor: Left twice and an insert, then C-a and an insert,
+	# give the same prompt as typing it straight
+	printf 'upon a tme\033[D\033[Di\001Once \n/exit\n' >"$tmp/in"
+	expect "interactive chat, edited line" 0 ", there was a little girl" \
+		script -qec "'$run' -m '$tmp/chat' --chat -n 8 --temperature 0" /dev/null
 	# no template: the error comes before the first prompt is read
 	printf 'hello\n/exit\n' >"$tmp/in"
 	cases=$((cases + 1))
