@@ -46,6 +46,30 @@ void hf_matmul_ref(float *y, const float *x, const void *w, enum hf_dtype wt,
 	}
 }
 
+/* bf16(v) as float: round to nearest even, as hf_f32_to_bf16. */
+static inline float round_bf16(float v)
+{
+	return hf_bf16_to_f32(hf_f32_to_bf16(v));
+}
+
+void hf_matmul_bf16_ref(float *y, const float *x, const void *w,
+			enum hf_dtype wt, const float *bias, size_t n,
+			size_t in, size_t out)
+{
+	for (size_t t = 0; t < n; t++) {
+		const float *xt = x + t * in;
+
+		for (size_t o = 0; o < out; o++) {
+			double s = bias ? bias[o] : 0.0;
+
+			for (size_t i = 0; i < in; i++)
+				s += (double)round_bf16(xt[i]) *
+				     round_bf16(w_at(w, wt, o * in + i));
+			y[t * out + o] = (float)s;
+		}
+	}
+}
+
 /* ---- portable C kernels ------------------------------------------------ */
 
 /* Eight partial sums per row: the compiler keeps them in two SSE
@@ -89,42 +113,62 @@ static const struct mm_kern mm_generic = {
 
 /* ---- dispatch ---------------------------------------------------------- */
 
+/* kern: the f32 kernels; bkern: the bf16 ones, NULL where the CPU has no
+ * bf16 dot product (bf16 compute then rounds and runs kern). */
 static const struct mm_kern *kern;
+static const struct mm_bf16_kern *bkern;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
-static const struct mm_kern *isa_kern(enum hf_matmul_isa isa)
+/* 0 and the kernels of isa, or -1 if the CPU lacks it. */
+static int isa_kern(enum hf_matmul_isa isa, const struct mm_kern **k,
+		    const struct mm_bf16_kern **bk)
 {
+	*bk = NULL;
 #if defined(__x86_64__) || defined(__i386__)
-	if (isa == HF_MATMUL_AVX512 && hf_cpu_has(HF_CPU_AVX512F) &&
-	    hf_cpu_has(HF_CPU_AVX512BW) && hf_cpu_has(HF_CPU_AVX512VL) &&
-	    hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C))
-		return &mm_avx512;
+	int avx512 = hf_cpu_has(HF_CPU_AVX512F) &&
+		hf_cpu_has(HF_CPU_AVX512BW) && hf_cpu_has(HF_CPU_AVX512VL) &&
+		hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C);
+
+	if (isa == HF_MATMUL_AVX512BF16 && avx512 &&
+	    hf_cpu_has(HF_CPU_AVX512BF16)) {
+		*k = &mm_avx512;
+		*bk = &mm_avx512bf16;
+		return 0;
+	}
+	if (isa == HF_MATMUL_AVX512 && avx512) {
+		*k = &mm_avx512;
+		return 0;
+	}
 	if (isa == HF_MATMUL_AVX2 && hf_cpu_has(HF_CPU_AVX2) &&
-	    hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C))
-		return &mm_avx2;
+	    hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C)) {
+		*k = &mm_avx2;
+		return 0;
+	}
 #endif
-	if (isa == HF_MATMUL_GENERIC)
-		return &mm_generic;
-	return NULL;
+	if (isa == HF_MATMUL_GENERIC) {
+		*k = &mm_generic;
+		return 0;
+	}
+	return -1;
 }
 
-/* The best the CPU has, unless HF_CPU names one (generic, avx2, avx512). */
+/* The best the CPU has, unless HF_CPU names one (generic, avx2, avx512,
+ * avx512bf16). */
 static void kern_init(void)
 {
+	static const char *const names[] = {
+		[HF_MATMUL_GENERIC] = "generic", [HF_MATMUL_AVX2] = "avx2",
+		[HF_MATMUL_AVX512] = "avx512",
+		[HF_MATMUL_AVX512BF16] = "avx512bf16",
+	};
 	const char *e = getenv("HF_CPU");
 
-	if (e && !strcmp(e, "generic"))
-		kern = isa_kern(HF_MATMUL_GENERIC);
-	else if (e && !strcmp(e, "avx2"))
-		kern = isa_kern(HF_MATMUL_AVX2);
-	else if (e && !strcmp(e, "avx512"))
-		kern = isa_kern(HF_MATMUL_AVX512);
-	if (!kern)
-		kern = isa_kern(HF_MATMUL_AVX512);
-	if (!kern)
-		kern = isa_kern(HF_MATMUL_AVX2);
-	if (!kern)
-		kern = isa_kern(HF_MATMUL_GENERIC);
+	for (int i = HF_MATMUL_AVX512BF16; e && i >= 0; i--)
+		if (!strcmp(e, names[i]) && !isa_kern(i, &kern, &bkern))
+			return;
+	for (int i = HF_MATMUL_AVX512BF16; i >= 0; i--)
+		if (!isa_kern(i, &kern, &bkern))
+			return;
 }
 
 static const struct mm_kern *get_kern(void)
@@ -135,24 +179,34 @@ static const struct mm_kern *get_kern(void)
 
 int hf_matmul_set_isa(enum hf_matmul_isa isa)
 {
-	const struct mm_kern *k = isa_kern(isa);
+	const struct mm_kern *k;
+	const struct mm_bf16_kern *bk;
 
 	get_kern();
-	if (!k)
+	if (isa_kern(isa, &k, &bk))
 		return -1;
 	kern = k;
+	bkern = bk;
 	return 0;
 }
 
 const char *hf_matmul_isa_name(void)
 {
-	return get_kern()->name;
+	get_kern();
+	return bkern ? bkern->name : kern->name;
 }
 
 /* ---- per-thread scratch ------------------------------------------------- */
 
-/* Each thread (pool workers included) keeps one 64-byte aligned buffer
- * that only grows; freed when the thread exits. */
+/* Each thread (pool workers included) keeps a few 64-byte aligned
+ * buffers that only grow; freed when the thread exits. */
+enum slot {
+	SLOT_GEMM,	/* the kernels' packing */
+	SLOT_X,		/* the caller's: x rounded to bf16, for all threads */
+	SLOT_PANEL,	/* W rows rounded to bf16 (no bf16 kernels) */
+	NSLOT
+};
+
 struct scratch {
 	float *p;
 	size_t n;
@@ -165,7 +219,8 @@ static void scratch_free(void *v)
 {
 	struct scratch *s = v;
 
-	free(s->p);
+	for (int i = 0; i < NSLOT; i++)
+		free(s[i].p);
 	free(s);
 }
 
@@ -174,20 +229,21 @@ static void scratch_init(void)
 	pthread_key_create(&scratch_key, scratch_free);
 }
 
-/* NULL if out of memory. */
-static float *scratch_get(size_t n)
+/* n floats in this thread's buffer for slot; NULL if out of memory. */
+static float *scratch_get(enum slot slot, size_t n)
 {
 	struct scratch *s;
 
 	pthread_once(&scratch_once, scratch_init);
 	s = pthread_getspecific(scratch_key);
 	if (!s) {
-		s = calloc(1, sizeof(*s));
+		s = calloc(NSLOT, sizeof(*s));
 		if (!s || pthread_setspecific(scratch_key, s)) {
 			free(s);
 			return NULL;
 		}
 	}
+	s += slot;
 	if (s->n < n) {
 		size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
 		float *p = aligned_alloc(64, bytes);
@@ -211,6 +267,10 @@ struct job {
 	enum hf_dtype wt;
 	const float *bias;
 	size_t n, in, out;
+	/* bf16 compute */
+	const struct mm_bf16_kern *bk;
+	const uint16_t *xb;	/* x rounded, (n, ldx), for bk */
+	size_t ldx;
 };
 
 /* Rows of W per block handed to a thread: 16 rows keep a block's share
@@ -265,7 +325,7 @@ static void gemm_job(void *ctx, int ith, int nth)
 		return;
 	init_cols(j, j0, j1);
 	if (j->k->gemm) {
-		s = scratch_get(mm_gemm_scratch(j->n));
+		s = scratch_get(SLOT_GEMM, mm_gemm_scratch(j->n));
 		if (s) {
 			j->k->gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out,
 				   j0, j1, s);
@@ -277,7 +337,7 @@ static void gemm_job(void *ctx, int ith, int nth)
 			    (int)j->in, (const float *)j->w + j0 * j->in,
 			    (int)j->in, 1.0f, j->y + j0, (int)j->out);
 		return;
-	} else if ((s = scratch_get(PANEL * j->in))) {
+	} else if ((s = scratch_get(SLOT_GEMM, PANEL * j->in))) {
 		for (size_t p = j0; p < j1; p += PANEL) {
 			size_t rows = j1 - p < PANEL ? j1 - p : PANEL;
 
@@ -300,19 +360,179 @@ static void gemm_job(void *ctx, int ith, int nth)
  * all of them) beats packing W for the GEMM. */
 #define GEMM_MIN_N (MM_GEMV_NT + 1)
 
-void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
-	       const float *bias, size_t n, size_t in, size_t out,
-	       struct hf_pool *pool)
+/* Rows [b, e) of W for the (n < GEMM_MIN_N) or columns of y (else)
+ * that thread ith of nth computes: whole blocks of blk rows. */
+static void split(const struct job *j, size_t blk, int ith, int nth,
+		  size_t *b, size_t *e)
 {
-	struct job j = { get_kern(), y, x, w, wt, bias, n, in, out };
+	hf_pool_split((j->out + blk - 1) / blk, ith, nth, b, e);
+	*b *= blk;
+	*e = *e * blk < j->out ? *e * blk : j->out;
+}
+
+/* ---- bf16 compute ------------------------------------------------------- */
+
+/* The last resort when scratch runs out: rounds as it goes. */
+static void bf16_cols_c(struct job *j, size_t j0, size_t j1)
+{
+	for (size_t t = 0; t < j->n; t++)
+		for (size_t o = j0; o < j1; o++) {
+			const float *xt = j->x + t * j->in;
+			float s = j->bias ? j->bias[o] : 0.0f;
+
+			for (size_t i = 0; i < j->in; i++)
+				s += round_bf16(xt[i]) *
+				     round_bf16(w_at(j->w, j->wt, o * j->in + i));
+			j->y[t * j->out + o] = s;
+		}
+}
+
+/* With bf16 kernels: x already rounded into j->xb. */
+static void bf16_job(void *ctx, int ith, int nth)
+{
+	struct job *j = ctx;
+	size_t b, e;
+	float *s;
+
+	if (j->n < GEMM_MIN_N) {
+		split(j, GEMV_BLOCK, ith, nth, &b, &e);
+		for (size_t t = 0; t < j->n && b < e; t += MM_GEMV_NT)
+			j->bk->gemv(j->y + t * j->out, j->out,
+				    j->xb + t * j->ldx, j->ldx,
+				    j->n - t < MM_GEMV_NT ? j->n - t : MM_GEMV_NT,
+				    j->w, j->wt, j->bias, j->in, b, e);
+		return;
+	}
+	split(j, MM_NR, ith, nth, &b, &e);
+	if (b >= e)
+		return;
+	s = scratch_get(SLOT_GEMM, mm_gemm_bf16_scratch(j->n));
+	if (!s) {
+		bf16_cols_c(j, b, e);
+		return;
+	}
+	init_cols(j, b, e);
+	j->bk->gemm(j->y, j->xb, j->ldx, j->w, j->wt, j->n, j->in, j->out,
+		    b, e, s);
+}
+
+/* Without them, for f32 and f16 W (bf16 W needs no rounding: the f32
+ * kernels run on it and the rounded x as they are): PANEL rows of W at a
+ * time are widened, rounded, and run through the f32 kernels as an f32
+ * W of PANEL rows. j->x is already rounded. */
+static void bf16_panels_job(void *ctx, int ith, int nth)
+{
+	struct job *j = ctx;
+	size_t b, e;
+	float *wp, *s = NULL;
+
+	split(j, PANEL, ith, nth, &b, &e);
+	if (b >= e)
+		return;
+	wp = scratch_get(SLOT_PANEL, PANEL * j->in);
+	if (j->n >= GEMM_MIN_N && j->k->gemm)
+		s = scratch_get(SLOT_GEMM, mm_gemm_scratch(j->n));
+	if (!wp || (j->n >= GEMM_MIN_N && j->k->gemm && !s)) {
+		bf16_cols_c(j, b, e);
+		return;
+	}
+	if (j->n >= GEMM_MIN_N)
+		init_cols(j, b, e);
+	for (size_t p = b; p < e; p += PANEL) {
+		size_t rows = e - p < PANEL ? e - p : PANEL;
+
+		j->k->widen(wp, j->w, j->wt, j->in, p, rows, 0, j->in);
+		for (size_t i = 0; i < rows * j->in; i++)
+			wp[i] = round_bf16(wp[i]);
+		if (j->n < GEMM_MIN_N)
+			for (size_t t = 0; t < j->n; t += MM_GEMV_NT)
+				j->k->gemv(j->y + t * j->out + p, j->out,
+					   j->x + t * j->in,
+					   j->n - t < MM_GEMV_NT ? j->n - t :
+					   MM_GEMV_NT, wp, HF_DTYPE_F32,
+					   j->bias ? j->bias + p : NULL, j->in,
+					   0, rows);
+		else if (j->k->gemm)
+			j->k->gemm(j->y + p, j->x, wp, HF_DTYPE_F32, j->n,
+				   j->in, j->out, 0, rows, s);
+		else
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+				    (int)j->n, (int)rows, (int)j->in, 1.0f,
+				    j->x, (int)j->in, wp, (int)j->in, 1.0f,
+				    j->y + p, (int)j->out);
+	}
+}
+
+/* x rounded to bf16 into the caller's scratch: as bf16 rows of ldx
+ * (even, zero padded) for the bf16 kernels, else as floats. */
+static int round_x(struct job *j)
+{
+	if (j->bk) {
+		uint16_t *xb;
+
+		j->ldx = (j->in + 1) & ~(size_t)1;
+		xb = (uint16_t *)scratch_get(SLOT_X, (j->n * j->ldx + 1) / 2);
+		if (!xb)
+			return -1;
+		for (size_t t = 0; t < j->n; t++) {
+			hf_f32_to_bf16_n(xb + t * j->ldx, j->x + t * j->in,
+					 j->in);
+			if (j->ldx > j->in)
+				xb[t * j->ldx + j->in] = 0;
+		}
+		j->xb = xb;
+	} else {
+		float *xr = scratch_get(SLOT_X, j->n * j->in);
+
+		if (!xr)
+			return -1;
+		for (size_t i = 0; i < j->n * j->in; i++)
+			xr[i] = round_bf16(j->x[i]);
+		j->x = xr;
+	}
+	return 0;
+}
+
+static void bf16_c_job(void *ctx, int ith, int nth)
+{
+	struct job *j = ctx;
+	size_t b, e;
+
+	split(j, GEMV_BLOCK, ith, nth, &b, &e);
+	bf16_cols_c(j, b, e);
+}
+
+void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
+		  const float *bias, size_t n, size_t in, size_t out,
+		  enum hf_dtype ct, struct hf_pool *pool)
+{
+	struct job j = { get_kern(), y, x, w, wt, bias, n, in, out,
+			 bkern, NULL, 0 };
 
 	assert(wt == HF_DTYPE_F32 || wt == HF_DTYPE_F16 ||
 	       wt == HF_DTYPE_BF16);
+	assert(ct == HF_DTYPE_F32 || ct == HF_DTYPE_BF16);
 	if (!n || !out)
 		return;
 	if (!in) {
 		init_cols(&j, 0, out);
 		return;
 	}
-	hf_pool_run(pool, n < GEMM_MIN_N ? gemv_job : gemm_job, &j);
+	if (ct == HF_DTYPE_F32)
+		hf_pool_run(pool, n < GEMM_MIN_N ? gemv_job : gemm_job, &j);
+	else if (round_x(&j))
+		hf_pool_run(pool, bf16_c_job, &j);
+	else if (j.bk)
+		hf_pool_run(pool, bf16_job, &j);
+	else if (wt == HF_DTYPE_BF16)
+		hf_pool_run(pool, n < GEMM_MIN_N ? gemv_job : gemm_job, &j);
+	else
+		hf_pool_run(pool, bf16_panels_job, &j);
+}
+
+void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
+	       const float *bias, size_t n, size_t in, size_t out,
+	       struct hf_pool *pool)
+{
+	hf_matmul_as(y, x, w, wt, bias, n, in, out, HF_DTYPE_F32, pool);
 }

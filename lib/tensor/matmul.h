@@ -20,23 +20,41 @@ void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
 	       const float *bias, size_t n, size_t in, size_t out,
 	       struct hf_pool *pool);
 
+/* hf_matmul with a compute type ct: HF_DTYPE_F32 is hf_matmul;
+ * HF_DTYPE_BF16 rounds x and W to bf16 (nearest even, as torch does; W
+ * stored in bf16 is used as is) and sums the products in float32, as
+ * PyTorch's CPU bf16 matmul and llama.cpp do. With AVX512_BF16 the
+ * products run on vdpbf16ps (twice the f32 FMA rate; bf16 subnormals
+ * count as zero); elsewhere the f32 kernels run on the rounded operands.
+ * Results match hf_matmul_bf16_ref within float reassociation. */
+void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
+		  const float *bias, size_t n, size_t in, size_t out,
+		  enum hf_dtype ct, struct hf_pool *pool);
+
 /* The instruction sets of the fast paths. hf_matmul picks the best the
  * CPU has on first use, or the one the HF_CPU environment variable names
- * (generic, avx2, avx512). */
+ * (generic, avx2, avx512, avx512bf16). Only avx512bf16 has a bf16 dot
+ * product; the others compute bf16 on their f32 kernels. */
 enum hf_matmul_isa {
 	HF_MATMUL_GENERIC,	/* portable C, cblas_sgemm for n > 1 */
 	HF_MATMUL_AVX2,		/* AVX2 + FMA + F16C */
 	HF_MATMUL_AVX512,	/* AVX-512 F/BW/VL + FMA + F16C */
+	HF_MATMUL_AVX512BF16,	/* that + AVX512_BF16 (bf16 compute) */
 };
 
 /* Force one (tests, benchmarks); -1 if this CPU lacks it. Not to be called
  * while a product runs. */
 int hf_matmul_set_isa(enum hf_matmul_isa isa);
-/* "generic", "avx2" or "avx512": the one in use. */
+/* "generic", "avx2", "avx512" or "avx512bf16": the one in use. */
 const char *hf_matmul_isa_name(void);
 
 /* The plain loop the fast paths are tested against. */
 void hf_matmul_ref(float *y, const float *x, const void *w, enum hf_dtype wt,
 		   const float *bias, size_t n, size_t in, size_t out);
+/* The same on x and W rounded to bf16 (what hf_matmul_as computes for
+ * HF_DTYPE_BF16), summed in double. */
+void hf_matmul_bf16_ref(float *y, const float *x, const void *w,
+			enum hf_dtype wt, const float *bias, size_t n,
+			size_t in, size_t out);
 
 #endif

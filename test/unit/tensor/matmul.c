@@ -1,5 +1,6 @@
-/* Tests for lib/tensor/matmul.c and matmul_x86.c: every instruction set,
- * weight dtype and awkward shape against hf_matmul_ref. */
+/* Tests for lib/tensor/matmul.c, matmul_x86.c and matmul_bf16.c: every
+ * instruction set, weight dtype, compute type and awkward shape against
+ * hf_matmul_ref (f32 compute) and hf_matmul_bf16_ref (bf16 compute). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +18,11 @@
  * For in terms the float error is at most about (in / 16 + 8) * 2^-24
  * times sum |x w| (the condition of the dot product), which for the in
  * <= 600 used here is under 3e-6: a bound of 1e-5 relative to sum |x w|
- * leaves room for any order and still catches a single wrong term. */
+ * leaves room for any order and still catches a single wrong term.
+ * bf16 compute: the products of bf16 values are exact in float32 and the
+ * sums run in float32 as above, so the same bound holds against
+ * hf_matmul_bf16_ref (whereas an unrounded x or W, off by up to 2^-9
+ * relative per term, shows as errors near 2^-9 of sum |x w|). */
 #define TOL 1e-5
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
@@ -77,15 +82,24 @@ struct shape {
 
 static const struct shape shapes[] = {
 	{ 1, 1 }, { 17, 5 }, { 63, 33 }, { 100, 47 }, { 257, 70 },
-	{ 300, 129 }, { 523, 95 }, { 40, 1100 },
+	{ 300, 129 }, { 523, 95 }, { 40, 1100 }, { 1037, 40 },
 };
 static const size_t ns[] = { 1, 2, 3, 4, 5, 7, 15, 33 };
 static const enum hf_dtype dtypes[] = {
 	HF_DTYPE_F32, HF_DTYPE_F16, HF_DTYPE_BF16,
 };
-static const char *const isa_names[] = { "generic", "avx2", "avx512" };
+static const char *const isa_names[] = {
+	"generic", "avx2", "avx512", "avx512bf16",
+};
 
-static void check_isa(enum hf_matmul_isa isa)
+static float round_bf16(float v)
+{
+	return hf_bf16_to_f32(hf_f32_to_bf16(v));
+}
+
+/* hf_matmul_as(.., ct, ..) on every shape, dtype, bias or not, with no
+ * pool and 1 to 3 threads against the reference for ct. */
+static void check_isa(enum hf_matmul_isa isa, enum hf_dtype ct)
 {
 	struct hf_pool *pools[3];
 	struct hf_err err = { 0 };
@@ -116,31 +130,41 @@ static void check_isa(enum hf_matmul_isa isa)
 			x[i] = unit();
 		for (size_t o = 0; o < out; o++)
 			bias[o] = unit();
-		hf_matmul_ref(want, x, w, wt, b ? bias : NULL, n, in, out);
+		if (ct == HF_DTYPE_F32)
+			hf_matmul_ref(want, x, w, wt, b ? bias : NULL, n, in,
+				      out);
+		else
+			hf_matmul_bf16_ref(want, x, w, wt, b ? bias : NULL, n,
+					   in, out);
 		for (size_t t = 0; t < n; t++)
 			for (size_t o = 0; o < out; o++) {
 				double s = b ? fabsf(bias[o]) : 0.0;
 
 				for (size_t i = 0; i < in; i++)
-					s += fabsf(x[t * in + i]) *
-					     absw[o * in + i];
+					s += (ct == HF_DTYPE_F32 ?
+					      fabsf(x[t * in + i]) *
+					      absw[o * in + i] :
+					      fabsf(round_bf16(x[t * in + i])) *
+					      round_bf16(absw[o * in + i]));
 				mag[t * out + o] = (float)s;
 			}
 		for (int p = -1; p < 3; p++) {
 			memset(got, 0xff, n * out * sizeof(float));	/* NaN */
-			hf_matmul(got, x, w, wt, b ? bias : NULL, n, in, out,
-				  p < 0 ? NULL : pools[p]);
+			hf_matmul_as(got, x, w, wt, b ? bias : NULL, n, in,
+				     out, ct, p < 0 ? NULL : pools[p]);
 			for (size_t i = 0; i < n * out; i++) {
 				if (fabs(got[i] - want[i]) <= TOL * mag[i])
 					continue;
 				if (failures++ < 10)
-					printf("# %s %s n %zu in %zu out %zu "
-					       "bias %d threads %d: y[%zu] got "
-					       "%.9g want %.9g\n",
+					printf("# %s %s compute %s n %zu in %zu "
+					       "out %zu bias %d threads %d: y[%zu] "
+					       "got %.9g want %.9g\n",
 					       isa_names[isa],
 					       wt == HF_DTYPE_F32 ? "f32" :
 					       wt == HF_DTYPE_F16 ? "f16" :
-					       "bf16", n, in, out, b, p + 1, i,
+					       "bf16",
+					       ct == HF_DTYPE_F32 ? "f32" : "bf16",
+					       n, in, out, b, p + 1, i,
 					       got[i], want[i]);
 				break;
 			}
@@ -160,17 +184,96 @@ static void check_isa(enum hf_matmul_isa isa)
 
 static void test_generic_matches_ref(void **state)
 {
-	check_isa(HF_MATMUL_GENERIC);
+	check_isa(HF_MATMUL_GENERIC, HF_DTYPE_F32);
 }
 
 static void test_avx2_matches_ref(void **state)
 {
-	check_isa(HF_MATMUL_AVX2);
+	check_isa(HF_MATMUL_AVX2, HF_DTYPE_F32);
 }
 
 static void test_avx512_matches_ref(void **state)
 {
-	check_isa(HF_MATMUL_AVX512);
+	check_isa(HF_MATMUL_AVX512, HF_DTYPE_F32);
+}
+
+static void test_avx512bf16_matches_ref(void **state)
+{
+	check_isa(HF_MATMUL_AVX512BF16, HF_DTYPE_F32);
+}
+
+/* bf16 compute: on the vdpbf16ps kernels (avx512bf16) and on the
+ * fallback that rounds and runs the f32 kernels (the others). */
+static void test_generic_bf16_matches_bf16_ref(void **state)
+{
+	check_isa(HF_MATMUL_GENERIC, HF_DTYPE_BF16);
+}
+
+static void test_avx2_bf16_matches_bf16_ref(void **state)
+{
+	check_isa(HF_MATMUL_AVX2, HF_DTYPE_BF16);
+}
+
+static void test_avx512_bf16_matches_bf16_ref(void **state)
+{
+	check_isa(HF_MATMUL_AVX512, HF_DTYPE_BF16);
+}
+
+static void test_avx512bf16_bf16_matches_bf16_ref(void **state)
+{
+	check_isa(HF_MATMUL_AVX512BF16, HF_DTYPE_BF16);
+}
+
+/* bf16 compute rounds x and f32/f16 W to nearest even: 1 + 2^-8 and
+ * 1 + 3 * 2^-8 are ties (bf16 keeps 7 fraction bits) and go to 1 and
+ * 1 + 2^-6; 1 + 2^-10 goes to 1. One term per output, in = 1, so any
+ * reassociation leaves these exact; n = 1 runs the matrix-vector kernel,
+ * n = 6 the GEMM, on every instruction set this CPU has. */
+static void test_bf16_rounds_to_nearest_even(void **state)
+{
+	const float v[4] = { 1.0f + 0x1p-8f, 1.0f + 3 * 0x1p-8f,
+			     1.0f + 0x1p-10f, -3.0f };
+	const float r[4] = { 1.0f, 1.0f + 0x1p-6f, 1.0f, -3.0f };
+	float one = 1.0f, x[6 * 4], y[6 * 4];
+	uint16_t h[4], b16[4];
+
+	for (int i = 0; i < 4; i++) {
+		h[i] = hf_f32_to_f16(v[i]);	/* all four exact in f16 */
+		b16[i] = hf_f32_to_bf16(v[i]);
+	}
+	for (int isa = 0; isa <= HF_MATMUL_AVX512BF16; isa++) {
+		if (hf_matmul_set_isa(isa))
+			continue;
+		for (size_t n = 1; n <= 6; n += 5) {
+			/* x varies: W = 1 (one output row) */
+			for (size_t t = 0; t < n; t++)
+				x[t] = v[t % 4];
+			hf_matmul_as(y, x, &one, HF_DTYPE_F32, NULL, n, 1, 1,
+				     HF_DTYPE_BF16, NULL);
+			for (size_t t = 0; t < n; t++)
+				assert_true(y[t] == r[t % 4]);
+			/* W varies (4 rows, f32 and f16): x = 1 */
+			for (size_t t = 0; t < n; t++)
+				x[t] = 1.0f;
+			hf_matmul_as(y, x, v, HF_DTYPE_F32, NULL, n, 1, 4,
+				     HF_DTYPE_BF16, NULL);
+			for (size_t i = 0; i < n * 4; i++)
+				assert_true(y[i] == r[i % 4]);
+			hf_matmul_as(y, x, h, HF_DTYPE_F16, NULL, n, 1, 4,
+				     HF_DTYPE_BF16, NULL);
+			for (size_t i = 0; i < n * 4; i++)
+				assert_true(y[i] == r[i % 4]);
+			hf_matmul_as(y, x, b16, HF_DTYPE_BF16, NULL, n, 1, 4,
+				     HF_DTYPE_BF16, NULL);
+			for (size_t i = 0; i < n * 4; i++)
+				assert_true(y[i] == r[i % 4]);
+			/* and f32 compute keeps them */
+			hf_matmul_as(y, x, v, HF_DTYPE_F32, NULL, n, 1, 4,
+				     HF_DTYPE_F32, NULL);
+			for (size_t i = 0; i < n * 4; i++)
+				assert_true(y[i] == v[i % 4]);
+		}
+	}
 }
 
 /* in == 0: y is the bias (or zeros) without reading x or W. */
@@ -208,6 +311,12 @@ int main(void)
 		cmocka_unit_test(test_generic_matches_ref),
 		cmocka_unit_test(test_avx2_matches_ref),
 		cmocka_unit_test(test_avx512_matches_ref),
+		cmocka_unit_test(test_avx512bf16_matches_ref),
+		cmocka_unit_test(test_generic_bf16_matches_bf16_ref),
+		cmocka_unit_test(test_avx2_bf16_matches_bf16_ref),
+		cmocka_unit_test(test_avx512_bf16_matches_bf16_ref),
+		cmocka_unit_test(test_avx512bf16_bf16_matches_bf16_ref),
+		cmocka_unit_test(test_bf16_rounds_to_nearest_even),
 		cmocka_unit_test(test_empty_inner_dimension_gives_bias),
 		cmocka_unit_test(test_ref_widens_exactly),
 	};
