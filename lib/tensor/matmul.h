@@ -23,9 +23,10 @@ void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,
 /* hf_matmul with a compute type ct: HF_DTYPE_F32 is hf_matmul;
  * HF_DTYPE_BF16 rounds x and W to bf16 (nearest even, as torch does; W
  * stored in bf16 is used as is) and sums the products in float32, as
- * PyTorch's CPU bf16 matmul and llama.cpp do. With AVX512_BF16 the
- * products run on vdpbf16ps (twice the f32 FMA rate; bf16 subnormals
- * count as zero); elsewhere the f32 kernels run on the rounded operands.
+ * PyTorch's CPU bf16 matmul and llama.cpp do. The products of bf16
+ * values are exact in float32, so the f32 kernels compute this on the
+ * rounded operands (AVX-512 rounds W as it packs it); the avx512bf16 set
+ * runs them on vdpbf16ps instead (which counts bf16 subnormals as zero).
  * Results match hf_matmul_bf16_ref within float reassociation. */
 void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
 		  const float *bias, size_t n, size_t in, size_t out,
@@ -33,8 +34,9 @@ void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
 
 /* The instruction sets of the fast paths. hf_matmul picks the best the
  * CPU has on first use, or the one the HF_CPU environment variable names
- * (generic, avx2, avx512, avx512bf16). Only avx512bf16 has a bf16 dot
- * product; the others compute bf16 on their f32 kernels. */
+ * (generic, avx2, avx512, avx512bf16). avx512bf16 (bf16 compute on
+ * vdpbf16ps, f32 as avx512) is never the default: on the Sapphire Rapids
+ * measured, vdpbf16ps gave half the flops of the f32 FMAs. */
 enum hf_matmul_isa {
 	HF_MATMUL_GENERIC,	/* portable C, cblas_sgemm for n > 1 */
 	HF_MATMUL_AVX2,		/* AVX2 + FMA + F16C */

@@ -55,11 +55,12 @@ struct mm_kern {
 	mm_gemm_fn gemm;	/* NULL: widen panels and call cblas_sgemm */
 };
 
-/* bf16 compute (hf_matmul_as with HF_DTYPE_BF16) where the CPU has a
- * bf16 dot product (AVX512_BF16's vdpbf16ps: two bf16 products per f32
- * lane, summed into it). x comes already rounded: xb (n, ldx) bf16, ldx
- * even, xb[t][in, ldx) zero. W is read as stored: bf16 as is, f32 and f16
- * rounded to bf16 (nearest even) on the way. */
+/* bf16 compute (hf_matmul_as with HF_DTYPE_BF16): x comes already
+ * rounded, xb (n, ldx) bf16, ldx even, xb[t][in, ldx) zero. W is read as
+ * stored: bf16 as is, f32 and f16 rounded to bf16 (nearest even) on the
+ * way. Two sets: the AVX-512 f32 kernels on these operands
+ * (matmul_x86.c), and AVX512_BF16's vdpbf16ps, two bf16 products per f32
+ * lane (matmul_bf16.c). The scratch is mm_gemm_bf16_scratch(n) floats. */
 typedef void (*mm_gemv_bf16_fn)(float *y, size_t ldy, const uint16_t *xb,
 				size_t ldx, size_t nt, const void *w,
 				enum hf_dtype wt, const float *bias,
@@ -69,15 +70,17 @@ typedef void (*mm_gemm_bf16_fn)(float *y, const uint16_t *xb, size_t ldx,
 				size_t in, size_t out, size_t j0, size_t j1,
 				float *scratch);
 
-/* The bf16 GEMM blocks as the f32 one, with k counted in bf16 pairs (one
- * 32-bit lane): MB_KC elements of the inner dimension per slice keep the
- * W block (MB_KC / 2 x MM_NC lanes, 512 KiB) and an x tile (14 KiB) at
- * the f32 footprint. */
+/* The vdpbf16ps GEMM blocks as the f32 one, with k counted in bf16 pairs
+ * (one 32-bit lane): MB_KC elements of the inner dimension per slice
+ * keep the W block (MB_KC / 2 x MM_NC lanes, 512 KiB) and an x tile
+ * (14 KiB) at the f32 footprint. */
 #define MB_KC 512
 
 static inline size_t mm_gemm_bf16_scratch(size_t n)
 {
-	return MB_KC / 2 * MM_NC + (n + MM_MR) * (MB_KC / 2);
+	size_t a = MB_KC / 2 * MM_NC + (n + MM_MR) * (MB_KC / 2);
+
+	return a > mm_gemm_scratch(n) ? a : mm_gemm_scratch(n);
 }
 
 struct mm_bf16_kern {
@@ -88,7 +91,7 @@ struct mm_bf16_kern {
 
 #if defined(__x86_64__) || defined(__i386__)
 extern const struct mm_kern mm_avx2, mm_avx512;
-extern const struct mm_bf16_kern mm_avx512bf16;
+extern const struct mm_bf16_kern mm_avx512_bf16, mm_avx512bf16;
 #endif
 
 #endif

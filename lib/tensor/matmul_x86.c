@@ -39,6 +39,51 @@ INLINE T512 __m512 ld16m(const void *w, enum hf_dtype wt, size_t i,
 		_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
+/* bf16 compute (hf_matmul_as with HF_DTYPE_BF16) on the FMA units: on
+ * the Sapphire Rapids we measured, vdpbf16ps (matmul_bf16.c) issues at a
+ * quarter of the FMA rate, half the flops, so the f32 kernels below also
+ * take x as bf16 rows (widened exactly) and round W to bf16 as they
+ * load it: with bf != 0, x is bf16 with rows ldx apart and W loads go
+ * through rnd16. Products of bf16 values are exact in f32, so this
+ * computes what vdpbf16ps does, up to the order of the sums. */
+
+/* f32 lanes rounded to bf16, nearest even, and widened back: what
+ * hf_f32_to_bf16 does (NaN to the quiet 0x7fc0), lane by lane. */
+INLINE T512 __m512 rnd16(__m512 v)
+{
+	__m512i u = _mm512_castps_si512(v);
+	__m512i r = _mm512_add_epi32(u, _mm512_add_epi32(
+		_mm512_set1_epi32(0x7fff),
+		_mm512_and_si512(_mm512_srli_epi32(u, 16),
+				 _mm512_set1_epi32(1))));
+	__mmask16 nan = _mm512_cmpgt_epu32_mask(
+		_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+		_mm512_set1_epi32(0x7f800000));
+
+	r = _mm512_mask_mov_epi32(r, nan, _mm512_set1_epi32(0x7fc00000));
+	return _mm512_castsi512_ps(_mm512_and_si512(r,
+				   _mm512_set1_epi32((int)0xffff0000)));
+}
+
+/* ld16 and ld16m for W, rounded to bf16 when bf. */
+INLINE T512 __m512 ldw(const void *w, enum hf_dtype wt, size_t i, int bf)
+{
+	__m512 v = ld16(w, wt, i);
+
+	return bf && wt != HF_DTYPE_BF16 ? rnd16(v) : v;
+}
+
+INLINE T512 __m512 ldwm(const void *w, enum hf_dtype wt, size_t i,
+			__mmask16 m, int bf)
+{
+	__m512 v = ld16m(w, wt, i, m);
+
+	return bf && wt != HF_DTYPE_BF16 ? rnd16(v) : v;
+}
+
+/* x: float32, or bf16 when bf */
+#define XT(bf) ((bf) ? HF_DTYPE_BF16 : HF_DTYPE_F32)
+
 /* Software prefetch distance for the matrix-vector kernels, in bytes
  * ahead of each row: rows are short (1-16 KiB) and four are read at once,
  * which the hardware prefetcher follows poorly. Measured on the 0.5B
@@ -50,9 +95,10 @@ INLINE T512 __m512 ld16m(const void *w, enum hf_dtype wt, size_t i,
 
 /* R (<= 4) rows of W starting at r against nt (<= MM_GEMV_NT) tokens:
  * each W load feeds nt FMAs and each x load R. */
-INLINE T512 void rows512(int R, int nt, float *y, size_t ldy, const float *x,
-			 const void *w, enum hf_dtype wt, const float *bias,
-			 size_t in, size_t r)
+INLINE T512 void rows512(int R, int nt, int bf, float *y, size_t ldy,
+			 const void *x, size_t ldx, const void *w,
+			 enum hf_dtype wt, const float *bias, size_t in,
+			 size_t r)
 {
 	size_t in16 = in & ~(size_t)15;
 	__mmask16 mt = (__mmask16)((1u << (in & 15)) - 1);
@@ -66,14 +112,14 @@ INLINE T512 void rows512(int R, int nt, float *y, size_t ldy, const float *x,
 	for (size_t i = 0; i < in16; i += 16) {
 #pragma GCC unroll 4
 		for (int t = 0; t < nt; t++)
-			xv[t] = _mm512_loadu_ps(x + t * in + i);
+			xv[t] = ld16(x, XT(bf), t * ldx + i);
 #pragma GCC unroll 4
 		for (int q = 0; q < R; q++) {
 			size_t o = (r + q) * in + i;
 			__m512 wv;
 
 			PF(w, wt, o);
-			wv = ld16(w, wt, o);
+			wv = ldw(w, wt, o, bf);
 #pragma GCC unroll 4
 			for (int t = 0; t < nt; t++)
 				a[q][t] = _mm512_fmadd_ps(wv, xv[t], a[q][t]);
@@ -82,10 +128,10 @@ INLINE T512 void rows512(int R, int nt, float *y, size_t ldy, const float *x,
 	if (mt) {
 #pragma GCC unroll 4
 		for (int t = 0; t < nt; t++)
-			xv[t] = _mm512_maskz_loadu_ps(mt, x + t * in + in16);
+			xv[t] = ld16m(x, XT(bf), t * ldx + in16, mt);
 #pragma GCC unroll 4
 		for (int q = 0; q < R; q++) {
-			__m512 wv = ld16m(w, wt, (r + q) * in + in16, mt);
+			__m512 wv = ldwm(w, wt, (r + q) * in + in16, mt, bf);
 
 #pragma GCC unroll 4
 			for (int t = 0; t < nt; t++)
@@ -102,30 +148,34 @@ INLINE T512 void rows512(int R, int nt, float *y, size_t ldy, const float *x,
 
 /* Four rows per pass; the rows of a thread's share are contiguous, so W
  * streams through once, in order, for all nt tokens. */
-INLINE T512 void gemv512(int nt, float *y, size_t ldy, const float *x,
-			 const void *w, enum hf_dtype wt, const float *bias,
-			 size_t in, size_t r0, size_t r1)
+INLINE T512 void gemv512(int nt, int bf, float *y, size_t ldy,
+			 const void *x, size_t ldx, const void *w,
+			 enum hf_dtype wt, const float *bias, size_t in,
+			 size_t r0, size_t r1)
 {
 	size_t r = r0;
 
 	for (; r + 4 <= r1; r += 4)
-		rows512(4, nt, y, ldy, x, w, wt, bias, in, r);
+		rows512(4, nt, bf, y, ldy, x, ldx, w, wt, bias, in, r);
 	for (; r < r1; r++)
-		rows512(1, nt, y, ldy, x, w, wt, bias, in, r);
+		rows512(1, nt, bf, y, ldy, x, ldx, w, wt, bias, in, r);
 }
 
-INLINE T512 void gemv512_nt(int nt, float *y, size_t ldy, const float *x,
-			    const void *w, enum hf_dtype wt,
-			    const float *bias, size_t in, size_t r0,
-			    size_t r1)
+INLINE T512 void gemv512_nt(int nt, int bf, float *y, size_t ldy,
+			    const void *x, size_t ldx, const void *w,
+			    enum hf_dtype wt, const float *bias, size_t in,
+			    size_t r0, size_t r1)
 {
 	/* one copy per dtype so that ld16's branch folds away */
 	if (wt == HF_DTYPE_F32)
-		gemv512(nt, y, ldy, x, w, HF_DTYPE_F32, bias, in, r0, r1);
+		gemv512(nt, bf, y, ldy, x, ldx, w, HF_DTYPE_F32, bias, in, r0,
+			r1);
 	else if (wt == HF_DTYPE_F16)
-		gemv512(nt, y, ldy, x, w, HF_DTYPE_F16, bias, in, r0, r1);
+		gemv512(nt, bf, y, ldy, x, ldx, w, HF_DTYPE_F16, bias, in, r0,
+			r1);
 	else
-		gemv512(nt, y, ldy, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
+		gemv512(nt, bf, y, ldy, x, ldx, w, HF_DTYPE_BF16, bias, in, r0,
+			r1);
 }
 
 static T512 void gemv512_any(float *y, size_t ldy, const float *x, size_t nt,
@@ -134,10 +184,23 @@ static T512 void gemv512_any(float *y, size_t ldy, const float *x, size_t nt,
 			     size_t r1)
 {
 	switch (nt) {
-	case 1: gemv512_nt(1, y, ldy, x, w, wt, bias, in, r0, r1); break;
-	case 2: gemv512_nt(2, y, ldy, x, w, wt, bias, in, r0, r1); break;
-	case 3: gemv512_nt(3, y, ldy, x, w, wt, bias, in, r0, r1); break;
-	case 4: gemv512_nt(4, y, ldy, x, w, wt, bias, in, r0, r1); break;
+	case 1: gemv512_nt(1, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
+	case 2: gemv512_nt(2, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
+	case 3: gemv512_nt(3, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
+	case 4: gemv512_nt(4, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
+	}
+}
+
+static T512 void gemv512_bf16(float *y, size_t ldy, const uint16_t *xb,
+			      size_t ldx, size_t nt, const void *w,
+			      enum hf_dtype wt, const float *bias, size_t in,
+			      size_t r0, size_t r1)
+{
+	switch (nt) {
+	case 1: gemv512_nt(1, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
+	case 2: gemv512_nt(2, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
+	case 3: gemv512_nt(3, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
+	case 4: gemv512_nt(4, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
 	}
 }
 
@@ -174,7 +237,7 @@ static T512 void widen512_any(float *dst, const void *w, enum hf_dtype wt,
 
 /* Pack W rows [j, j + nr) x columns [k0, k0 + kc) k-major:
  * wp[k][r] = W[j + r][k0 + k], r < MM_NR, zero for r >= nr. */
-INLINE T512 void pack_w(float *wp, const void *w, enum hf_dtype wt,
+INLINE T512 void pack_w(float *wp, const void *w, enum hf_dtype wt, int bf,
 			size_t in, size_t j, size_t nr, size_t k0, size_t kc)
 {
 	for (size_t g = 0; g < MM_NR; g += 16) {
@@ -189,9 +252,9 @@ INLINE T512 void pack_w(float *wp, const void *w, enum hf_dtype wt,
 				if (g + r >= nr)
 					v[r] = _mm512_setzero_ps();
 				else if (kn == 16)
-					v[r] = ld16(w, wt, o);
+					v[r] = ldw(w, wt, o, bf);
 				else
-					v[r] = ld16m(w, wt, o, m);
+					v[r] = ldwm(w, wt, o, m, bf);
 			}
 			transpose16(v);
 			for (size_t q = 0; q < kn; q++)
@@ -202,9 +265,10 @@ INLINE T512 void pack_w(float *wp, const void *w, enum hf_dtype wt,
 
 /* Pack x rows [t, t + mr) x columns [k0, k0 + kc): xp[k][i] = x[t+i][k0+k],
  * i < MM_MR; lanes past mr hold zeros (the kernel never reads them).
- * 16 x 16 blocks through transpose16, as for W. */
-INLINE T512 void pack_x(float *xp, const float *x, size_t in, size_t mr,
-			size_t k0, size_t kc)
+ * 16 x 16 blocks through transpose16, as for W. x: rows ldx apart,
+ * float32, or bf16 when bf. */
+INLINE T512 void pack_x(float *xp, const void *x, int bf, size_t ldx,
+			size_t t, size_t mr, size_t k0, size_t kc)
 {
 	const __mmask16 m14 = (1u << MM_MR) - 1;
 
@@ -214,9 +278,8 @@ INLINE T512 void pack_x(float *xp, const float *x, size_t in, size_t mr,
 		__m512 v[16];
 
 		for (size_t i = 0; i < 16; i++)
-			v[i] = i < mr ? _mm512_maskz_loadu_ps(m, x + i * in +
-							      k0 + k) :
-				_mm512_setzero_ps();
+			v[i] = i < mr ? ld16m(x, XT(bf), (t + i) * ldx + k0 + k,
+					      m) : _mm512_setzero_ps();
 		transpose16(v);
 		for (size_t q = 0; q < kn; q++)
 			_mm512_mask_storeu_ps(xp + (k + q) * MM_MR, m14, v[q]);
@@ -276,9 +339,9 @@ static T512 void ukern_any(int mr, size_t kc, const float *xp,
  * the 0.5B and 1B shapes (n 512; peak 173 measured with a register-only
  * FMA loop). scratch holds the W block (MM_KC x MM_NC) then the x tiles
  * (ceil(n / MM_MR) of MM_KC x MM_MR). */
-INLINE T512 void gemm512(float *y, const float *x, const void *w,
-			 enum hf_dtype wt, size_t n, size_t in, size_t out,
-			 size_t j0, size_t j1, float *scratch)
+INLINE T512 void gemm512(int bf, float *y, const void *x, size_t ldx,
+			 const void *w, enum hf_dtype wt, size_t n, size_t in,
+			 size_t out, size_t j0, size_t j1, float *scratch)
 {
 	float *wp = scratch, *xp = scratch + MM_KC * MM_NC;
 
@@ -286,13 +349,13 @@ INLINE T512 void gemm512(float *y, const float *x, const void *w,
 		size_t kc = in - k0 < MM_KC ? in - k0 : MM_KC;
 
 		for (size_t t = 0; t < n; t += MM_MR)
-			pack_x(xp + t * MM_KC, x + t * in, in,
+			pack_x(xp + t * MM_KC, x, bf, ldx, t,
 			       n - t < MM_MR ? n - t : MM_MR, k0, kc);
 		for (size_t jc = j0; jc < j1; jc += MM_NC) {
 			size_t nc = j1 - jc < MM_NC ? j1 - jc : MM_NC;
 
 			for (size_t p = 0; p < nc; p += MM_NR)
-				pack_w(wp + p * MM_KC, w, wt, in, jc + p,
+				pack_w(wp + p * MM_KC, w, wt, bf, in, jc + p,
 				       nc - p < MM_NR ? nc - p : MM_NR, k0, kc);
 			for (size_t t = 0; t < n; t += MM_MR) {
 				int mr = n - t < MM_MR ? (int)(n - t) : MM_MR;
@@ -320,15 +383,40 @@ static T512 void gemm512_any(float *y, const float *x, const void *w,
 			     size_t j0, size_t j1, float *scratch)
 {
 	if (wt == HF_DTYPE_F32)
-		gemm512(y, x, w, HF_DTYPE_F32, n, in, out, j0, j1, scratch);
+		gemm512(0, y, x, in, w, HF_DTYPE_F32, n, in, out, j0, j1,
+			scratch);
 	else if (wt == HF_DTYPE_F16)
-		gemm512(y, x, w, HF_DTYPE_F16, n, in, out, j0, j1, scratch);
+		gemm512(0, y, x, in, w, HF_DTYPE_F16, n, in, out, j0, j1,
+			scratch);
 	else
-		gemm512(y, x, w, HF_DTYPE_BF16, n, in, out, j0, j1, scratch);
+		gemm512(0, y, x, in, w, HF_DTYPE_BF16, n, in, out, j0, j1,
+			scratch);
+}
+
+static T512 void gemm512_bf16(float *y, const uint16_t *xb, size_t ldx,
+			      const void *w, enum hf_dtype wt, size_t n,
+			      size_t in, size_t out, size_t j0, size_t j1,
+			      float *scratch)
+{
+	if (wt == HF_DTYPE_F32)
+		gemm512(1, y, xb, ldx, w, HF_DTYPE_F32, n, in, out, j0, j1,
+			scratch);
+	else if (wt == HF_DTYPE_F16)
+		gemm512(1, y, xb, ldx, w, HF_DTYPE_F16, n, in, out, j0, j1,
+			scratch);
+	else
+		gemm512(1, y, xb, ldx, w, HF_DTYPE_BF16, n, in, out, j0, j1,
+			scratch);
 }
 
 const struct mm_kern mm_avx512 = {
 	"avx512", gemv512_any, widen512_any, gemm512_any,
+};
+
+/* bf16 compute on the FMA units: the default for bf16 compute wherever
+ * AVX-512 runs (see rnd16); scratch as for gemm512_any. */
+const struct mm_bf16_kern mm_avx512_bf16 = {
+	"avx512", gemv512_bf16, gemm512_bf16,
 };
 
 /* ---- AVX2 ------------------------------------------------------------- */
