@@ -56,7 +56,7 @@ static const char usage[] =
 	"  -t, --threads <n>         threads (default: all CPUs)\n"
 	"      --device <dev>        cpu (default), vulkan, or auto (a GPU if "
 	"there is one)\n"
-	"      --dtype <type>        compute type: f32\n"
+	"      --dtype <type>        matmul compute type: f32 (default), bf16\n"
 	"  -v, --verbose             timings to stderr\n"
 	"  -h, --help\n";
 
@@ -67,6 +67,7 @@ enum task { TASK_GENERATE, TASK_EMBED, TASK_CLASSIFY, TASK_FILL, TASK_LOGITS };
 struct opts {
 	const char *model, *prompt, *output, *device;
 	int chat, jsonl, verbose, normalize, perplexity;
+	int bf16;	/* --dtype bf16 */
 	enum task task;
 	long max_tokens, top_k, logprobs, batch, threads, ctx, stride;
 	double temperature, top_p, min_p, repeat_penalty;
@@ -1330,12 +1331,20 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 						 optarg);
 			break;
 		case OPT_DTYPE:
-			if (strcmp(optarg, "f32") && strcmp(optarg, "float32") &&
-			    strcmp(optarg, "auto")) {
-				fprintf(stderr, "%s: --dtype %s: only float32 compute "
-					"is built (weights stay in their stored "
-					"dtype)\n", prog, optarg);
+			if (!strcmp(optarg, "f32") || !strcmp(optarg, "float32") ||
+			    !strcmp(optarg, "auto")) {
+				o->bf16 = 0;
+			} else if (!strcmp(optarg, "bf16") ||
+				   !strcmp(optarg, "bfloat16")) {
+				o->bf16 = 1;
+			} else if (!strcmp(optarg, "f16") ||
+				   !strcmp(optarg, "float16")) {
+				fprintf(stderr, "%s: --dtype %s: f16 compute is not "
+					"built (f32 or bf16)\n", prog, optarg);
 				return 1;
+			} else {
+				return die_usage(prog, usage, "bad --dtype '%s' "
+						 "(f32 or bf16)", optarg);
 			}
 			break;
 		case OPT_DEVICE:
@@ -1419,7 +1428,9 @@ int cmd_run(int argc, char **argv)
 		rc = die_err(prog, &err);
 		goto out;
 	}
-	if (hf_model_open(&r.m, r.o.model, r.be, (int)r.o.threads, &err)) {
+	if (hf_model_open(&r.m, r.o.model, r.be, (int)r.o.threads, &err) ||
+	    (r.o.bf16 && hf_backend_cpu_set_compute(hf_model_backend(r.m),
+						    HF_DTYPE_BF16, &err))) {
 		rc = die_err(prog, &err);
 		goto out;
 	}

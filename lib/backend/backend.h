@@ -216,6 +216,11 @@ int hf_backend_cpu_create(struct hf_backend **out, int nthreads,
 			  struct hf_err *err);
 /* Its pool, for callers that run their own loops (NULL if not CPU). */
 struct hf_pool *hf_backend_cpu_pool(struct hf_backend *be);
+/* The compute type of its matmuls: HF_DTYPE_F32 (the default) or
+ * HF_DTYPE_BF16 (inputs rounded to bf16, float32 sums: hf_matmul_as);
+ * everything else stays float32. HF_EINVAL for another backend or type. */
+int hf_backend_cpu_set_compute(struct hf_backend *be, enum hf_dtype dt,
+				struct hf_err *err);
 
 void hf_backend_free(struct hf_backend *be);	/* NULL is fine */
 const char *hf_backend_name(const struct hf_backend *be);

@@ -572,7 +572,8 @@ cases=$((cases + 4))
 expect "help" 0 "usage: hf-run" "$run" -h
 expect "bad option" 2 "" "$run" -m "$FX/llama-tiny" --no-such-option
 expect "no model" 2 "" "$run" -p hi
-expect "dtype not built" 1 "only float32" "$run" -m "$FX/llama-tiny" --dtype bf16
+expect "dtype f16 not built" 1 "f16 compute is not built" "$run" -m "$FX/llama-tiny" --dtype f16
+expect "bad dtype" 2 "" "$run" -m "$FX/llama-tiny" --dtype f8
 
 echo "run: $cases cases, $failed failed" >&2
 [ "$failed" = 0 ]

@@ -13,6 +13,7 @@
 struct cpu {
 	struct hf_backend be;
 	struct hf_pool *pool;
+	enum hf_dtype compute;	/* of the matmuls: F32 or BF16 */
 };
 
 /* Below this many float operations an op runs on the calling thread. */
@@ -179,9 +180,9 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 
 	switch (op->code) {
 	case HF_OP_MATMUL:
-		hf_matmul(FD, F(0), op->src[1]->host, op->src[1]->dtype,
-			  op->src[2] ? F(2) : NULL, IP(0), IP(1), IP(2),
-			  c->pool);
+		hf_matmul_as(FD, F(0), op->src[1]->host, op->src[1]->dtype,
+			     op->src[2] ? F(2) : NULL, IP(0), IP(1), IP(2),
+			     c->compute, c->pool);
 		return 0;
 	case HF_OP_KV_STORE: {
 		size_t B = IP(0), T = IP(1), C = IP(2), w = IP(3);
@@ -306,7 +307,23 @@ int hf_backend_cpu_create(struct hf_backend **out, int nthreads,
 	}
 	c->be.ops = &cpu_ops;
 	c->be.priv = c;
+	c->compute = HF_DTYPE_F32;
 	*out = &c->be;
+	return 0;
+}
+
+int hf_backend_cpu_set_compute(struct hf_backend *be, enum hf_dtype dt,
+				struct hf_err *err)
+{
+	if (!be || be->ops != &cpu_ops)
+		return hf_err_set(err, HF_EINVAL, "bf16 compute is for the CPU "
+				  "backend; '%s' computes in float32",
+				  be ? hf_backend_name(be) : "(none)");
+	if (dt != HF_DTYPE_F32 && dt != HF_DTYPE_BF16)
+		return hf_err_set(err, HF_EINVAL, "compute type '%s': the CPU "
+				  "backend computes in f32 or bf16",
+				  hf_dtype_name(dt));
+	cpu_of(be)->compute = dt;
 	return 0;
 }
 
