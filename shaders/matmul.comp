@@ -10,9 +10,23 @@
  * sub-tiles in turn; its lanes split `in` (consecutive k side by side, so
  * rows of x and W are read in order, coalesced on a GPU and streamed on a
  * CPU driver), each keeping TM x TN partial sums, reduced at the end with
- * subgroupAdd. BK is unused. */
+ * subgroupAdd. BK is unused.
+ * F16_ARITH (matmul_f16_hmul*, f16 weights on a device with
+ * shaderFloat16): x rounded to float16, products in float16 four at a
+ * time (dot of two f16vec4, from shared float16 tiles in the plain
+ * kernel), each four-term sum added to the float32 accumulators. The
+ * host picks it only when n_in % 4 == 0 and W's rows start on a word.
+ * Cooperative matrices (VK_KHR_cooperative_matrix, reported as
+ * hf_vk_devinfo.coopmat) would be a third kernel here: a subgroup
+ * loading BM x BK and BK x BN float16 tiles into coopmat operands and
+ * accumulating a float32 BM x BN coopmat, chosen by ops.c where the
+ * SUBGROUP one is now. Not written: glslc 2023.2 cannot compile
+ * GL_KHR_cooperative_matrix and no device here offers it to test on. */
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : enable
+#ifdef F16_ARITH
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 
 layout(constant_id = 0) const uint WG = 256;
 layout(constant_id = 1) const uint BM = 32;
@@ -30,6 +44,15 @@ layout(std430, binding = 2) writeonly buffer Ybuf { float y[]; };
 layout(std430, binding = 3) readonly buffer Bbuf { float bias[]; };
 layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
 #include "weights.glsl"
+
+#ifdef F16_ARITH
+/* x[xb + 4k .. xb + 4k + 3] rounded to float16 */
+f16vec4 xload4h(uint xb, uint k)
+{
+	return f16vec4(x[xb + 4 * k], x[xb + 4 * k + 1], x[xb + 4 * k + 2],
+		       x[xb + 4 * k + 3]);
+}
+#endif
 
 #ifdef SUBGROUP
 void main()
@@ -57,6 +80,21 @@ void main()
 			wr[j] = pc.p.w_off + (min(n0 + j, end - 1) - pc.p.o0) * in_;
 		[[unroll]] for (uint i = 0; i < TM * TN; i++)
 			acc[i] = 0.0;
+#ifdef F16_ARITH
+		for (uint k = lane; k < in_ / 4; k += step) {
+			f16vec4 xv[TM];
+
+			[[unroll]] for (uint i = 0; i < TM; i++)
+				xv[i] = xload4h(xr[i], k);
+			[[unroll]] for (uint j = 0; j < TN; j++) {
+				const f16vec4 wv =
+					wload4h((pc.o[0] + wr[j]) / 2 + 2 * k);
+
+				[[unroll]] for (uint i = 0; i < TM; i++)
+					acc[i * TN + j] += float(dot(xv[i], wv));
+			}
+		}
+#else
 		for (uint k = lane; k < in_; k += step) {
 			float xv[TM];
 
@@ -69,6 +107,7 @@ void main()
 					acc[i * TN + j] += xv[i] * wv;
 			}
 		}
+#endif
 		[[unroll]] for (uint i = 0; i < TM; i++)
 			[[unroll]] for (uint j = 0; j < TN; j++) {
 				const float v = subgroupAdd(acc[i * TN + j]);
@@ -82,8 +121,13 @@ void main()
 	}
 }
 #else
-shared float xs[BM * BK];
-shared float ws[BN * BK];
+#ifdef F16_ARITH
+#define TILE_T float16_t
+#else
+#define TILE_T float
+#endif
+shared TILE_T xs[BM * BK];
+shared TILE_T ws[BN * BK];
 
 void main()
 {
@@ -102,16 +146,35 @@ void main()
 		for (uint l = tid; l < BM * BK; l += WG) {
 			const uint r = l / BK, c = l % BK;
 			const uint gm = m0 + r, gk = k0 + c;
-			xs[l] = gm < n && gk < in_ ? x[pc.o[1] + gm * in_ + gk] : 0.0;
+			xs[l] = TILE_T(gm < n && gk < in_ ?
+				       x[pc.o[1] + gm * in_ + gk] : 0.0);
 		}
 		for (uint l = tid; l < BN * BK; l += WG) {
 			const uint r = l / BK, c = l % BK;
 			const uint go = n0 + r, gk = k0 + c;
-			ws[l] = go < end && gk < in_ ?
+			ws[l] = TILE_T(go < end && gk < in_ ?
 				wload(pc.p.w_off + (go - pc.p.o0) * in_ + gk) :
-				0.0;
+				0.0);
 		}
 		barrier();
+#ifdef F16_ARITH
+		/* BK is a multiple of 4 */
+		for (uint k = 0; k < BK; k += 4) {
+			[[unroll]] for (uint i = 0; i < TM; i++) {
+				const uint a = (tm0 + i) * BK + k;
+				const f16vec4 av = f16vec4(xs[a], xs[a + 1],
+							   xs[a + 2], xs[a + 3]);
+
+				[[unroll]] for (uint j = 0; j < TN; j++) {
+					const uint b = (tn0 + j) * BK + k;
+
+					acc[i * TN + j] += float(dot(av,
+						f16vec4(ws[b], ws[b + 1],
+							ws[b + 2], ws[b + 3])));
+				}
+			}
+		}
+#else
 		for (uint k = 0; k < BK; k++) {
 			[[unroll]] for (uint i = 0; i < TM; i++) {
 				const float a = xs[(tm0 + i) * BK + k];
@@ -119,6 +182,7 @@ void main()
 					acc[i * TN + j] += a * ws[(tn0 + j) * BK + k];
 			}
 		}
+#endif
 		barrier();
 	}
 	[[unroll]] for (uint i = 0; i < TM; i++) {

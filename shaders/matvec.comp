@@ -6,8 +6,28 @@
  * its lanes striding over `in`, then subgroupAdd: no shared memory, no
  * barrier (what a CPU driver such as lavapipe needs, and warp-per-row on
  * GPUs). ROWS is a multiple of 4. Plain: all invocations stride over one row at a time, then a
- * shared-memory tree reduction. */
+ * shared-memory tree reduction.
+ * MUL_MAT_ID (matvec_id_*): the indexed product of a mixture-of-experts
+ * layer. Workgroup row t of y is a (token, slot) pair and uses matrix
+ * ids[t] of the n_exp stacked in W (n_out x n_in each), applied to row t
+ * of x (x_slot) or to row t / k (the slots of a token share its input);
+ * an id outside [0, n_exp) gives zeros. The ids are read on the device,
+ * so a recorded decode step routes each replay afresh. A stack larger
+ * than one binding runs in windows of matrices [e0, e0 + e_win), one
+ * dispatch each; a row whose matrix is in another window is left to
+ * that dispatch (the first writes the zeros).
+ * F16_ARITH (*_f16_hmul, f16 weights on a device with shaderFloat16):
+ * x is rounded to float16 and the products are taken in float16 four at
+ * a time (dot of two f16vec4); each four-term sum is added to the
+ * float32 accumulator, so long rows do not accumulate in float16. The
+ * host picks it only when n_in % 4 == 0 and W's rows start on a word.
+ * Where cooperative matrices come (VK_KHR_cooperative_matrix), they
+ * belong in matmul.comp, not here: a matrix-vector product has no tile
+ * for them to fill. */
 #extension GL_GOOGLE_include_directive : require
+#ifdef F16_ARITH
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#endif
 
 layout(constant_id = 0) const uint WG = 64;
 layout(constant_id = 1) const uint ROWS = 2;
@@ -19,14 +39,33 @@ layout(local_size_x_id = 0) in;
 layout(std430, binding = 1) readonly buffer Xbuf { float x[]; };
 layout(std430, binding = 2) writeonly buffer Ybuf { float y[]; };
 layout(std430, binding = 3) readonly buffer Bbuf { float bias[]; };
+#ifdef MUL_MAT_ID
+layout(std430, binding = 4) readonly buffer Ibuf { int ids[]; };
+#endif
 layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
 #include "weights.glsl"
+
+#ifdef F16_ARITH
+/* x[xb + 4k .. xb + 4k + 3] rounded to float16 */
+f16vec4 xload4h(uint xb, uint k)
+{
+	return f16vec4(x[xb + 4 * k], x[xb + 4 * k + 1], x[xb + 4 * k + 2],
+		       x[xb + 4 * k + 3]);
+}
+#endif
 
 /* Part of row W[o] . x[t]: the elements first, first + step, ...; with
  * 16-bit weights and an even start, word by word (two weights a load). */
 float row_dot(uint wb, uint xb, uint in_, uint first, uint step)
 {
 	float acc = 0.0;
+#ifdef F16_ARITH
+	const uint k0 = (pc.o[0] + wb) >> 1;
+
+	for (uint k = first; k < in_ / 4; k += step)
+		acc += float(dot(wload4h(k0 + 2 * k), xload4h(xb, k)));
+	return acc;
+#endif
 #ifdef W_PAIRS
 	const uint j0 = pc.o[0] + wb;
 
@@ -53,7 +92,25 @@ void main()
 	const uint row0 = pc.p.o0 + wg_linear() * ROWS;
 	const uint in_ = pc.p.n_in, out_ = pc.p.n_out;
 	const uint end = pc.p.o0 + pc.p.rows;
+#ifdef MUL_MAT_ID
+	const int id = ids[pc.o[4] + t];
+	const uint xb = pc.o[1] + (pc.p.x_slot != 0 ? t : t / pc.p.k) * in_;
+
+	/* the same id for the whole workgroup: all return, or none */
+	if (id < 0 || uint(id) >= pc.p.n_exp) {
+		if (pc.p.e0 == 0)
+			for (uint r = gl_LocalInvocationID.x; r < ROWS; r += WG)
+				if (row0 + r < end)
+					y[pc.o[2] + t * out_ + row0 + r] = 0.0;
+		return;
+	}
+	if (uint(id) < pc.p.e0 || uint(id) - pc.p.e0 >= pc.p.e_win)
+		return;
+	const uint w0 = pc.p.w_off + (uint(id) - pc.p.e0) * out_ * in_;
+#else
 	const uint xb = pc.o[1] + t * in_;
+	const uint w0 = pc.p.w_off;
+#endif
 #ifdef SUBGROUP
 	/* four rows at a time per subgroup: x[k] is loaded once for all
 	 * four, and the loop overhead is shared */
@@ -68,7 +125,16 @@ void main()
 			break;
 		/* rows past the end repeat the last; their sums are dropped */
 		[[unroll]] for (uint q = 0; q < 4; q++)
-			wb[q] = pc.p.w_off + (min(o + q, end - 1) - pc.p.o0) * in_;
+			wb[q] = w0 + (min(o + q, end - 1) - pc.p.o0) * in_;
+#ifdef F16_ARITH
+		for (uint k = lane; k < in_ / 4; k += step) {
+			const f16vec4 xv = xload4h(xb, k);
+
+			[[unroll]] for (uint q = 0; q < 4; q++)
+				acc[q] += float(dot(wload4h((pc.o[0] + wb[q]) / 2 +
+							    2 * k), xv));
+		}
+#else
 #ifdef W_PAIRS
 		if (((pc.o[0] + wb[0]) & 1) == 0 && (in_ & 1) == 0) {
 			/* every row starts on a word: two weights a load */
@@ -90,6 +156,7 @@ void main()
 			[[unroll]] for (uint q = 0; q < 4; q++)
 				acc[q] += wload(wb[q] + k) * xv;
 		}
+#endif
 		[[unroll]] for (uint q = 0; q < 4; q++) {
 			const float v = subgroupAdd(acc[q]);
 
@@ -105,7 +172,7 @@ void main()
 		const uint o = row0 + r;
 		float acc = 0.0;
 		if (o < end)
-			acc = row_dot(pc.p.w_off + (o - pc.p.o0) * in_, xb,
+			acc = row_dot(w0 + (o - pc.p.o0) * in_, xb,
 				      in_, tid, WG);
 		acc = wg_sum(acc);	/* uniform: every invocation calls it */
 		if (tid == 0 && o < end)

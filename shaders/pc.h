@@ -14,7 +14,11 @@
 
 /* matvec, matmul: y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o]) for the
  * outputs o0 <= o < o0 + rows; the bound W starts at row o0 (a W larger
- * than a storage-buffer binding is run in parts of rows). */
+ * than a storage-buffer binding is run in parts of rows).
+ * matvec_id (mul_mat_id): row t of y uses matrix ids[t] of the n_exp
+ * stacked in W (each n_out x n_in) on row t of x (x_slot) or row t / k
+ * (the k slots of a token share its input); the bound W holds matrices
+ * [e0, e0 + e_win) (stacks larger than a binding run in windows). */
 struct hf_pc_matmul {
 	uint32_t n;		/* tokens (rows of x and y) */
 	uint32_t n_in;		/* columns of x and W */
@@ -23,6 +27,11 @@ struct hf_pc_matmul {
 	uint32_t w_off;		/* first element of W (experts share a buffer) */
 	uint32_t o0;		/* first output of this part */
 	uint32_t rows;		/* outputs of this part */
+	uint32_t k;		/* matvec_id: slots per token */
+	uint32_t x_slot;	/* matvec_id: x has a row per slot */
+	uint32_t n_exp;		/* matvec_id: matrices in W */
+	uint32_t e0;		/* matvec_id: first matrix bound */
+	uint32_t e_win;		/* matvec_id: matrices bound */
 };
 
 /* rms_norm: y = x / sqrt(mean(x^2) + eps) * (w + w_add);
@@ -136,6 +145,14 @@ struct hf_pc_topk {
 	uint32_t n_exp;
 	uint32_t k;
 	uint32_t norm;
+};
+
+/* moe_sum: the MoE combine, y[t][c] = sum_j w[t][j] * x[t * k + j][c],
+ * j = 0 .. k - 1 in order. */
+struct hf_pc_moe_sum {
+	uint32_t n;		/* tokens */
+	uint32_t k;		/* slots per token */
+	uint32_t cols;
 };
 
 #ifdef VULKAN

@@ -27,6 +27,16 @@ vec2 wload2(uint k)
 {
 	return unpackHalf2x16(w[k]);
 }
+
+#ifdef F16_ARITH
+/* Elements 2k .. 2k + 3 (absolute words k, k + 1) as float16, for the
+ * shaders that multiply in float16 (GL_EXT_shader_explicit_arithmetic_
+ * types_float16, enabled by the including shader). */
+f16vec4 wload4h(uint k)
+{
+	return f16vec4(unpackFloat2x16(w[k]), unpackFloat2x16(w[k + 1]));
+}
+#endif
 #elif defined(W_BF16)
 layout(std430, binding = 0) readonly buffer Wbuf { uint w[]; };
 
@@ -45,4 +55,7 @@ vec2 wload2(uint k)
 }
 #else
 #error "define W_F32, W_F16 or W_BF16"
+#endif
+#if defined(F16_ARITH) && !defined(W_F16)
+#error "F16_ARITH is for W_F16"
 #endif

@@ -375,6 +375,26 @@ void hf_op_add_rows(struct hf_buf *y, struct hf_buf *x, struct hf_buf *rows,
 	hf_op_run(y->be, &op);
 }
 
+void hf_op_matmul_id(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		     struct hf_buf *ids, size_t n, size_t k, size_t in,
+		     size_t out, size_t E, int x_slot)
+{
+	struct hf_op op = { HF_OP_MATMUL_ID, y, { x, w, ids },
+			    { (int64_t)n, (int64_t)k, (int64_t)in,
+			      (int64_t)out, (int64_t)E, x_slot != 0 } };
+
+	hf_op_run(y->be, &op);
+}
+
+void hf_op_moe_sum(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		   size_t n, size_t k, size_t dim)
+{
+	struct hf_op op = { HF_OP_MOE_SUM, y, { x, w },
+			    { (int64_t)n, (int64_t)k, (int64_t)dim } };
+
+	hf_op_run(y->be, &op);
+}
+
 void hf_op_copy(struct hf_buf *dst, struct hf_buf *src, size_t bytes)
 {
 	struct hf_op op = { HF_OP_COPY, dst, { src }, { (int64_t)bytes } };

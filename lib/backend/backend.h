@@ -24,8 +24,10 @@
  *    replays must live in a buffer: token ids, RoPE positions and the
  *    cache columns KV_STORE and ATTENTION write and read (their `cols`
  *    source). The decoders record one decode step per cache and replay
- *    it for each later token; Mixtral stays eager, as its routing comes
- *    back to the host to group tokens per expert.
+ *    it for each later token. Mixtral's decode step replays too where
+ *    its experts sit in one buffer per projection (a device backend):
+ *    MOE_ROUTE, MATMUL_ID and MOE_SUM route it without the host; on
+ *    the CPU it stays eager, grouping tokens per expert on the host.
  *  - Ordering. Ops run in issue order; a device backend may queue them and
  *    must finish them before hf_buf_download() returns.
  *  - Errors. An op that cannot run (a device failure, an unsupported
@@ -148,6 +150,21 @@ enum hf_op_code {
 	 * dst y (?, dim), src0 x (n, dim), src1 rows (n) I32, src2 w (n) F32.
 	 * ip: n, dim. */
 	HF_OP_ADD_ROWS,
+	/* Mixture-of-experts products ("mul_mat_id"): for each of the n * k
+	 * (token, slot) rows r, y[r] = x' . W[ids[r]]^T with W the E
+	 * matrices (out, in) stacked and x' = x[r] when x_slot, else
+	 * x[r / k] (the slots of a token share its input). An id outside
+	 * [0, E) gives a row of zeros. The ids are read when the op runs,
+	 * so a recorded graph routes each replay afresh.
+	 * dst y (n * k, out) F32, src0 x (n or n * k, in) F32, src1 W
+	 * (E, out, in) F32/F16/BF16, src2 ids (n * k) I32 (the experts of
+	 * HF_OP_MOE_ROUTE). ip: n, k, in, out, E, x_slot. CPU: hf_matmul()
+	 * per expert on its rows gathered in order. */
+	HF_OP_MATMUL_ID,
+	/* The MoE combine: y[t] = sum_j w[t][j] * x[t * k + j], j = 0 ..
+	 * k - 1 in order, from zero. dst y (n, dim), src0 x (n * k, dim),
+	 * src1 w (n, k) F32. ip: n, k, dim. */
+	HF_OP_MOE_SUM,
 	/* Copy n bytes: dst <- src0. ip: bytes. The two ranges must not
 	 * overlap (a device copies them with the transfer engine, which
 	 * does not order overlapping bytes; Vulkan rejects it). */
@@ -291,6 +308,11 @@ void hf_op_moe_route(struct hf_buf *w, struct hf_buf *experts,
 		     struct hf_buf *logits, size_t T, size_t E, size_t k);
 void hf_op_add_rows(struct hf_buf *y, struct hf_buf *x, struct hf_buf *rows,
 		    struct hf_buf *w, size_t n, size_t dim);
+void hf_op_matmul_id(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		     struct hf_buf *ids, size_t n, size_t k, size_t in,
+		     size_t out, size_t E, int x_slot);
+void hf_op_moe_sum(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
+		   size_t n, size_t k, size_t dim);
 void hf_op_copy(struct hf_buf *dst, struct hf_buf *src, size_t bytes);
 
 #endif

@@ -10,6 +10,78 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Decode steps (and short prompts) of at most this many tokens run the
+ * MoE layer on the device when its experts are stacked (bind_experts):
+ * matrix-vector products per (token, slot), no trip to the host. A
+ * longer prompt groups its tokens per expert on the host instead, so
+ * each expert's weights are read once, by the tiled product. */
+#define MOE_DEV_ROWS 8
+
+/* One projection (which: w1, w3, w2) of every expert of layer l in one
+ * buffer (E, out, in), each expert's Linear a view of it: the stacked W
+ * MATMUL_ID reads. For device backends, which copy weights anyway; the
+ * CPU keeps the mmap'd tensors, one per expert. */
+static int bind_experts(struct hf_model *m, struct lin *ls, size_t l,
+			const char *which, size_t out, size_t in,
+			struct hf_err *err)
+{
+	const size_t E = m->ne, n = out * in;
+	enum hf_dtype dt = HF_DTYPE_F32;
+	struct hf_buf *all = NULL, *v;
+	char name[160], full[200];
+
+	for (size_t e = 0; e < E; e++) {
+		const struct hf_tensor *t;
+
+		snprintf(name, sizeof(name),
+			 "layers.%zu.block_sparse_moe.experts.%zu.%s.weight", l,
+			 e, which);
+		snprintf(full, sizeof(full), "%s%s", m->pfx ? m->pfx : "",
+			 name);
+		t = hf_st_model_get(m->st, full);
+		if (!t)
+			t = hf_st_model_get(m->st, name);
+		if (!t)
+			return hf_err_set(err, HF_ENOTFOUND,
+					  "%s: missing tensor '%s'", m->dir,
+					  full);
+		if (t->ndim != 2 || t->shape[0] != (int64_t)out ||
+		    t->shape[1] != (int64_t)in)
+			return hf_err_set(err, HF_EFORMAT,
+					  "%s: tensor '%s' is not of shape [%zu, %zu]",
+					  m->dir, t->name, out, in);
+		if (!e) {
+			dt = t->dtype;
+			if (dt != HF_DTYPE_F32 && dt != HF_DTYPE_F16 &&
+			    dt != HF_DTYPE_BF16)
+				return hf_err_set(err, HF_EUNSUPPORTED,
+						  "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 weights are supported",
+						  m->dir, t->name,
+						  hf_dtype_name(dt));
+			if (ws_alloc(m, &all, dt, E * n, err))
+				return err->code;
+			m->weight_bytes += all->size;
+		} else if (t->dtype != dt) {
+			return hf_err_set(err, HF_EUNSUPPORTED,
+					  "%s: tensor '%s' has dtype %s, expert 0's %s",
+					  m->dir, t->name,
+					  hf_dtype_name(t->dtype),
+					  hf_dtype_name(dt));
+		}
+		if (hf_buf_upload(all, e * hf_dtype_size(dt, n), t->data,
+				  hf_dtype_size(dt, n), err))
+			return err->code;
+	}
+	for (size_t e = 0; e < E; e++) {
+		if (hf_buf_view(&v, all, e * n, n, err))
+			return err->code;
+		if (!keep(m, v))
+			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		ls[e] = (struct lin){ v, NULL, in, out };
+	}
+	return 0;
+}
+
 static int llama_layer(struct hf_model *m, size_t l, struct hf_err *err)
 {
 	struct layer *L = &m->layers[l];
@@ -57,6 +129,13 @@ static int llama_layer(struct hf_model *m, size_t l, struct hf_err *err)
 		L->ed = calloc(m->ne, sizeof(struct lin));
 		if (!L->eg || !L->eu || !L->ed)
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		if (!hf_backend_cpu_pool(m->be))
+			return bind_experts(m, L->eg, l, "w1", m->inter, H,
+					    err) ||
+			       bind_experts(m, L->eu, l, "w3", m->inter, H,
+					    err) ||
+			       bind_experts(m, L->ed, l, "w2", H, m->inter,
+					    err) ? err->code : 0;
 		for (size_t e = 0; e < m->ne; e++)
 			if (bind_lin(m, &L->eg[e], m->inter, H, 0, err,
 				     "layers.%zu.block_sparse_moe.experts.%zu.w1",
@@ -283,6 +362,12 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 {
 	size_t H = m->hidden, qo = m->hq * m->hd, ko = m->hkv * m->hd;
 	size_t ln = all_logits ? n : B, I = m->inter;
+	/* rows of g, u and ye: the device MoE path (stacked experts, up
+	 * to MOE_DEV_ROWS tokens) has a row per (token, slot); monotone in
+	 * n, as a smaller n reuses the workspace */
+	const struct hf_buf *w0 = m->ne ? m->layers[0].eg[0].w : NULL;
+	size_t nd = (n < MOE_DEV_ROWS ? n : MOE_DEV_ROWS) * m->topk;
+	size_t nr = w0 && w0->root != w0 && nd > n ? nd : n;
 
 	if (n <= m->ws_n && B <= m->ws_b && ln * m->vocab <= m->logits->n)
 		return 0;
@@ -294,8 +379,8 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	    ws_get(m, &m->att, HF_DTYPE_F32, n * qo, err) ||
 	    ws_get(m, &m->k, HF_DTYPE_F32, n * ko, err) ||
 	    ws_get(m, &m->v, HF_DTYPE_F32, n * ko, err) ||
-	    ws_get(m, &m->g, HF_DTYPE_F32, n * I, err) ||
-	    ws_get(m, &m->u, HF_DTYPE_F32, n * I, err) ||
+	    ws_get(m, &m->g, HF_DTYPE_F32, nr * I, err) ||
+	    ws_get(m, &m->u, HF_DTYPE_F32, nr * I, err) ||
 	    ws_get(m, &m->ids, HF_DTYPE_I32, n, err) ||
 	    ws_get(m, &m->pos, HF_DTYPE_I32, n, err) ||
 	    ws_get(m, &m->cols, HF_DTYPE_I32, n, err) ||
@@ -308,7 +393,7 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	     ws_get(m, &m->rw, HF_DTYPE_F32, n * m->topk, err) ||
 	     ws_get(m, &m->rexp, HF_DTYPE_I32, n * m->topk, err) ||
 	     ws_get(m, &m->xe, HF_DTYPE_F32, n * H, err) ||
-	     ws_get(m, &m->ye, HF_DTYPE_F32, n * H, err) ||
+	     ws_get(m, &m->ye, HF_DTYPE_F32, nr * H, err) ||
 	     ws_get(m, &m->ridx, HF_DTYPE_I32, n, err) ||
 	     ws_get(m, &m->rwt, HF_DTYPE_F32, n, err)))
 		return err->code;
@@ -323,9 +408,21 @@ static void linear(struct hf_buf *y, struct hf_buf *x, const struct lin *l,
 	hf_op_matmul(y, x, l->w, l->b, n, l->in, l->out);
 }
 
+/* Whether n tokens run the MoE layers on the device: the experts are
+ * stacked (a device backend) and there are few tokens. */
+static int moe_on_device(const struct hf_model *m, size_t n)
+{
+	const struct hf_buf *w = m->ne ? m->layers[0].eg[0].w : NULL;
+
+	return w && w->root != w && n <= MOE_DEV_ROWS;
+}
+
 /* MixtralSparseMoeBlock: route each token to its top-k experts, run each
- * expert on its tokens, add the weighted outputs into m->tmp. The
- * routing table comes back to the host to group tokens per expert. */
+ * expert on its tokens, add the weighted outputs into m->tmp. On the
+ * device (moe_on_device) every (token, slot) runs its expert by
+ * MATMUL_ID, reading the routing from the device, so a recorded decode
+ * step replays; else the routing table comes back to the host to group
+ * tokens per expert. */
 static int moe(struct hf_model *m, struct layer *L, size_t n, float *router_out,
 	       struct hf_err *err)
 {
@@ -340,6 +437,19 @@ static int moe(struct hf_model *m, struct layer *L, size_t n, float *router_out,
 				  n * E * sizeof(float), err)))
 		return rc;
 	hf_op_moe_route(m->rw, m->rexp, m->router, n, E, k);
+	if (moe_on_device(m, n)) {
+		/* gate and up from each token's row, down from each
+		 * (token, slot)'s row of g; then the weighted sum */
+		hf_op_matmul_id(m->g, m->h, L->eg[0].w->root, m->rexp, n, k,
+				H, I, E, 0);
+		hf_op_matmul_id(m->u, m->h, L->eu[0].w->root, m->rexp, n, k,
+				H, I, E, 0);
+		hf_op_glu(m->g, m->g, m->u, n * k, I, m->act);
+		hf_op_matmul_id(m->ye, m->g, L->ed[0].w->root, m->rexp, n, k,
+				I, H, E, 1);
+		hf_op_moe_sum(m->tmp, m->ye, m->rw, n, k, H);
+		return 0;
+	}
 	exp = malloc(n * k * sizeof(*exp));
 	w = malloc(n * k * sizeof(*w));
 	rows = malloc(n * sizeof(*rows));
@@ -490,9 +600,9 @@ static int decoder_ops(struct hf_model *m, struct hf_kv *kv, size_t B,
 
 /* One decode step through kv's recorded graph: replay it when it was
  * recorded on the current workspace for the same logits layout, else
- * run the ops once while recording them. Mixtral does not come here:
- * moe() downloads the routing to group tokens per expert, which a
- * replay could not redo. */
+ * run the ops once while recording them. Mixtral comes here only when
+ * moe() routes on the device; on the host path it downloads the routing
+ * to group tokens per expert, which a replay could not redo. */
 static int decode_step(struct hf_model *m, struct hf_kv *kv, int all,
 		       struct hf_err *err)
 {
@@ -593,7 +703,8 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 		goto out;
 	if (!gpt2 && (rc = rope_update(m, maxpos + 1, err)))
 		goto out;
-	if (T == 1 && m->replay && !m->ne && !hid && !router)
+	if (T == 1 && m->replay && (!m->ne || moe_on_device(m, N)) &&
+	    !hid && !router)
 		rc = decode_step(m, kv, all, err);
 	else
 		rc = decoder_ops(m, kv, B, T, out && out->logits, all, hid,

@@ -171,6 +171,53 @@ static void job_fn(void *ctx, int ith, int nth)
 		run_range(j->c, j->op, b, e, ith);
 }
 
+/* MATMUL_ID: for each expert, its (token, slot) rows gathered in order,
+ * one hf_matmul_as (in the compute type of MATMUL), the outputs
+ * scattered back; rows of ids out of range zeroed.
+ * Grouped, so each expert's weights are read once per op. */
+static int matmul_id(struct cpu *c, const struct hf_op *op,
+		     struct hf_err *err)
+{
+	size_t n = IP(0), k = IP(1), in = IP(2), out = IP(3), E = IP(4);
+	size_t nk = n * k, wsz = hf_dtype_size(op->src[1]->dtype, out * in);
+	const int32_t *ids = op->src[2]->host;
+	const float *x = F(0);
+	float *xg = malloc((nk * in + nk * out) * sizeof(float) + 1);
+	float *yg = xg + nk * in;
+	size_t *rows = malloc(nk * sizeof(*rows) + 1);
+
+	if (!xg || !rows) {
+		free(xg);
+		free(rows);
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
+	for (size_t r = 0; r < nk; r++)
+		if (ids[r] < 0 || (size_t)ids[r] >= E)
+			memset(FD + r * out, 0, out * sizeof(float));
+	for (size_t e = 0; e < E; e++) {
+		size_t cnt = 0;
+
+		for (size_t r = 0; r < nk; r++) {
+			if (ids[r] != (int32_t)e)
+				continue;
+			memcpy(xg + cnt * in, x + (op->ip[5] ? r : r / k) * in,
+			       in * sizeof(float));
+			rows[cnt++] = r;
+		}
+		if (!cnt)
+			continue;
+		hf_matmul_as(yg, xg, (const char *)op->src[1]->host + e * wsz,
+			     op->src[1]->dtype, NULL, cnt, in, out, c->compute,
+			     c->pool);
+		for (size_t i = 0; i < cnt; i++)
+			memcpy(FD + rows[i] * out, yg + i * out,
+			       out * sizeof(float));
+	}
+	free(xg);
+	free(rows);
+	return 0;
+}
+
 static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 		    struct hf_err *err)
 {
@@ -206,6 +253,24 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 			for (size_t k = 0; k < dim; k++)
 				y[k] += w * x[k];
 		}
+		return 0;
+	}
+	case HF_OP_MATMUL_ID:
+		return matmul_id(c, op, err);
+	case HF_OP_MOE_SUM: {
+		size_t n = IP(0), k = IP(1), dim = IP(2);
+
+		/* from zero, slot by slot: with k = 2 the same sum as
+		 * ADD_ROWS into zeros in expert order (one addition) */
+		for (size_t t = 0; t < n; t++)
+			for (size_t i = 0; i < dim; i++) {
+				float s = 0.0f;
+
+				for (size_t sl = 0; sl < k; sl++)
+					s += F(1)[t * k + sl] *
+						F(0)[(t * k + sl) * dim + i];
+				FD[t * dim + i] = s;
+			}
 		return 0;
 	}
 	case HF_OP_COPY: {

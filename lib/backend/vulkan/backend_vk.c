@@ -349,6 +349,14 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 							  4 / (IP(1) ? IP(1) : 1)),
 					 D(0, t0), D(1, t1), D(2, t2), IP(0),
 					 IP(1), err);
+	case HF_OP_MATMUL_ID:
+		return hf_vk_op_matmul_id(s, y, D(0, t0), op->ip[5] != 0,
+					  D(1, t1), op->src[1]->dtype, IP(4),
+					  D(2, t2), IP(0), IP(1), IP(2), IP(3),
+					  err);
+	case HF_OP_MOE_SUM:
+		return hf_vk_op_moe_sum(s, y, D(0, t0), D(1, t1), IP(0), IP(1),
+					IP(2), err);
 	case HF_OP_COPY: {
 		const size_t reg[1][3] = { { 0, 0, (size_t)op->ip[0] } };
 

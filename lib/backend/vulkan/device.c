@@ -415,12 +415,25 @@ static int make_device(struct hf_vk *vk, struct hf_err *err)
 		.queueCount = 1,
 		.pQueuePriorities = &prio,
 	};
+	/* float16 arithmetic only when the *_hmul shaders will run: a
+	 * shader declaring Float16 needs the feature enabled */
+	VkPhysicalDeviceVulkan12Features f12 = {
+		.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+		.shaderFloat16 = vk->f16_arith,
+	};
 	VkDeviceCreateInfo ci = {
 		.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+		.pNext = vk->f16_arith ? &f12 : NULL,
 		.queueCreateInfoCount = 1,
 		.pQueueCreateInfos = &q,
 	};
-	VkResult r = vkCreateDevice(vk->phys, &ci, NULL, &vk->dev);
+	VkResult r;
+
+	/* The slot for cooperative matrices: where info.coopmat, a
+	 * matmul kernel on VK_KHR_cooperative_matrix would enable the
+	 * extension and its feature here and be chosen in ops.c's
+	 * hf_vk_op_matmul_kernel (see shaders/matmul.comp). */
+	r = vkCreateDevice(vk->phys, &ci, NULL, &vk->dev);
 
 	if (r != VK_SUCCESS)
 		return vk_fail(err, r, "vkCreateDevice");
@@ -474,6 +487,8 @@ int hf_vk_open(struct hf_vk **out, const struct hf_vk_opts *opts,
 	vk->subgroups = vk->info.subgroup_arith && !o->no_subgroups &&
 		!env_on("HF_VK_NO_SUBGROUPS");
 	vk->rows_attention = vk->subgroups && !o->wg_attention;
+	vk->f16_arith = vk->info.fp16 &&
+		(o->f16_arith > 0 || (!o->f16_arith && env_on("HF_VK_F16")));
 	if (vk->props.limits.maxPushConstantsSize < VK_PC_BYTES) {
 		rc = hf_err_set(err, HF_EUNSUPPORTED,
 				"vulkan: '%s' has %u bytes of push constants, %d needed",
@@ -491,10 +506,12 @@ int hf_vk_open(struct hf_vk **out, const struct hf_vk_opts *opts,
 	rc = vk_pipe_init(vk, o->cache_dir, err);
 	if (rc)
 		goto fail;
-	hf_log_debug("vulkan: using '%s' (%s, subgroup %u%s%s)", vk->info.name,
-		     hf_vk_devtype_name(vk->info.type),
+	hf_log_debug("vulkan: using '%s' (%s, subgroup %u%s%s%s%s)",
+		     vk->info.name, hf_vk_devtype_name(vk->info.type),
 		     vk->info.subgroup_size,
 		     vk->subgroups ? ", subgroup ops" : "",
+		     vk->f16_arith ? ", f16 products" : "",
+		     vk->info.coopmat ? ", cooperative matrix (unused)" : "",
 		     vk->validate ? ", validation" : "");
 	free(pds);
 	*out = vk;
@@ -537,6 +554,11 @@ const struct hf_vk_devinfo *hf_vk_info(const struct hf_vk *vk)
 unsigned hf_vk_validation_errors(const struct hf_vk *vk)
 {
 	return atomic_load(&((struct hf_vk *)vk)->validation_errors);
+}
+
+bool hf_vk_f16_arith(const struct hf_vk *vk)
+{
+	return vk->f16_arith;
 }
 
 bool hf_vk_validating(const struct hf_vk *vk)

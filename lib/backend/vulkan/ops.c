@@ -11,7 +11,8 @@
  * lib/ only */
 #include "../../../shaders/pc.h"
 
-_Static_assert(sizeof(struct hf_pc_matmul) == 28, "hf_pc_matmul layout");
+_Static_assert(sizeof(struct hf_pc_matmul) == 48, "hf_pc_matmul layout");
+_Static_assert(sizeof(struct hf_pc_moe_sum) == 12, "hf_pc_moe_sum layout");
 _Static_assert(sizeof(struct hf_pc_norm) == 24, "hf_pc_norm layout");
 _Static_assert(sizeof(struct hf_pc_rope) == 44, "hf_pc_rope layout");
 _Static_assert(sizeof(struct hf_pc_softmax) == 12, "hf_pc_softmax layout");
@@ -125,6 +126,17 @@ static unsigned wbytes(enum hf_dtype t)
 	return t == HF_DTYPE_F32 ? 4 : 2;
 }
 
+/* Whether f16 weights bound from byte voff, element w_off on, n_in a
+ * row, take the float16-product variant: the device and the user want
+ * it, and every row starts on a word with whole f16vec4 blocks (what
+ * the shaders' F16_ARITH paths assume). */
+static bool hmul(struct hf_vk_seq *s, enum hf_dtype wt, size_t voff,
+		 uint64_t w_off, uint32_t in)
+{
+	return seq_vk(s)->f16_arith && wt == HF_DTYPE_F16 && in % 4 == 0 &&
+		(voff / 2 + w_off) % 2 == 0;
+}
+
 static const char *variant(struct hf_vk_seq *s, char *buf, size_t n,
 			   const char *base)
 {
@@ -192,9 +204,6 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 				  "vulkan: matmul: one row of W (%llu bytes) is over the %llu bytes one binding may span",
 				  (unsigned long long)row,
 				  (unsigned long long)w->vk->max_range);
-	snprintf(base, sizeof(base), "%s_%s", tiled ? "matmul" : "matvec",
-		 sfx);
-	variant(s, name, sizeof(name), base);
 	for (uint32_t o0 = 0; o0 < out; o0 += (uint32_t)per) {
 		const uint32_t rows = out - o0 < per ? out - o0 : (uint32_t)per;
 		struct hf_vk_buf wv = window(w, ((uint64_t)w_off +
@@ -202,7 +211,12 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 					     rows * row);
 		const struct vk_arg b[4] = { { &wv, eb }, A(x), A(y), A(bias) };
 		struct hf_pc_matmul pc = { n, in, out, bias != NULL, 0, o0,
-					   rows };
+					   rows, 0, 0, 0, 0, 0 };
+
+		snprintf(base, sizeof(base), "%s_%s%s",
+			 tiled ? "matmul" : "matvec", sfx,
+			 hmul(s, wt, wv.voff, 0, in) ? "_hmul" : "");
+		variant(s, name, sizeof(name), base);
 
 		if (tiled && seq_vk(s)->subgroups) {
 			const uint32_t spec[] = {
@@ -248,6 +262,92 @@ int hf_vk_op_matmul(struct hf_vk_seq *s, struct hf_vk_buf *y,
 	/* a few tokens read W once each faster than tiles fill */
 	return hf_vk_op_matmul_kernel(s, y, x, w, wt, w_off, bias, n, in, out,
 				      n > 4, err);
+}
+
+int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		       const struct hf_vk_buf *x, bool x_slot,
+		       const struct hf_vk_buf *w, enum hf_dtype wt,
+		       uint32_t n_exp, const struct hf_vk_buf *ids, uint32_t n,
+		       uint32_t k, uint32_t in, uint32_t out,
+		       struct hf_err *err)
+{
+	const char *sfx = wsuffix(wt), *op = "matmul_id";
+	const uint64_t eb = wbytes(wt), nk = (uint64_t)n * k;
+	const uint64_t mat = (uint64_t)out * in * eb;
+	const uint32_t sg = seq_vk(s)->info.subgroup_size;
+	const uint32_t wr = seq_vk(s)->subgroups && sg && sg <= WG_MATVEC ?
+		8 * (WG_MATVEC / sg) : MATVEC_ROWS;
+	const uint32_t spec[] = { WG_MATVEC, wr };
+	uint64_t per;
+	char name[32], base[32];
+	int rc;
+
+	if (!sfx)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: matmul_id: weights of dtype %s are not supported (F32, F16, BF16 are)",
+				  hf_dtype_name(wt));
+	if (!k)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: matmul_id: 0 slots per token");
+	if (nk > UINT32_MAX)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: matmul_id: %u tokens x %u slots is over 2^32",
+				  n, k);
+	if ((rc = need(op, "x", x, (x_slot ? nk : n) * in, 4, err)) ||
+	    (rc = need(op, "y", y, nk * out, 4, err)) ||
+	    (rc = need(op, "ids", ids, nk, 4, err)))
+		return rc;
+	if (!w || (uint64_t)n_exp * mat > w->size)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: matmul_id: %u matrices of %u x %u are past the end of W's %zu-byte buffer",
+				  n_exp, out, in, w ? w->size : 0);
+	/* the stack in windows of whole matrices when it is over one
+	 * binding: the rows of each window's ids, one dispatch each */
+	per = part_rows(w, n_exp, mat);
+	if (!per && n_exp)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: matmul_id: one matrix (%llu bytes) is over the %llu bytes one binding may span",
+				  (unsigned long long)mat,
+				  (unsigned long long)w->vk->max_range);
+	for (uint32_t e0 = 0; e0 < n_exp || e0 == 0; e0 += (uint32_t)per) {
+		const uint32_t ew = n_exp - e0 < per ? n_exp - e0 :
+			(uint32_t)per;
+		struct hf_vk_buf wv = window(w, (uint64_t)e0 * mat,
+					     (uint64_t)ew * mat);
+		const struct vk_arg b[5] = {
+			{ &wv, (uint32_t)eb }, A(x), A(y), A(NULL), A(ids),
+		};
+		struct hf_pc_matmul pc = { (uint32_t)nk, in, out, 0, 0, 0, out,
+					   k, x_slot, n_exp, e0, ew };
+
+		snprintf(base, sizeof(base), "matvec_id_%s%s", sfx,
+			 hmul(s, wt, wv.voff, 0, in) ? "_hmul" : "");
+		if ((rc = vk_dispatch(s, variant(s, name, sizeof(name), base),
+				      spec, 2, b, 5, &pc, sizeof(pc),
+				      cdiv(out, wr), (uint32_t)nk, err)))
+			return rc;
+		if (!per)
+			break;
+	}
+	return 0;
+}
+
+int hf_vk_op_moe_sum(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		     const struct hf_vk_buf *x, const struct hf_vk_buf *w,
+		     uint32_t n, uint32_t k, uint32_t cols,
+		     struct hf_err *err)
+{
+	const struct vk_arg b[3] = { A(x), A(w), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	struct hf_pc_moe_sum pc = { n, k, cols };
+	int rc;
+
+	if ((rc = need("moe_sum", "x", x, (uint64_t)n * k * cols, 4, err)) ||
+	    (rc = need("moe_sum", "w", w, (uint64_t)n * k, 4, err)) ||
+	    (rc = need("moe_sum", "y", y, (uint64_t)n * cols, 4, err)))
+		return rc;
+	return vk_dispatch(s, "moe_sum_f32", spec, 1, b, 3, &pc, sizeof(pc),
+			   egroups(s, (uint64_t)n * cols), 1, err);
 }
 
 int hf_vk_op_rms_norm(struct hf_vk_seq *s, struct hf_vk_buf *y,

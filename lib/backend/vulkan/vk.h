@@ -11,7 +11,9 @@
  *
  * Environment: HF_VK_DEVICE=N picks device N of hf_vk_devices();
  * HF_VK_VALIDATE=1 turns the validation layer on (debug builds always
- * have it); HF_VK_NO_SUBGROUPS=1 uses the shared-memory reductions; the
+ * have it); HF_VK_NO_SUBGROUPS=1 uses the shared-memory reductions;
+ * HF_VK_F16=1 multiplies f16 weights in float16 where the device has
+ * shaderFloat16 (HF_VK_F16=0 or unset: float32, the default); the
  * pipeline cache lives in $XDG_CACHE_HOME/hf (else ~/.cache/hf). */
 #ifndef HF_BACKEND_VULKAN_VK_H
 #define HF_BACKEND_VULKAN_VK_H
@@ -73,6 +75,12 @@ struct hf_vk_opts {
 				 * or ~/.cache/hf; "" disables it */
 	size_t max_binding;	/* bytes one shader binding may span (tests);
 				 * 0: the device's maxStorageBufferRange */
+	int f16_arith;		/* products of f16 weights in float16
+				 * (the *_hmul shaders) where the device
+				 * has shaderFloat16: 1 on, -1 off, 0:
+				 * $HF_VK_F16, else off (see the
+				 * Vulkan paragraph of hf-run(1) for
+				 * why off is the default) */
 };
 
 struct hf_vk;
@@ -85,6 +93,9 @@ void hf_vk_free(struct hf_vk *vk);
 
 /* Borrowed, valid until hf_vk_free(). */
 const struct hf_vk_devinfo *hf_vk_info(const struct hf_vk *vk);
+/* Whether f16 weights are multiplied in float16 (opts.f16_arith on a
+ * device with shaderFloat16). */
+bool hf_vk_f16_arith(const struct hf_vk *vk);
 /* Errors reported by the validation layer since open (0 without it). */
 unsigned hf_vk_validation_errors(const struct hf_vk *vk);
 bool hf_vk_validating(const struct hf_vk *vk);
@@ -168,6 +179,30 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			   size_t w_off, const struct hf_vk_buf *bias,
 			   uint32_t n, uint32_t in, uint32_t out, bool tiled,
 			   struct hf_err *err);
+
+/* The indexed product of a mixture-of-experts layer ("mul_mat_id"): for
+ * each of the n * k (token, slot) rows r, y[r][out] = x' . W[ids[r]]^T,
+ * W holding n_exp matrices (out, in) one after another (f32, f16 or
+ * bf16, all in one binding), x' = x[r] when x_slot (x has a row per
+ * slot) else x[r / k]. ids (n * k int32) are read on the device, so a
+ * recording replays with new routing; an id outside [0, n_exp) gives a
+ * row of zeros. Matrix-vector products, one row of y per workgroup row:
+ * meant for decode steps (a long prompt reads each expert once per
+ * token; hf_vk_op_matmul on the tokens grouped per expert is faster
+ * there). */
+int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		       const struct hf_vk_buf *x, bool x_slot,
+		       const struct hf_vk_buf *w, enum hf_dtype wt,
+		       uint32_t n_exp, const struct hf_vk_buf *ids, uint32_t n,
+		       uint32_t k, uint32_t in, uint32_t out,
+		       struct hf_err *err);
+
+/* The MoE combine: y[t][cols] = sum_j w[t][j] * x[t * k + j][cols],
+ * j = 0 .. k - 1 in order, t < n. y must not alias x. */
+int hf_vk_op_moe_sum(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		     const struct hf_vk_buf *x, const struct hf_vk_buf *w,
+		     uint32_t n, uint32_t k, uint32_t cols,
+		     struct hf_err *err);
 
 /* RMSNorm over rows of cols: y = x * rsqrt(mean(x^2) + eps) * (w + w_add).
  * w may be NULL (no weight). y may alias x. */

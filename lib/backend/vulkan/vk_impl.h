@@ -66,6 +66,8 @@ struct hf_vk {
 	bool validate;
 	bool subgroups;		/* the _sg variants are used */
 	bool rows_attention;	/* attention_f32_rows may be used */
+	bool f16_arith;		/* the *_hmul variants are used (and
+				 * shaderFloat16 enabled on the device) */
 	uint32_t ts_bits;	/* timestampValidBits; 0: no timestamps */
 
 	/* memory (mem.c) */

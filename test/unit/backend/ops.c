@@ -465,6 +465,67 @@ static void test_replay_at_new_positions_equals_eager_ops(void **state)
 	assert_true(memcmp(eager, eager + RB * RH, RB * RH * sizeof(float)));
 }
 
+#include "moe_scenario.h"
+
+/* MATMUL_ID against hf_matmul_ref per row, on awkward sizes, x shared by
+ * a token's slots and one row per slot, one id out of range (zeros).
+ * 1e-5: hf_matmul's tolerance against its _ref (lib/tensor/matmul.h). */
+static void test_matmul_id_matches_ref(void **state)
+{
+	struct hf_err err = { 0 };
+	const size_t n = 3, k = 2, E = 4, in = 19, out = 11;
+	const int32_t ids[6] = { 2, 0, 3, 7, 1, 2 };
+	float *w = frandv(E * out * in), *x = frandv(n * k * in);
+	float want[6 * 11];
+	struct hf_buf *bw = fbuf(E * out * in, w), *bx = fbuf(n * k * in, x);
+	struct hf_buf *y = fbuf(n * k * out, NULL), *bi;
+
+	assert_int_equal(hf_buf_wrap(&bi, be, HF_DTYPE_I32, n * k, ids, &err),
+			 0);
+	for (int slot = 0; slot < 2; slot++) {
+		for (size_t r = 0; r < n * k; r++) {
+			if (ids[r] < 0 || (size_t)ids[r] >= E) {
+				memset(want + r * out, 0, out * sizeof(float));
+				continue;
+			}
+			hf_matmul_ref(want + r * out,
+				      x + (slot ? r : r / k) * in,
+				      w + (size_t)ids[r] * out * in,
+				      HF_DTYPE_F32, NULL, 1, in, out);
+		}
+		hf_op_matmul_id(y, bx, bw, bi, n, k, in, out, E, slot);
+		expect_close(y->host, want, n * k * out, 1e-5f);
+	}
+	assert_int_equal(hf_backend_status(be, NULL), 0);
+	hf_buf_free(bi);
+	hf_buf_free(y);
+	hf_buf_free(bx);
+	hf_buf_free(bw);
+	free(w);
+	free(x);
+}
+
+/* The MoE layer on the device ops against the host-grouped path the
+ * decoder keeps on the CPU: the same hf_matmul on the same gathered
+ * rows, and MOE_SUM of two slots is the one addition ADD_ROWS into zeros
+ * makes, but the SiLU of hf_cpu_glu takes the vector exp or expf by an
+ * element's position in the op, so a few ulp apart: 1e-5 relative.
+ * Replayed with new inputs (new routing) equals eager exactly. */
+static void test_moe_device_ops_match_the_grouped_path(void **state)
+{
+	static float grouped[MOUT], eager[MOUT], replayed[MOUT];
+
+	scenario_moe_grouped(be, grouped);
+	scenario_moe(be, 0, eager);
+	scenario_moe(be, 1, replayed);
+	expect_close(eager, grouped, MOUT, 1e-5f);
+	for (size_t i = 0; i < MOUT; i++)
+		if (replayed[i] != eager[i])
+			fail_msg("moe index %zu: replayed %.9g, eager %.9g", i,
+				 replayed[i], eager[i]);
+	assert_true(memcmp(eager, eager + MN * MH, MN * MH * sizeof(float)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -483,6 +544,8 @@ int main(void)
 		cmocka_unit_test(test_matmul_op_uses_views_of_a_fused_weight),
 		cmocka_unit_test(test_graph_replays_on_new_buffer_contents),
 		cmocka_unit_test(test_replay_at_new_positions_equals_eager_ops),
+		cmocka_unit_test(test_matmul_id_matches_ref),
+		cmocka_unit_test(test_moe_device_ops_match_the_grouped_path),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

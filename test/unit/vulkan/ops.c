@@ -96,7 +96,16 @@ static void *weights(enum hf_dtype t, float *w, size_t n, size_t *bytes)
  * Tolerance: |got - want| <= 1e-5 * sum_i |x_i w_i| + 1e-7. The device
  * sums in float32 in another order than the double twin; the rounding
  * error of a float sum of n terms is bounded by n * 2^-24 * sum |terms|,
- * about 4e-6 for n = 67, so 1e-5 holds with margin. */
+ * about 4e-6 for n = 67, so 1e-5 holds with margin.
+ * With float16 products (the "f16 products" groups, *_hmul shaders):
+ * |got - want| <= 3e-3 * sum_i |x_i w_i| + 1e-7 * n_in. Each x_i is
+ * rounded to float16 (relative 2^-11), each product too (2^-11), and a
+ * block of four is summed in float16 (three roundings of at most 2^-11
+ * of the block's sum of |x_i w_i|): 5 * 2^-11 = 2.4e-3 of sum |x_i w_i|,
+ * plus the float32 sum of the blocks (1e-5 above); a product under
+ * 2^-14 is subnormal in float16, off by up to 2^-25 absolute (the
+ * n_in term). */
+static double mm_rel = 1e-5, mm_abs_per_in = 0.0;
 static void check_matmul(enum hf_dtype t, uint32_t n, uint32_t in,
 			 uint32_t out, bool bias, int kernel, uint32_t w_off)
 {
@@ -125,7 +134,8 @@ static void check_matmul(enum hf_dtype t, uint32_t n, uint32_t in,
 				a += fabs(p);
 			}
 			want[r * out + o] = (float)s;
-			bound[r * out + o] = (float)(1e-5 * a + 1e-7);
+			bound[r * out + o] = (float)(mm_rel * a + 1e-7 +
+						     mm_abs_per_in * in);
 		}
 	if (kernel < 0)
 		RUN(OP(hf_vk_op_matmul(s, by, bx, bw, t, w_off,
@@ -852,6 +862,212 @@ static void test_add_rows_in_order(void **state)
 	free(want);
 }
 
+/* ---- float16 products and the MoE ops ------------------------------------ */
+
+/* The *_hmul variants with float16 products: in % 4 == 0 and an even
+ * start take them (the others fall back to float32 and must still
+ * pass), n from 1 (decode) to 37 (tiled). */
+static void test_f16_products_matvec_and_tiled(void **state)
+{
+	check_matmul(HF_DTYPE_F16, 1, 68, 45, true, 0, 0);
+	check_matmul(HF_DTYPE_F16, 3, 132, 7, false, 0, 0);
+	check_matmul(HF_DTYPE_F16, 2, 1028, 29, true, 0, 0);
+	check_matmul(HF_DTYPE_F16, 37, 52, 70, true, 1, 0);
+	check_matmul(HF_DTYPE_F16, 1, 20, 33, false, 1, 0);
+	check_matmul(HF_DTYPE_F16, 6, 1028, 9, false, -1, 0);
+	/* an odd start and an odd row length: the float32 kernels */
+	check_matmul(HF_DTYPE_F16, 1, 21, 13, false, 0, 21 * 13 + 3);
+	check_matmul(HF_DTYPE_F16, 5, 67, 13, false, 1, 0);
+	/* other dtypes are untouched */
+	check_matmul(HF_DTYPE_BF16, 2, 68, 29, true, 0, 0);
+	check_matmul(HF_DTYPE_F32, 9, 68, 29, true, 1, 0);
+}
+
+/* Proof that the float16 path runs: x = 1 + 2^-13 is not a float16 (it
+ * rounds to 1), so with W = 1 a row of 4 sums to 4 in float16 products
+ * and to 4 + 2^-11 in float32. */
+static void test_f16_products_round_x_to_f16(void **state)
+{
+	const float x[4] = { 1.0f + 0x1p-13f, 1.0f + 0x1p-13f,
+			     1.0f + 0x1p-13f, 1.0f + 0x1p-13f };
+	const uint16_t w[8] = { 0x3c00, 0x3c00, 0x3c00, 0x3c00,
+				0x3c00, 0x3c00, 0x3c00, 0x3c00 };	/* 1.0 */
+	struct hf_vk_buf *bx = vkt_buf(vk, x, sizeof(x));
+	struct hf_vk_buf *bw = vkt_buf(vk, w, sizeof(w));
+	struct hf_vk_buf *by = vkt_buf(vk, NULL, 8);
+	const float want = hf_vk_f16_arith(vk) ? 4.0f : 4.0f + 0x1p-11f;
+	float y[2];
+
+	for (int tiled = 0; tiled < 2; tiled++) {
+		RUN(OP(hf_vk_op_matmul_kernel(s, by, bx, bw, HF_DTYPE_F16, 0,
+					      NULL, 1, 4, 2, tiled, &err)););
+		vkt_get(vk, y, by, sizeof(y));
+		for (int i = 0; i < 2; i++)
+			if (y[i] != want)
+				fail_msg("f16 products %s: y[%d] = %.9g, want %.9g",
+					 tiled ? "tiled" : "matvec", i, y[i],
+					 want);
+	}
+	hf_vk_buf_free(bx);
+	hf_vk_buf_free(bw);
+	hf_vk_buf_free(by);
+}
+
+/* matmul_id against its C twin: n tokens of k slots, E stacked matrices
+ * (out, in) of dtype t, x shared by a token's slots or one row per slot,
+ * ids with one out of range (a row of zeros). Tolerance: that of the
+ * matrix products above (mm_rel). */
+/* An id outside [0, E), -1 or E in turn. */
+static int32_t r_bad_id(uint32_t E)
+{
+	static int turn;
+
+	return turn++ % 2 ? -1 : (int32_t)E;
+}
+
+static void check_matmul_id(enum hf_dtype t, uint32_t n, uint32_t k,
+			    uint32_t E, uint32_t in, uint32_t out, bool x_slot)
+{
+	const uint32_t nk = n * k, nx = x_slot ? nk : n;
+	float *x = vkt_rand((size_t)nx * in, -1, 1);
+	float *w = vkt_rand((size_t)E * out * in, -1, 1);
+	int32_t *ids = malloc(nk * sizeof(*ids));
+	float *y = malloc((size_t)nk * out * 4);
+	float *want = malloc((size_t)nk * out * 4);
+	float *bound = malloc((size_t)nk * out * 4);
+	size_t wb;
+	void *wd = weights(t, w, (size_t)E * out * in, &wb);
+	struct hf_vk_buf *bx, *bw, *bi, *by;
+
+	for (uint32_t r = 0; r < nk; r++)
+		ids[r] = (int32_t)((r * 7 + r / k * 3) % E);
+	ids[nk / 2] = r_bad_id(E);
+	bx = vkt_buf(vk, x, (size_t)nx * in * 4);
+	bw = vkt_buf(vk, wd, wb);
+	bi = vkt_buf(vk, ids, nk * 4);
+	by = vkt_buf(vk, NULL, (size_t)nk * out * 4);
+	for (uint32_t r = 0; r < nk; r++)
+		for (uint32_t o = 0; o < out; o++) {
+			const float *xr = x + (size_t)(x_slot ? r : r / k) * in;
+			double sum = 0, a = 0;
+
+			if (ids[r] >= 0 && (uint32_t)ids[r] < E)
+				for (uint32_t i = 0; i < in; i++) {
+					double p = (double)xr[i] *
+						w[((size_t)ids[r] * out + o) *
+						  in + i];
+
+					sum += p;
+					a += fabs(p);
+				}
+			want[(size_t)r * out + o] = (float)sum;
+			bound[(size_t)r * out + o] =
+				(float)(mm_rel * a + 1e-7 + mm_abs_per_in * in);
+		}
+	RUN(OP(hf_vk_op_matmul_id(s, by, bx, x_slot, bw, t, E, bi, n, k, in,
+				  out, &err)););
+	vkt_get(vk, y, by, (size_t)nk * out * 4);
+	for (size_t i = 0; i < (size_t)nk * out; i++)
+		if (!(fabs(y[i] - want[i]) <= bound[i]))
+			fail_msg("matmul_id %s n=%u k=%u E=%u in=%u out=%u x_slot %d: index %zu (expert %d): got %.9g, want %.9g",
+				 hf_dtype_name(t), n, k, E, in, out, x_slot, i,
+				 ids[i / out], y[i], want[i]);
+	hf_vk_buf_free(bx);
+	hf_vk_buf_free(bw);
+	hf_vk_buf_free(bi);
+	hf_vk_buf_free(by);
+	if (wd != w)
+		free(wd);
+	free(x);
+	free(w);
+	free(ids);
+	free(y);
+	free(want);
+	free(bound);
+}
+
+static void test_matmul_id_all_dtypes(void **state)
+{
+	const enum hf_dtype t[] = { HF_DTYPE_F32, HF_DTYPE_F16, HF_DTYPE_BF16 };
+
+	for (int i = 0; i < 3; i++) {
+		check_matmul_id(t[i], 1, 2, 4, 67, 45, false);
+		check_matmul_id(t[i], 3, 2, 5, 68, 29, false);
+		check_matmul_id(t[i], 3, 2, 5, 29, 68, true);
+		check_matmul_id(t[i], 2, 3, 7, 132, 13, true);
+	}
+}
+
+/* Run with 1 KiB bindings: stacks of 3-7 KiB go in windows of one or
+ * two matrices, a dispatch each. */
+static void test_matmul_id_over_binding_windows(void **state)
+{
+	check_matmul_id(HF_DTYPE_F32, 3, 2, 5, 21, 9, false);
+	check_matmul_id(HF_DTYPE_BF16, 2, 3, 7, 20, 11, true);
+	check_matmul_id(HF_DTYPE_F16, 1, 2, 4, 40, 12, false);
+}
+
+/* In slot order from zero, one fma per step at most: 2 ulp relative per
+ * term against the float twin. */
+static void test_moe_sum(void **state)
+{
+	const uint32_t n = 3, k = 3, cols = 37;
+	float *x = vkt_rand(n * k * cols, -1, 1), *w = vkt_rand(n * k, 0, 1);
+	float *y = malloc(n * cols * 4), *want = malloc(n * cols * 4);
+	struct hf_vk_buf *bx = vkt_buf(vk, x, n * k * cols * 4);
+	struct hf_vk_buf *bw = vkt_buf(vk, w, n * k * 4);
+	struct hf_vk_buf *by = vkt_buf(vk, NULL, n * cols * 4);
+
+	for (uint32_t t = 0; t < n; t++)
+		for (uint32_t c = 0; c < cols; c++) {
+			float sum = 0.0f;
+
+			for (uint32_t j = 0; j < k; j++)
+				sum += w[t * k + j] * x[(t * k + j) * cols + c];
+			want[t * cols + c] = sum;
+		}
+	RUN(OP(hf_vk_op_moe_sum(s, by, bx, bw, n, k, cols, &err)););
+	vkt_get(vk, y, by, n * cols * 4);
+	vkt_close_to("moe_sum", y, want, n * cols, 1e-7, 5e-7);
+	hf_vk_buf_free(bx);
+	hf_vk_buf_free(bw);
+	hf_vk_buf_free(by);
+	free(x);
+	free(w);
+	free(y);
+	free(want);
+}
+
+static int setup_f16(void **state, bool plain)
+{
+	struct hf_vk_opts o = { .f16_arith = 1, .no_subgroups = plain };
+
+	vk = vkt_open_with(o);
+	if (!hf_vk_f16_arith(vk))
+		printf("no shaderFloat16 on '%s': the f16 products groups run the float32 kernels\n",
+		       hf_vk_info(vk)->name);
+	mm_rel = 3e-3;
+	mm_abs_per_in = 0x1p-25;
+	return 0;
+}
+
+static int setup_f16_sg(void **state)
+{
+	return setup_f16(state, false);
+}
+
+static int setup_f16_plain(void **state)
+{
+	return setup_f16(state, true);
+}
+
+static int teardown_f16(void **state)
+{
+	mm_rel = 1e-5;
+	mm_abs_per_in = 0.0;
+	return teardown(state);
+}
+
 #define TESTS \
 	cmocka_unit_test(test_matvec_f32_f16_bf16), \
 	cmocka_unit_test(test_matmul_tiled_f32_f16_bf16), \
@@ -871,7 +1087,10 @@ static void test_add_rows_in_order(void **state)
 	cmocka_unit_test(test_add_mul_scale_copy), \
 	cmocka_unit_test(test_copy_bytes_at_odd_offsets), \
 	cmocka_unit_test(test_moe_topk), \
-	cmocka_unit_test(test_add_rows_in_order)
+	cmocka_unit_test(test_add_rows_in_order), \
+	cmocka_unit_test(test_matmul_id_all_dtypes), \
+	cmocka_unit_test(test_moe_sum), \
+	cmocka_unit_test(test_f16_products_round_x_to_f16)
 
 int main(void)
 {
@@ -879,6 +1098,12 @@ int main(void)
 	const struct CMUnitTest windowed[] = {
 		cmocka_unit_test(test_matmul_over_binding_windows),
 		cmocka_unit_test(test_get_rows_all_dtypes),
+		cmocka_unit_test(test_matmul_id_over_binding_windows),
+	};
+	const struct CMUnitTest f16[] = {
+		cmocka_unit_test(test_f16_products_matvec_and_tiled),
+		cmocka_unit_test(test_f16_products_round_x_to_f16),
+		cmocka_unit_test(test_matmul_id_all_dtypes),
 	};
 	const struct CMUnitTest attention[] = {
 		cmocka_unit_test(test_attention_prefill_causal_gqa),
@@ -899,5 +1124,11 @@ int main(void)
 					  teardown);
 	rc |= cmocka_run_group_tests_name("workgroup attention", attention,
 					  setup_wg_attention, teardown);
+	/* f16 weights multiplied in float16, with subgroup reductions and
+	 * with the shared-memory kernels */
+	rc |= cmocka_run_group_tests_name("f16 products", f16, setup_f16_sg,
+					  teardown_f16);
+	rc |= cmocka_run_group_tests_name("f16 products, plain", f16,
+					  setup_f16_plain, teardown_f16);
 	return rc;
 }
