@@ -8,7 +8,11 @@
 
 struct hf_pool;
 
-/* A job: called once on each of n threads with ith in [0, n). */
+/* A job: called once for each ith in [0, n), n the pool's size, each
+ * call on whichever thread of the pool claims it first (the caller's
+ * included), so one thread may run several; a call must not assume
+ * which thread runs it (per-thread state belongs in thread-local
+ * storage). */
 typedef void (*hf_pool_fn)(void *ctx, int ith, int nth);
 
 /* nthreads <= 0 picks the number of online CPUs. The caller's thread is
@@ -17,7 +21,7 @@ int hf_pool_create(struct hf_pool **out, int nthreads, struct hf_err *err);
 void hf_pool_free(struct hf_pool *p);	/* NULL is fine */
 int hf_pool_size(const struct hf_pool *p);	/* 1 for NULL */
 
-/* Run fn on every thread and return when all are done. p may be NULL
+/* Run the n calls of fn and return when all are done. p may be NULL
  * (runs fn(ctx, 0, 1)). Not reentrant: call from one thread at a time. */
 void hf_pool_run(struct hf_pool *p, hf_pool_fn fn, void *ctx);
 
