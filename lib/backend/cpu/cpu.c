@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tensor/matmul.h"
 
@@ -24,18 +25,43 @@ static struct cpu *cpu_of(struct hf_backend *be)
 	return (struct cpu *)be;
 }
 
+/* Buffers of at least this many bytes are mapped straight from the
+ * kernel: zero pages committed on first touch, so a KV cache or
+ * workspace sized for the whole context is resident only where a run
+ * writes it, and freeing one returns its pages at once. */
+#define MAP_MIN (1u << 20)
+
+/* 64-byte aligned for SIMD; at least 64 bytes so that empty buffers
+ * still have an address. */
+static size_t alloc_size(const struct hf_buf *b)
+{
+	size_t sz = (b->size + 63) / 64 * 64;
+
+	return sz ? sz : 64;
+}
+
 static int cpu_buf_alloc(struct hf_backend *be, struct hf_buf *b,
 			 struct hf_err *err)
 {
-	/* 64-byte aligned for SIMD; at least one byte so that empty
-	 * buffers still have an address */
-	size_t sz = (b->size + 63) / 64 * 64;
+	size_t sz = alloc_size(b);
 
-	b->host = aligned_alloc(64, sz ? sz : 64);
+	if (sz >= MAP_MIN) {
+		void *p = mmap(NULL, sz, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			return hf_err_set(err, HF_ENOMEM,
+					  "out of memory allocating %zu bytes",
+					  b->size);
+		b->host = p;
+		b->dev = p;
+		return 0;
+	}
+	b->host = aligned_alloc(64, sz);
 	if (!b->host)
 		return hf_err_set(err, HF_ENOMEM,
 				  "out of memory allocating %zu bytes", b->size);
-	memset(b->host, 0, sz ? sz : 64);
+	memset(b->host, 0, sz);
 	b->dev = b->host;
 	return 0;
 }
@@ -50,7 +76,11 @@ static int cpu_buf_wrap(struct hf_backend *be, struct hf_buf *b,
 
 static void cpu_buf_free(struct hf_backend *be, struct hf_buf *b)
 {
-	if (b->flags & HF_BUF_OWNED)
+	if (!(b->flags & HF_BUF_OWNED))
+		return;
+	if (alloc_size(b) >= MAP_MIN)
+		munmap(b->host, alloc_size(b));
+	else
 		free(b->host);
 }
 
