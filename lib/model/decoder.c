@@ -369,12 +369,20 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	size_t nd = (n < MOE_DEV_ROWS ? n : MOE_DEV_ROWS) * m->topk;
 	size_t nr = w0 && w0->root != w0 && nd > n ? nd : n;
 
-	if (n <= m->ws_n && B <= m->ws_b && ln * m->vocab <= m->logits->n)
+	/* a decode step (n == B) after a longer prompt gives the prompt's
+	 * rows back: the KV cache grows over the generation, and peak
+	 * memory should not be the cache plus a prompt's activations */
+	if (n <= m->ws_n && B <= m->ws_b && ln * m->vocab <= m->logits->n &&
+	    !(n == B && m->ws_n > B))
 		return 0;
 	ws_free(m);
+	/* tmp (the o_proj and down_proj outputs) shares h: h is dead from
+	 * the q/k/v and gate/up products to the next norm. Not with
+	 * experts, whose gather reads h while their sum fills tmp. */
 	if (ws_get(m, &m->x, HF_DTYPE_F32, n * H, err) ||
 	    ws_get(m, &m->h, HF_DTYPE_F32, n * H, err) ||
-	    ws_get(m, &m->tmp, HF_DTYPE_F32, n * H, err) ||
+	    (m->ne ? ws_get(m, &m->tmp, HF_DTYPE_F32, n * H, err) :
+		     (m->tmp = m->h, 0)) ||
 	    ws_get(m, &m->q, HF_DTYPE_F32, n * qo, err) ||
 	    ws_get(m, &m->att, HF_DTYPE_F32, n * qo, err) ||
 	    ws_get(m, &m->k, HF_DTYPE_F32, n * ko, err) ||
@@ -385,7 +393,7 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	    ws_get(m, &m->pos, HF_DTYPE_I32, n, err) ||
 	    ws_get(m, &m->cols, HF_DTYPE_I32, n, err) ||
 	    ws_get(m, &m->lastidx, HF_DTYPE_I32, n, err) ||
-	    ws_get(m, &m->hlast, HF_DTYPE_F32, n * H, err) ||
+	    ws_get(m, &m->hlast, HF_DTYPE_F32, B * H, err) ||
 	    ws_get(m, &m->logits, HF_DTYPE_F32, ln * m->vocab, err))
 		return err->code;
 	if (m->ne &&
