@@ -14,7 +14,7 @@
  * multiply-adds of the pass as 2 FLOPs, gflop_s_cpu per CPU second
  * (per thread busy, whatever else the machine runs). -d is the compute type
  * (hf_matmul_as); -l keeps the first matrices only (-l 7: one layer of a
- * Llama). Built by
+ * Llama) and drops the head, to time the GEMM alone. Built by
  * scripts/bench/run with cc against build/lib/libhf.a. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +137,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i <= nm; i++) {
 		struct mat *mt = i < nm ? &mats[i] : &head;
 
+		if (i == nm && limit != (size_t)-1)
+			break;
 		maxin = mt->in > maxin ? mt->in : maxin;
 		maxout = mt->out > maxout ? mt->out : maxout;
 		bytes += mt->w->nbytes;
@@ -156,8 +158,9 @@ int main(int argc, char **argv)
 			hf_matmul_as(y, x, mats[i].w->data, mats[i].w->dtype,
 				     mats[i].bias, n, mats[i].in, mats[i].out,
 				     ct, pool);
-		hf_matmul_as(y, x, head.w->data, head.w->dtype, NULL, 1,
-			     head.in, head.out, ct, pool);
+		if (limit == (size_t)-1)
+			hf_matmul_as(y, x, head.w->data, head.w->dtype, NULL, 1,
+				     head.in, head.out, ct, pool);
 		if (r < 0)
 			continue;
 		ms[r] = (now() - t0) * 1e3;
