@@ -131,6 +131,44 @@ static void softmax(float *prob, const float *x, size_t V)
 		prob[i] = (float)(prob[i] / sum);
 }
 
+/* The k-th largest of v[0 .. n) (k >= 1, counting equal values), v
+ * reordered: quickselect with a three-way partition, so a run of equal
+ * values (-inf after an earlier warper) stays linear. */
+static float kth_largest(float *v, size_t n, size_t k)
+{
+	size_t lo = 0, hi = n;	/* the answer's rank k - 1 is in [lo, hi) */
+
+	k--;
+	while (hi - lo > 1) {
+		float a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi - 1];
+		float piv = a < b ? (b < c ? b : (a < c ? c : a)) :
+				    (a < c ? a : (b < c ? c : b));
+		size_t lt = lo, i = lo, gt = hi;
+
+		/* [lo, lt) > piv, [lt, i) == piv, [gt, hi) < piv */
+		while (i < gt) {
+			float t = v[i];
+
+			if (t > piv) {
+				v[i++] = v[lt];
+				v[lt++] = t;
+			} else if (t < piv) {
+				v[i] = v[--gt];
+				v[gt] = t;
+			} else {
+				i++;
+			}
+		}
+		if (k < lt)
+			hi = lt;
+		else if (k < gt)
+			return piv;
+		else
+			lo = gt;
+	}
+	return v[lo];
+}
+
 static int32_t argmax(const float *x, size_t V)
 {
 	size_t b = 0;
@@ -168,30 +206,36 @@ int32_t hf_sampler_sample(struct hf_sampler *s, float *x, const int32_t *hist,
 	if (p->temperature != 1.0f)
 		for (size_t i = 0; i < V; i++)
 			x[i] /= p->temperature;
-	if ((p->top_k && p->top_k < V) || p->top_p < 1.0f) {
-		for (size_t i = 0; i < V; i++) {
-			s->pairs[i].v = x[i];
-			s->pairs[i].i = (int32_t)i;
-		}
-		qsort(s->pairs, V, sizeof(*s->pairs), by_logit_desc);
-		for (size_t i = 0; i < V; i++)
-			s->idx[i] = s->pairs[i].i;
-	}
-	/* TopKLogitsWarper: drop what is below the k-th value (ties stay) */
+	/* TopKLogitsWarper: drop what is below the k-th value (ties stay).
+	 * The k-th value by selection, not by sorting the vocabulary (49k
+	 * entries: milliseconds a token) */
 	if (p->top_k && p->top_k < V) {
-		float kth = x[s->idx[p->top_k - 1]];
+		float kth;
 
+		memcpy(s->prob, x, V * sizeof(float));
+		kth = kth_largest(s->prob, V, p->top_k);
 		for (size_t i = 0; i < V; i++)
 			if (x[i] < kth)
 				x[i] = -INFINITY;
 	}
 	/* TopPLogitsWarper: in ascending order, drop tokens while the
-	 * cumulative probability stays <= 1 - top_p; the top one stays */
+	 * cumulative probability stays <= 1 - top_p; the top one stays.
+	 * Only the finite logits need an order: the -inf ones (what TopK
+	 * dropped) come last in descending order and add exactly 0. */
 	if (p->top_p < 1.0f) {
 		double cum = 0.0;
+		size_t nk = 0;
 
+		for (size_t i = 0; i < V; i++)
+			if (x[i] != -INFINITY) {
+				s->pairs[nk].v = x[i];
+				s->pairs[nk++].i = (int32_t)i;
+			}
+		qsort(s->pairs, nk, sizeof(*s->pairs), by_logit_desc);
+		for (size_t i = 0; i < nk; i++)
+			s->idx[i] = s->pairs[i].i;
 		softmax(s->prob, x, V);
-		for (size_t r = V; r-- > 1;) {
+		for (size_t r = nk; r-- > 1;) {
 			int32_t t = s->idx[r];
 
 			cum += s->prob[t];

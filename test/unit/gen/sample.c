@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -154,6 +155,107 @@ static void test_top_p_drops_the_tail_as_transformers_does(void **state)
 	assert_true(c[0] == 1000);
 }
 
+struct ref_pair {
+	float v;
+	int32_t i;
+};
+
+static int ref_desc(const void *a, const void *b)
+{
+	const struct ref_pair *x = a, *y = b;
+
+	if (x->v != y->v)
+		return x->v > y->v ? -1 : 1;
+	return x->i - y->i;
+}
+
+/* TopK then TopP as written before the selection: the whole vocabulary
+ * sorted once, descending by value then ascending by id. */
+static void ref_top_k_top_p(float *x, size_t V, size_t k, float top_p)
+{
+	struct ref_pair *pr = malloc(V * sizeof(*pr));
+	float *prob = malloc(V * sizeof(float));
+	float mx = -INFINITY;
+	double sum = 0.0, cum = 0.0;
+
+	assert_non_null(pr);
+	assert_non_null(prob);
+	for (size_t i = 0; i < V; i++)
+		pr[i] = (struct ref_pair){ x[i], (int32_t)i };
+	qsort(pr, V, sizeof(*pr), ref_desc);
+	if (k && k < V) {
+		float kth = x[pr[k - 1].i];
+
+		for (size_t i = 0; i < V; i++)
+			if (x[i] < kth)
+				x[i] = -INFINITY;
+	}
+	if (top_p < 1.0f) {
+		for (size_t i = 0; i < V; i++)
+			mx = x[i] > mx ? x[i] : mx;
+		for (size_t i = 0; i < V; i++) {
+			prob[i] = x[i] == -INFINITY ? 0.0f : expf(x[i] - mx);
+			sum += prob[i];
+		}
+		for (size_t i = 0; i < V; i++)
+			prob[i] = (float)(prob[i] / sum);
+		for (size_t r = V; r-- > 1;) {
+			cum += prob[pr[r].i];
+			if (cum <= 1.0 - top_p)
+				x[pr[r].i] = -INFINITY;
+			else
+				break;
+		}
+	}
+	free(pr);
+	free(prob);
+}
+
+static void test_top_k_top_p_match_a_full_sort(void **state)
+{
+	enum { V = 3000 };
+	static const size_t ks[] = { 0, 1, 2, 40, 50, 999, 2999, 3000 };
+	static const float ps[] = { 1.0f, 0.95f, 0.5f, 0.05f };
+	static float lg[V], got[V], want[V];
+	struct hf_rng r;
+
+	hf_rng_seed(&r, 7);
+	for (int rep = 0; rep < 4; rep++) {
+		/* rep 0, 2: many ties (few distinct values); 3: some -inf */
+		for (size_t i = 0; i < V; i++) {
+			double u = hf_rng_uniform(&r);
+
+			lg[i] = rep % 2 ? (float)(u * 20.0 - 10.0) :
+					  (float)(int)(u * 12.0);
+			if (rep == 3 && i % 7 == 0)
+				lg[i] = -INFINITY;
+		}
+		for (size_t a = 0; a < sizeof(ks) / sizeof(ks[0]); a++)
+			for (size_t b = 0; b < sizeof(ps) / sizeof(ps[0]); b++) {
+				struct hf_sample_params p;
+				struct hf_err err = { 0 };
+				struct hf_sampler *s;
+
+				hf_sample_defaults(&p);
+				p.top_k = ks[a];
+				p.top_p = ps[b];
+				memcpy(got, lg, sizeof(lg));
+				memcpy(want, lg, sizeof(lg));
+				assert_int_equal(hf_sampler_new(&s, V, &p, 1, &err),
+						 0);
+				hf_sampler_sample(s, got, NULL, 0);
+				hf_sampler_free(s);
+				ref_top_k_top_p(want, V, ks[a], ps[b]);
+				for (size_t i = 0; i < V; i++)
+					if (memcmp(&got[i], &want[i], sizeof(float)))
+						fail_msg("rep %d top_k %zu top_p %g: "
+							 "logit %zu got %g want %g",
+							 rep, ks[a], ps[b], i,
+							 got[i], want[i]);
+			}
+	}
+}
+
 static void test_min_p_drops_below_fraction_of_top(void **state)
 {
 	struct hf_sample_params p;
@@ -202,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_same_seed_same_samples),
 		cmocka_unit_test(test_top_k_keeps_k_best),
 		cmocka_unit_test(test_top_p_drops_the_tail_as_transformers_does),
+		cmocka_unit_test(test_top_k_top_p_match_a_full_sort),
 		cmocka_unit_test(test_min_p_drops_below_fraction_of_top),
 		cmocka_unit_test(test_temperature_sharpens),
 		cmocka_unit_test(test_logprobs_top_sorted_and_normalised),
