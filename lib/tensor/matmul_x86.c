@@ -344,9 +344,12 @@ INLINE T512 void gemm512(int bf, float *y, const void *x, size_t ldx,
 			 size_t out, size_t j0, size_t j1, float *scratch)
 {
 	float *wp = scratch, *xp = scratch + MM_KC * MM_NC;
+	/* equal slices of at most MM_KC, in 16s: no short tail slice */
+	size_t ns = (in + MM_KC - 1) / MM_KC;
+	size_t ks = ((in + ns - 1) / ns + 15) & ~(size_t)15;
 
-	for (size_t k0 = 0; k0 < in; k0 += MM_KC) {
-		size_t kc = in - k0 < MM_KC ? in - k0 : MM_KC;
+	for (size_t k0 = 0; k0 < in; k0 += ks) {
+		size_t kc = in - k0 < ks ? in - k0 : ks;
 
 		for (size_t t = 0; t < n; t += MM_MR)
 			pack_x(xp + t * MM_KC, x, bf, ldx, t,
@@ -570,6 +573,9 @@ static T256 void widen256_any(float *dst, const void *w, enum hf_dtype wt,
  * tile (12 ymm accumulators of 16). */
 #define A2_NR 16
 #define A2_MR 6
+/* Its slice of the inner dimension: the W panel (16 x 256 floats,
+ * 16 KiB) stays in a 32 KiB L1 with an x tile. Within mm_gemm_scratch. */
+#define A2_KC 256
 
 /* wp[k][r] = W[j + r][k0 + k] for r < A2_NR, zero for r >= nr: rows are
  * widened 8 at a time and written down the columns of wp. */
@@ -666,13 +672,13 @@ INLINE T256 void gemm256(float *y, const float *x, const void *w,
 			 enum hf_dtype wt, size_t n, size_t in, size_t out,
 			 size_t j0, size_t j1, float *scratch)
 {
-	float *wp = scratch, *xp = scratch + MM_KC * MM_NR;
+	float *wp = scratch, *xp = scratch + A2_KC * MM_NR;
 
-	for (size_t k0 = 0; k0 < in; k0 += MM_KC) {
-		size_t kc = in - k0 < MM_KC ? in - k0 : MM_KC;
+	for (size_t k0 = 0; k0 < in; k0 += A2_KC) {
+		size_t kc = in - k0 < A2_KC ? in - k0 : A2_KC;
 
 		for (size_t t = 0; t < n; t += A2_MR)
-			pack_x256(xp + t * MM_KC, x + t * in, in,
+			pack_x256(xp + t * A2_KC, x + t * in, in,
 				  n - t < A2_MR ? n - t : A2_MR, k0, kc);
 		for (size_t j = j0; j < j1; j += A2_NR) {
 			size_t nr = j1 - j < A2_NR ? j1 - j : A2_NR;
@@ -681,7 +687,7 @@ INLINE T256 void gemm256(float *y, const float *x, const void *w,
 			pack_w256(wp, w, wt, in, j, nr, k0, kc);
 			for (size_t t = 0; t < n; t += A2_MR)
 				ukern256_any(n - t < A2_MR ? (int)(n - t) :
-					     A2_MR, kc, xp + t * MM_KC, wp,
+					     A2_MR, kc, xp + t * A2_KC, wp,
 					     y + t * out + j, out, m0, m1);
 		}
 	}
