@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,115 +51,28 @@ static void progress_add(struct fetch *f, int64_t n)
 
 /* --- one blob -------------------------------------------------------- */
 
-/* sha256 of a file being written, on its own thread: it reads back (from
- * the page cache) what the writer has put in the file, so hashing overlaps
- * the transfer instead of adding to it. */
-struct hasher {
-	pthread_t tid;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int fd;
-	uint64_t avail;		/* bytes in the file that may be hashed */
-	uint64_t done;		/* bytes hashed */
-	unsigned gen;		/* bumped when the file restarts from 0 */
-	int stop;
-	int rerrno;		/* a failed read */
-	uint64_t signalled;	/* avail at the last wake-up (writer's own) */
-	struct hf_sha256 sha;
-};
+/* The body reaches the file through slots of SLOT bytes, each then hashed
+ * from memory (inline, or by a hub_hasher while the receiving thread fills
+ * the next ones) rather than read back from the page cache. libcurl hands
+ * the write callback 16 KiB at a time (CURL_MAX_WRITE_SIZE, whatever
+ * CURLOPT_BUFFERSIZE says); a slot is written in WRITE_MAX pieces, half
+ * the calls. Not more: on kernels with large page-cache folios a write
+ * of more than 32 KiB takes its pages from the buddy allocator rather
+ * than the per-CPU lists (orders above PAGE_ALLOC_COSTLY_ORDER), and in a
+ * VM that returns free memory to its host those pages fault in again one
+ * by one: 1 MiB writes cost 2-4x the CPU of 32 KiB ones on the 2-CPU
+ * KVM guest of BENCHMARKS.md. */
+#define SLOT ((size_t)1 << 20)
+#define NSLOTS 16	/* with a hash thread: how far the hash may lag */
+#define WRITE_MAX ((size_t)32 << 10)
 
-static void *hasher_main(void *arg)
+/* CPU seconds of the calling thread. */
+static double thread_cpu(void)
 {
-	static const size_t chunk = 4 << 20;
-	struct hasher *hs = arg;
-	char *buf = malloc(chunk);
-	unsigned gen = 0;
+	struct timespec ts;
 
-	pthread_mutex_lock(&hs->mu);
-	if (!buf)
-		hs->rerrno = ENOMEM;
-	for (;;) {
-		uint64_t off;
-		size_t n;
-		ssize_t r;
-
-		while (!hs->stop && hs->done == hs->avail && hs->gen == gen)
-			pthread_cond_wait(&hs->cv, &hs->mu);
-		if (hs->gen != gen) {
-			gen = hs->gen;
-			hs->done = 0;
-			hf_sha256_init(&hs->sha);
-			continue;
-		}
-		if (hs->rerrno || hs->done == hs->avail)
-			break;	/* stopped, with everything hashed */
-		off = hs->done;
-		n = hs->avail - off < chunk ? (size_t)(hs->avail - off) : chunk;
-		pthread_mutex_unlock(&hs->mu);
-		r = pread(hs->fd, buf, n, (off_t)off);
-		if (r > 0)
-			hf_sha256_update(&hs->sha, buf, (size_t)r);
-		pthread_mutex_lock(&hs->mu);
-		if (r <= 0)
-			hs->rerrno = r < 0 ? errno : EIO;
-		else if (hs->gen == gen)
-			hs->done += (uint64_t)r;
-		pthread_cond_broadcast(&hs->cv);
-	}
-	pthread_mutex_unlock(&hs->mu);
-	free(buf);
-	return NULL;
-}
-
-static int hasher_start(struct hasher *hs, int fd, uint64_t have)
-{
-	memset(hs, 0, sizeof(*hs));
-	hs->fd = fd;
-	hs->avail = have;
-	hf_sha256_init(&hs->sha);
-	pthread_mutex_init(&hs->mu, NULL);
-	pthread_cond_init(&hs->cv, NULL);
-	if (pthread_create(&hs->tid, NULL, hasher_main, hs)) {
-		pthread_mutex_destroy(&hs->mu);
-		pthread_cond_destroy(&hs->cv);
-		return -1;
-	}
-	return 0;
-}
-
-static void hasher_set(struct hasher *hs, uint64_t avail, int restart)
-{
-	/* wake the hasher per MiB, not per write: fewer context switches */
-	if (!restart && avail - hs->signalled < (1 << 20))
-		return;
-	hs->signalled = restart ? 0 : avail;
-	pthread_mutex_lock(&hs->mu);
-	if (restart)
-		hs->gen++;
-	hs->avail = avail;
-	pthread_cond_signal(&hs->cv);
-	pthread_mutex_unlock(&hs->mu);
-}
-
-/* Wait for the hash of the first avail bytes; 0 and out, or an errno. */
-static int hasher_finish(struct hasher *hs, uint64_t avail, char out[65])
-{
-	int e;
-
-	pthread_mutex_lock(&hs->mu);
-	hs->avail = avail;
-	hs->stop = 1;
-	pthread_cond_signal(&hs->cv);
-	pthread_mutex_unlock(&hs->mu);
-	pthread_join(hs->tid, NULL);
-	pthread_mutex_destroy(&hs->mu);
-	pthread_cond_destroy(&hs->cv);
-	e = hs->rerrno;
-	if (!e && hs->done != hs->avail)
-		e = EIO;
-	if (!e)
-		hf_sha256_hex(&hs->sha, out);
-	return e;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 struct blob_dl {
@@ -166,19 +80,57 @@ struct blob_dl {
 	int fd;
 	const char *tmp;	/* for messages */
 	uint64_t size;		/* expected */
-	uint64_t have;		/* bytes in the file */
+	uint64_t have;		/* bytes received: in the file, then in slot */
 	uint64_t range_from;	/* of the current request */
 	int first;		/* no body byte of this response seen yet */
-	struct hasher *hs;	/* hashing on a second thread */
-	int inl;		/* hashing in the write callback */
+	char *mem;		/* the one slot without a hash thread */
+	char *slot;		/* being filled; NULL: take the next one */
+	size_t fill;		/* bytes in slot */
+	struct hub_hasher *hs;	/* hashing on a second thread */
+	int inl;		/* hashing in the receiving thread */
 	struct hf_sha256 isha;	/* of the inline hash */
 	int werrno;		/* a failed write */
 	int overflow;		/* the server sent more than size */
 	int bad_range;		/* 206 for another offset */
 };
 
+/* Write the slot being filled and pass it to the hash; -1 and werrno if
+ * the write failed. */
+static int flush(struct blob_dl *b)
+{
+	size_t off = 0;
+
+	if (!b->fill)
+		return 0;
+	while (off < b->fill) {
+		size_t n = b->fill - off < WRITE_MAX ? b->fill - off : WRITE_MAX;
+		ssize_t w = write(b->fd, b->slot + off, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			b->werrno = errno;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	if (b->inl)
+		hf_sha256_update(&b->isha, b->slot, b->fill);
+	if (b->hs)
+		hub_hasher_wrote(b->hs, b->slot, b->fill);
+	progress_add(b->f, (int64_t)b->fill);
+	b->fill = 0;
+	b->slot = NULL;
+	return 0;
+}
+
 static int restart(struct blob_dl *b)
 {
+	b->have -= b->fill;	/* never written, never counted */
+	b->fill = 0;
+	b->slot = NULL;
+	if (b->hs)
+		hub_hasher_reset(b->hs);
 	if (ftruncate(b->fd, 0) && errno != EINVAL) {
 		b->werrno = errno;
 		return -1;
@@ -186,8 +138,6 @@ static int restart(struct blob_dl *b)
 	lseek(b->fd, 0, SEEK_SET);
 	progress_add(b->f, -(int64_t)b->have);
 	b->have = 0;
-	if (b->hs)
-		hasher_set(b->hs, 0, 1);
 	if (b->inl)
 		hf_sha256_init(&b->isha);
 	return 0;
@@ -220,47 +170,49 @@ static int blob_write(void *ctx, const struct hub_resp *rs, const char *buf,
 		return -1;
 	}
 	while (off < n) {
-		ssize_t w = write(b->fd, buf + off, n - off);
+		size_t take = SLOT - b->fill;
 
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			b->werrno = errno;
+		if (!b->slot)
+			b->slot = b->hs ? hub_hasher_slot(b->hs) : b->mem;
+		if (take > n - off)
+			take = n - off;
+		memcpy(b->slot + b->fill, buf + off, take);
+		b->fill += take;
+		b->have += take;
+		off += take;
+		if (b->fill == SLOT && flush(b))
 			return -1;
-		}
-		off += (size_t)w;
 	}
-	b->have += n;
-	if (b->inl)
-		hf_sha256_update(&b->isha, buf, n);
-	if (b->hs)
-		hasher_set(b->hs, b->have, 0);
-	progress_add(b->f, (int64_t)n);
 	return 0;
 }
 
 /* Hash the bytes already in a partial file, for the inline hash. */
 static int hash_existing(struct blob_dl *b, struct hf_err *err)
 {
-	static const size_t chunk = 4 << 20;
-	char *buf = malloc(chunk);
 	uint64_t off = 0;
 
-	if (!buf)
-		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	while (off < b->have) {
-		size_t want = b->have - off < chunk ? (size_t)(b->have - off) : chunk;
-		ssize_t r = pread(b->fd, buf, want, (off_t)off);
+		size_t want = b->have - off < SLOT ? (size_t)(b->have - off) : SLOT;
+		ssize_t r = pread(b->fd, b->mem, want, (off_t)off);
 
-		if (r <= 0) {
-			free(buf);
+		if (r <= 0)
 			return hf_err_errno(err, "cannot read '%s'", b->tmp);
-		}
-		hf_sha256_update(&b->isha, buf, (size_t)r);
+		hf_sha256_update(&b->isha, b->mem, (size_t)r);
 		off += (uint64_t)r;
 	}
-	free(buf);
 	return 0;
+}
+
+/* Whether to hash on a second thread: when there is a CPU to run it. */
+static int hash_thread(const struct hf_hub *h)
+{
+	cpu_set_t set;
+
+	if (h->hash_thread >= 0)
+		return h->hash_thread;
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return hf_cpu_count() > 1;
+	return CPU_COUNT(&set) > 1;
 }
 
 /* Download url into tmp (resuming what is there), verify it against size
@@ -274,18 +226,27 @@ static int download_blob(struct fetch *f, CURL *c, const char *url,
 	struct hub_sink sink = { blob_write, &b };
 	struct hub_resp rs = { 0 };
 	struct stat st;
-	struct hasher hs;
-	int attempt = 0, tries = 0, bad_sha = 0, rc = 0, hashing = 0;
+	int sha = hf_hub_is_sha256(etag);
+	int threaded = sha && hash_thread(f->h);
+	int attempt = 0, tries = 0, bad_sha = 0, rc = 0;
+	double t0 = hf_now(), cpu0 = thread_cpu();
 
 	b.f = f;
 	b.tmp = tmp;
 	b.size = size;
+	b.fd = -1;
 	if (hub_mkdirs(tmp, 0, err))
 		return err->code;
+	if (!threaded && !(b.mem = malloc(SLOT)))
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
 again:
+	b.slot = NULL;
+	b.fill = 0;
 	b.fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-	if (b.fd < 0)
-		return hf_err_errno(err, "cannot open '%s'", tmp);
+	if (b.fd < 0) {
+		rc = hf_err_errno(err, "cannot open '%s'", tmp);
+		goto out;
+	}
 	if (fstat(b.fd, &st)) {
 		rc = hf_err_errno(err, "cannot stat '%s'", tmp);
 		goto out;
@@ -312,25 +273,16 @@ again:
 			    (unsigned long long)b.have, (unsigned long long)size);
 		progress_add(f, (int64_t)b.have);
 	}
-	/* With two CPUs or fewer, one of them is busy receiving and the
-	 * server (or the kernel's network stack) has the other: a hashing
-	 * thread would only add a copy and wake-ups, so hash inline (on a
-	 * loaded 2-CPU machine this was ~10% faster for 1 GiB). With more,
-	 * the thread overlaps hashing with the transfer. */
-	if (hf_hub_is_sha256(etag) &&
-	    (f->h->hash_thread == 0 ||
-	     (f->h->hash_thread < 0 && hf_cpu_count() <= 2))) {
+	if (threaded) {
+		if (hub_hasher_start(&b.hs, b.fd, b.have, SLOT, NSLOTS)) {
+			rc = hf_err_set(err, HF_ENOMEM, "cannot start a thread");
+			goto out;
+		}
+	} else if (sha) {
 		b.inl = 1;
 		hf_sha256_init(&b.isha);
 		if (b.have && (rc = hash_existing(&b, err)))
 			goto out;
-	} else if (hf_hub_is_sha256(etag)) {
-		if (hasher_start(&hs, b.fd, b.have)) {
-			rc = hf_err_set(err, HF_ENOMEM, "cannot start a thread");
-			goto out;
-		}
-		b.hs = &hs;
-		hashing = 1;
 	}
 	lseek(b.fd, (off_t)b.have, SEEK_SET);
 	while (b.have < size) {
@@ -344,6 +296,9 @@ again:
 			goto out;
 		}
 		tries++;
+		/* from here to the next request, the file holds all of have */
+		if (!b.werrno && !b.overflow && !b.bad_range)
+			flush(&b);
 		if (b.werrno) {
 			if (b.werrno == ENOSPC || b.werrno == EDQUOT)
 				rc = hf_err_set(err, HF_EIO, "disk full writing '%s'",
@@ -408,15 +363,19 @@ again:
 		}
 		attempt++;
 	}
-	if (hashing || b.inl) {
+	if (b.hs || b.inl) {
 		char got[65];
+		double hcpu = 0;
 		int e = 0;
 
 		if (b.inl)
 			hf_sha256_hex(&b.isha, got);
 		else
-			e = hasher_finish(&hs, b.have, got);
-		hashing = 0;
+			e = hub_hasher_finish(b.hs, b.have, 0, got, &hcpu);
+		hf_log_debug("'%s': %llu bytes in %.3f s; CPU: receiving thread "
+			     "%.3f s, hash thread %.3f s", name,
+			     (unsigned long long)b.have, hf_now() - t0,
+			     thread_cpu() - cpu0, hcpu);
 		b.hs = NULL;
 		b.inl = 0;
 		if (e) {
@@ -452,17 +411,14 @@ again:
 		goto out;
 	}
 out:
-	if (hashing) {
+	if (b.hs) {
 		char unused[65];
 
-		/* stop at once: nobody needs this hash */
-		pthread_mutex_lock(&hs.mu);
-		hs.rerrno = ECANCELED;
-		pthread_mutex_unlock(&hs.mu);
-		hasher_finish(&hs, 0, unused);
+		hub_hasher_finish(b.hs, 0, 1, unused, NULL);
 	}
 	if (b.fd >= 0)
 		close(b.fd);
+	free(b.mem);
 	hub_resp_free(&rs);
 	return rc;
 }

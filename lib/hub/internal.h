@@ -121,6 +121,36 @@ int hub_get_json(struct hf_hub *h, CURL *c, const char *url, int retries,
 		 struct hf_err *err);
 CURL *hub_curl_new(void);
 
+/* --- hasher.c ---------------------------------------------------------- */
+
+/* The sha256 of a file as a writer appends to it, on a second thread that
+ * hashes the writer's slots from memory (reading the file back only where
+ * it must), so the hash costs one pass over the bytes and overlaps the
+ * transfer. The writer: hub_hasher_slot(), fill it (up to slot bytes),
+ * write it to the file, hub_hasher_wrote(); repeat. One writer thread. */
+struct hub_hasher;
+
+/* Start hashing fd, whose first written bytes are already there, with
+ * nslots queue slots of slot bytes (and a spare). -1: no memory or no
+ * thread. */
+int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
+		     size_t slot, unsigned nslots);
+/* The slot to fill next; may wait briefly for the hasher. Valid until
+ * the hub_hasher_wrote() that passes it back. */
+char *hub_hasher_slot(struct hub_hasher *hs);
+/* The n bytes of slot are now in the file, after all written before. */
+void hub_hasher_wrote(struct hub_hasher *hs, const char *slot, size_t n);
+/* Forget all hashed and queued bytes: the file starts again at byte 0.
+ * Returns once the hasher has stopped reading, so the file may then be
+ * truncated. */
+void hub_hasher_reset(struct hub_hasher *hs);
+/* Wait for the hash of the whole file, which must come to total bytes,
+ * and free hs: 0 and out, or an errno (EIO: the count differs). cancel:
+ * stop at once, nobody needs the hash. cpu (may be NULL): the seconds of
+ * CPU the thread used. */
+int hub_hasher_finish(struct hub_hasher *hs, uint64_t total, int cancel,
+		      char out[65], double *cpu);
+
 /* --- cache.c ----------------------------------------------------------- */
 
 /* mkdir -p of the directory part of path (or of path if dir is set). */

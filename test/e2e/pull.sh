@@ -400,30 +400,30 @@ check "corrupt body always exits 1" "$?" 1
 contains "sha mismatch message" "$work/err" "'model.safetensors': sha256 of the download is"
 check "corrupt body: no blob, no partial" "$(ls "$big/blobs" 2>/dev/null | grep -c "$big_sha")" 0
 
-# the same with the hash on its own thread (the default on > 2 CPUs)
+# the same with the hash inline (the default on one CPU; above, on a thread)
 fresh
 ctl_set '{"faults": [{"kind": "drop", "match": "/cdn/", "at": 1048576, "count": 1},
 	{"kind": "norange", "match": "/cdn/", "count": 1}]}'
-HF_HUB_HASH_THREAD=1 "$pull" tiny/big >/dev/null 2>"$work/err"
-check "hash thread: drop, then Range ignored: complete" "$?" 0
-check "hash thread: drop, then Range ignored: bytes" \
+HF_HUB_HASH_THREAD=0 "$pull" tiny/big >/dev/null 2>"$work/err"
+check "inline hash: drop, then Range ignored: complete" "$?" 0
+check "inline hash: drop, then Range ignored: bytes" \
 	"$($ctl "$port" bytes "$cdn_big")" "$((big_size + 1048576))"
-blobs_verified "hash thread restart" "$big"
+blobs_verified "inline hash restart" "$big"
 fresh
 ctl_set '{"faults": [{"kind": "drop", "match": "/cdn/", "at": 1048576, "count": 1},
 	{"kind": "corrupt", "match": "/cdn/", "at": 1000000, "count": 1}]}'
-HF_HUB_HASH_THREAD=1 "$pull" tiny/big >/dev/null 2>"$work/err"
-check "hash thread: drop, then a corrupt resume: complete" "$?" 0
-contains "hash thread: the corruption was seen" "$work/err" "expected $big_sha"
-check "hash thread: drop + corrupt resume + fresh copy: bytes" \
+HF_HUB_HASH_THREAD=0 "$pull" tiny/big >/dev/null 2>"$work/err"
+check "inline hash: drop, then a corrupt resume: complete" "$?" 0
+contains "inline hash: the corruption was seen" "$work/err" "expected $big_sha"
+check "inline hash: drop + corrupt resume + fresh copy: bytes" \
 	"$($ctl "$port" bytes "$cdn_big")" "$((2 * big_size))"
-blobs_verified "hash thread corrupt" "$big"
-no_debris "hash thread" "$big"
+blobs_verified "inline hash corrupt" "$big"
+no_debris "inline hash" "$big"
 fresh
 ctl_set '{"faults": [{"kind": "corrupt", "match": "/cdn/", "at": 10, "count": 99}]}'
-HF_HUB_HASH_THREAD=1 "$pull" tiny/big >/dev/null 2>"$work/err"
-check "hash thread: corrupt always exits 1" "$?" 1
-contains "hash thread: sha mismatch message" "$work/err" "'model.safetensors': sha256 of the download is"
+HF_HUB_HASH_THREAD=0 "$pull" tiny/big >/dev/null 2>"$work/err"
+check "inline hash: corrupt always exits 1" "$?" 1
+contains "inline hash: sha mismatch message" "$work/err" "'model.safetensors': sha256 of the download is"
 
 # killed mid-way, then resumed by the next run, hashing inline and on a
 # thread (the resumed run hashes the partial file first)

@@ -1,0 +1,233 @@
+/* lib/hub/hasher.c: the sha256 of a file being written, on its own
+ * thread, from the writer's memory where it can be and from the file
+ * where it must be. */
+#include "hub/internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hub/sha256.h"
+
+/* The writer fills a slot, writes it to the file and queues it with its
+ * offset; the hasher hashes the file in order: from the queued slot when
+ * the next bytes are in one, else read back from the file (bytes there
+ * before the transfer, after a resume, and slots written while the queue
+ * was full). The writer waits for a queue slot only while the hasher is
+ * on the queue, which it empties at memory speed; while the hasher is
+ * reading back, the writer fills the spare slot and never waits, so a long
+ * resumed prefix does not stall the transfer. */
+struct hub_hasher {
+	pthread_t tid;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;	/* the state below changed */
+	char *mem;		/* nslots queue slots of slot bytes, then a spare */
+	size_t slot;
+	unsigned nslots;
+	uint64_t *off;		/* [nslots]: where each queued slot's bytes are */
+	size_t *len;		/* [nslots]: and how many */
+	uint64_t head;		/* slots queued, ever (the writer's) */
+	uint64_t tail;		/* slots hashed or dropped, ever */
+	int fd;
+	uint64_t written;	/* bytes in the file */
+	uint64_t hashed;	/* bytes hashed, from the start of the file */
+	int reset;		/* the file starts again from byte 0 */
+	int stop;		/* nothing more will be written */
+	int rerrno;		/* a failed read, or ECANCELED */
+	double cpu;		/* seconds of CPU the thread used */
+	struct hf_sha256 sha;
+};
+
+static double thread_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Read back and hash up to one slot of the file, unlocked. */
+static void read_back(struct hub_hasher *hs, char **buf, uint64_t end)
+{
+	uint64_t off = hs->hashed;
+	size_t n = end - off < hs->slot ? (size_t)(end - off) : hs->slot;
+	ssize_t r = -1;
+	int e = ENOMEM;
+
+	pthread_mutex_unlock(&hs->mu);
+	if (!*buf)
+		*buf = malloc(hs->slot);
+	if (*buf) {
+		r = pread(hs->fd, *buf, n, (off_t)off);
+		e = r < 0 ? errno : EIO;
+	}
+	if (r > 0)
+		hf_sha256_update(&hs->sha, *buf, (size_t)r);
+	pthread_mutex_lock(&hs->mu);
+	if (r <= 0)
+		hs->rerrno = e;
+	else
+		hs->hashed += (uint64_t)r;
+}
+
+static void *hasher_main(void *arg)
+{
+	struct hub_hasher *hs = arg;
+	char *buf = NULL;	/* for reading back */
+
+	pthread_mutex_lock(&hs->mu);
+	for (;;) {
+		size_t t = (size_t)(hs->tail % hs->nslots);
+		int queued = hs->tail != hs->head;
+
+		/* the queue is in file order, at or after what is hashed */
+		assert(!queued || hs->off[t] >= hs->hashed);
+		if (hs->reset) {
+			hs->tail = hs->head;
+			hs->written = hs->hashed = 0;
+			hs->rerrno = 0;
+			hf_sha256_init(&hs->sha);
+			hs->reset = 0;
+			pthread_cond_signal(&hs->cv);
+		} else if (hs->rerrno) {
+			/* drop what comes: the writer never waits on us */
+			if (queued) {
+				hs->tail = hs->head;
+				pthread_cond_signal(&hs->cv);
+			}
+			if (hs->stop)
+				break;
+			pthread_cond_wait(&hs->cv, &hs->mu);
+		} else if (queued && hs->off[t] == hs->hashed) {
+			pthread_mutex_unlock(&hs->mu);
+			hf_sha256_update(&hs->sha, hs->mem + t * hs->slot, hs->len[t]);
+			pthread_mutex_lock(&hs->mu);
+			hs->hashed += hs->len[t];
+			hs->tail++;
+			pthread_cond_signal(&hs->cv);
+		} else if (hs->hashed < hs->written) {
+			read_back(hs, &buf, queued ? hs->off[t] : hs->written);
+		} else if (hs->stop) {
+			break;
+		} else {
+			pthread_cond_wait(&hs->cv, &hs->mu);
+		}
+	}
+	hs->cpu = thread_cpu();
+	pthread_mutex_unlock(&hs->mu);
+	free(buf);
+	return NULL;
+}
+
+int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
+		     size_t slot, unsigned nslots)
+{
+	struct hub_hasher *hs = calloc(1, sizeof(*hs));
+
+	*out = NULL;
+	if (!hs)
+		return -1;
+	hs->fd = fd;
+	hs->written = written;
+	hs->slot = slot;
+	hs->nslots = nslots;
+	hs->mem = malloc((nslots + 1) * slot);
+	hs->off = calloc(nslots, sizeof(*hs->off));
+	hs->len = calloc(nslots, sizeof(*hs->len));
+	hf_sha256_init(&hs->sha);
+	pthread_mutex_init(&hs->mu, NULL);
+	pthread_cond_init(&hs->cv, NULL);
+	if (!hs->mem || !hs->off || !hs->len ||
+	    pthread_create(&hs->tid, NULL, hasher_main, hs)) {
+		pthread_mutex_destroy(&hs->mu);
+		pthread_cond_destroy(&hs->cv);
+		free(hs->mem);
+		free(hs->off);
+		free(hs->len);
+		free(hs);
+		return -1;
+	}
+	*out = hs;
+	return 0;
+}
+
+char *hub_hasher_slot(struct hub_hasher *hs)
+{
+	char *slot;
+
+	pthread_mutex_lock(&hs->mu);
+	for (;;) {
+		size_t t = (size_t)(hs->tail % hs->nslots);
+
+		if (hs->head - hs->tail < hs->nslots) {
+			slot = hs->mem + (size_t)(hs->head % hs->nslots) * hs->slot;
+			break;
+		}
+		if (hs->off[t] > hs->hashed) {
+			/* reading back: it will read this one back too */
+			slot = hs->mem + (size_t)hs->nslots * hs->slot;
+			break;
+		}
+		pthread_cond_wait(&hs->cv, &hs->mu);
+	}
+	pthread_mutex_unlock(&hs->mu);
+	return slot;
+}
+
+void hub_hasher_wrote(struct hub_hasher *hs, const char *slot, size_t n)
+{
+	pthread_mutex_lock(&hs->mu);
+	if (slot != hs->mem + (size_t)hs->nslots * hs->slot) {
+		size_t h = (size_t)(hs->head % hs->nslots);
+
+		assert(slot == hs->mem + h * hs->slot && n <= hs->slot);
+		hs->off[h] = hs->written;
+		hs->len[h] = n;
+		hs->head++;
+	}
+	hs->written += n;
+	pthread_cond_signal(&hs->cv);
+	pthread_mutex_unlock(&hs->mu);
+}
+
+void hub_hasher_reset(struct hub_hasher *hs)
+{
+	pthread_mutex_lock(&hs->mu);
+	hs->reset = 1;
+	pthread_cond_signal(&hs->cv);
+	while (hs->reset)
+		pthread_cond_wait(&hs->cv, &hs->mu);
+	pthread_mutex_unlock(&hs->mu);
+}
+
+int hub_hasher_finish(struct hub_hasher *hs, uint64_t total, int cancel,
+		      char out[65], double *cpu)
+{
+	int e;
+
+	pthread_mutex_lock(&hs->mu);
+	if (cancel)
+		hs->rerrno = ECANCELED;
+	hs->stop = 1;
+	pthread_cond_signal(&hs->cv);
+	pthread_mutex_unlock(&hs->mu);
+	pthread_join(hs->tid, NULL);
+	e = hs->rerrno;
+	if (!e && hs->hashed != total)
+		e = EIO;
+	if (!e)
+		hf_sha256_hex(&hs->sha, out);
+	if (cpu)
+		*cpu = hs->cpu;
+	pthread_mutex_destroy(&hs->mu);
+	pthread_cond_destroy(&hs->cv);
+	free(hs->mem);
+	free(hs->off);
+	free(hs->len);
+	free(hs);
+	return e;
+}
