@@ -344,6 +344,37 @@ static inline int visible(const float *mask, size_t b, size_t C, size_t j,
 #define HF_ATT_MAXG 64		/* query heads per kv head */
 
 
+#if HF_VL == 16 && (__GNUC__ >= 12 || defined(__clang__))
+#define HF_ATT_SHUF 1
+/* kt[i][jj] = k0[jj * stride + i] for 16 dims i and rows jj < nb (zeros
+ * past nb): a 16 x 16 transpose in registers, four rounds of the
+ * perfect shuffle (row 2i, 2i + 1 <- the low, high halves of rows i and
+ * i + 8 interleaved), in place of 256 scalar loads and stores. */
+static inline void kt_fill16(vkb *kt, const float *k0, size_t stride,
+			     size_t nb)
+{
+	vkb r[16], t[16];
+
+	for (size_t jj = 0; jj < 16; jj++) {
+		r[jj] = (vkb){ 0 };
+		if (jj < nb)
+			memcpy(&r[jj], k0 + jj * stride, sizeof(vkb));
+	}
+	for (int round = 0; round < 4; round++) {
+		for (int i = 0; i < 8; i++) {
+			t[2 * i] = __builtin_shufflevector(r[i], r[i + 8],
+				0, 16, 1, 17, 2, 18, 3, 19,
+				4, 20, 5, 21, 6, 22, 7, 23);
+			t[2 * i + 1] = __builtin_shufflevector(r[i], r[i + 8],
+				8, 24, 9, 25, 10, 26, 11, 27,
+				12, 28, 13, 29, 14, 30, 15, 31);
+		}
+		memcpy(r, t, sizeof(r));
+	}
+	memcpy(kt, r, sizeof(r));
+}
+#endif
+
 size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv)
 {
 	return B * hkv * ((T + HF_ATT_QB - 1) / HF_ATT_QB);
@@ -378,11 +409,17 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
 		}
 		for (size_t j0 = j_beg; j0 < j_end; j0 += HF_ATT_KB) {
 			size_t nb = j_end - j0 < HF_ATT_KB ? j_end - j0 : HF_ATT_KB;
+			size_t ik = 0;
 
-			for (size_t jj = 0; jj < HF_ATT_KB; jj++) {
+#ifdef HF_ATT_SHUF
+			for (; ik + HF_VL <= d; ik += HF_VL)
+				kt_fill16(kt + ik, k + (b * C + j0) * kvw +
+					  kh * d + ik, kvw, nb);
+#endif
+			for (size_t jj = 0; jj < HF_ATT_KB && ik < d; jj++) {
 				const float *kr = k + (b * C + j0 + jj) * kvw + kh * d;
 
-				for (size_t i = 0; i < d; i++)
+				for (size_t i = ik; i < d; i++)
 					kt[i][jj] = jj < nb ? kr[i] : 0.0f;
 			}
 			for (size_t r = 0; r < R; r++) {

@@ -278,6 +278,16 @@ static void test_attention_with_past_window_and_mask(void **state)
 	attention_case(2, 19, 19, 4, 4, 16, 0, 0, 0, 1);	/* encoder */
 }
 
+/* head_dim 64 (SmolLM2, Qwen2.5, Llama 3.2) and 80: keys transposed
+ * 16 dims at a time only; 72: a scalar tail after them */
+static void test_attention_real_head_dims_match_ref(void **state)
+{
+	attention_case(1, 1, 300, 9, 3, 64, 250, 1, 0, 0);	/* decode */
+	attention_case(2, 1, 60, 4, 2, 64, 43, 1, 0, 1);	/* masked */
+	attention_case(1, 21, 21, 4, 2, 80, 0, 1, 0, 0);
+	attention_case(1, 5, 40, 2, 1, 72, 30, 1, 0, 0);
+}
+
 static void test_attention_fully_masked_query_gives_zeros(void **state)
 {
 	float q[4] = { 1, 2, 3, 4 }, k[4] = { 1, 1, 1, 1 }, v[4] = { 5, 5, 5, 5 };
@@ -537,6 +547,7 @@ int main(void)
 		cmocka_unit_test(test_glu_and_act_match_ref),
 		cmocka_unit_test(test_attention_causal_gqa_matches_ref),
 		cmocka_unit_test(test_attention_with_past_window_and_mask),
+		cmocka_unit_test(test_attention_real_head_dims_match_ref),
 		cmocka_unit_test(test_attention_fully_masked_query_gives_zeros),
 		cmocka_unit_test(test_get_rows_converts_bf16_and_f16),
 		cmocka_unit_test(test_moe_route_picks_top2_renormalised),
