@@ -62,8 +62,8 @@ static void progress_add(struct fetch *f, int64_t n)
  * VM that returns free memory to its host those pages fault in again one
  * by one: 1 MiB writes cost 2-4x the CPU of 32 KiB ones on the 2-CPU
  * KVM guest of BENCHMARKS.md. */
-#define SLOT ((size_t)1 << 20)
-#define NSLOTS 16	/* with a hash thread: how far the hash may lag */
+#define SLOT ((size_t)512 << 10)
+#define NSLOTS 8	/* with a hash thread: how far the hash may lag */
 #define WRITE_MAX ((size_t)32 << 10)
 
 /* CPU seconds of the calling thread. */
