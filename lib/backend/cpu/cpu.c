@@ -248,6 +248,58 @@ static int matmul_id(struct cpu *c, const struct hf_op *op,
 	return 0;
 }
 
+/* A decode step's attention has one item per (row, kv head): 3 on
+ * SmolLM2-135M, so 2 threads split it 2:1. With fewer items than twice
+ * the threads and enough keys, each item's keys are cut in S splits
+ * whose partial results are merged (hf_cpu_attention_split). */
+struct att_split {
+	const struct hf_op *op;
+	float *po, *ml;
+	size_t items, S;
+};
+
+static void att_split_fn(void *ctx, int ith, int nth)
+{
+	struct att_split *a = ctx;
+	const struct hf_op *op = a->op;
+	size_t b, e;
+
+	hf_pool_split(a->items, ith, nth, &b, &e);
+	if (b < e)
+		hf_cpu_attention_split(a->po, a->ml, F(0), F(1), F(2),
+				       op->src[3] ? F(3) : NULL, b, e, IP(0),
+				       IP(1), IP(2), IP(3), IP(4), IP(5),
+				       att_past(op), (int)op->ip[6], IP(7),
+				       op->fp[0], a->S);
+}
+
+/* 1 if the op ran split, 0 if it should run whole. */
+static int attention_split(struct cpu *c, const struct hf_op *op)
+{
+	size_t items = hf_cpu_attention_items(IP(0), IP(1), IP(4));
+	size_t nth = (size_t)hf_pool_size(c->pool), rows = IP(0) * IP(1) * IP(3);
+	struct att_split a = { op, NULL, NULL, 0, 0 };
+
+	if (IP(1) != 1 || nth == 1 || items >= 2 * nth ||
+	    att_past(op) + 1 < 128)
+		return 0;
+	a.S = (2 * nth + items - 1) / items;
+	a.S = a.S > 64 ? 64 : a.S;
+	a.items = a.S * items;
+	a.po = malloc(a.S * rows * IP(5) * sizeof(float));
+	a.ml = malloc(a.S * rows * 2 * sizeof(float));
+	if (!a.po || !a.ml) {
+		free(a.po);
+		free(a.ml);
+		return 0;
+	}
+	hf_pool_run(c->pool, att_split_fn, &a);
+	hf_cpu_attention_merge(FD, a.po, a.ml, rows, IP(5), a.S);
+	free(a.po);
+	free(a.ml);
+	return 1;
+}
+
 static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 		    struct hf_err *err)
 {
@@ -336,6 +388,8 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 					     IP(7), op->fp[0]);
 			return 0;
 		}
+		if (attention_split(c, op))
+			return 0;
 		j.items = hf_cpu_attention_items(IP(0), IP(1), IP(4));
 		work = IP(0) * IP(1) * IP(3) * (att_past(op) + IP(1)) * IP(5) * 4;
 		break;

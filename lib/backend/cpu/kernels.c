@@ -380,17 +380,24 @@ size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv)
 	return B * hkv * ((T + HF_ATT_QB - 1) / HF_ATT_QB);
 }
 
-HF_CPU_CLONES
-void hf_cpu_attention(float *o, const float *q, const float *k,
-		      const float *v, const float *mask, size_t i0, size_t i1,
-		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
-		      size_t past, int causal, size_t window, float scale)
+/* The items of hf_cpu_attention (S == 1, B unused) or of
+ * hf_cpu_attention_split (S > 1): item it is split s = it / (B * hkv *
+ * nqb) of the keys of item it % (B * hkv * nqb), its output unscaled in
+ * o + s * B * T * hq * d and its running max and sum in ml. */
+static inline __attribute__((always_inline)) void
+att_run(float *o, float *ml, const float *q, const float *k, const float *v,
+	const float *mask, size_t i0, size_t i1, size_t B, size_t T,
+	size_t C, size_t hq, size_t hkv, size_t d, size_t past, int causal,
+	size_t window, float scale, size_t S)
 {
 	size_t G = hq / hkv, kvw = hkv * d, nqb = (T + HF_ATT_QB - 1) / HF_ATT_QB;
+	size_t nit = B * hkv * nqb;
 	vkb kt[256];		/* kt[i][jj] = k[j0 + jj][i] */
 	float mx[HF_ATT_QB * HF_ATT_MAXG], sum[HF_ATT_QB * HF_ATT_MAXG];
+	float *o0 = o;
 
-	for (size_t it = i0; it < i1; it++) {
+	for (size_t it0 = i0; it0 < i1; it0++) {
+		size_t s = S > 1 ? it0 / nit : 0, it = S > 1 ? it0 % nit : it0;
 		size_t qb = it % nqb, kh = (it / nqb) % hkv, b = it / (nqb * hkv);
 		size_t t0 = qb * HF_ATT_QB;
 		size_t nt = T - t0 < HF_ATT_QB ? T - t0 : HF_ATT_QB;
@@ -400,6 +407,16 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
 
 		if (window && past + t0 + 1 > window)
 			j_beg = past + t0 + 1 - window;
+		if (S > 1) {
+			/* whole key blocks per split */
+			size_t nkb = (j_end - j_beg + HF_ATT_KB - 1) / HF_ATT_KB;
+			size_t per = (nkb + S - 1) / S * HF_ATT_KB;
+			size_t jb = j_beg + s * per, je = jb + per;
+
+			j_end = je < j_end ? je : j_end;
+			j_beg = jb < j_end ? jb : j_end;
+			o = o0 + s * B * T * hq * d;
+		}
 		for (size_t r = 0; r < R; r++) {
 			size_t t = t0 + r / G, h = kh * G + r % G;
 
@@ -515,12 +532,65 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
 			size_t t = t0 + r / G, h = kh * G + r % G;
 			float *ov = o + (b * T + t) * hq * d + h * d, inv;
 
+			if (ml) {
+				float *m2 = ml + 2 * ((s * B * T + b * T + t) *
+						      hq + h);
+
+				m2[0] = mx[r];
+				m2[1] = sum[r];
+				continue;
+			}
 			if (sum[r] == 0.0f)
 				continue;	/* saw nothing: zeros */
 			inv = 1.0f / sum[r];
 			for (size_t i = 0; i < d; i++)
 				ov[i] *= inv;
 		}
+	}
+}
+
+HF_CPU_CLONES
+void hf_cpu_attention(float *o, const float *q, const float *k,
+		      const float *v, const float *mask, size_t i0, size_t i1,
+		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+		      size_t past, int causal, size_t window, float scale)
+{
+	att_run(o, NULL, q, k, v, mask, i0, i1, 0, T, C, hq, hkv, d, past,
+		causal, window, scale, 1);
+}
+
+HF_CPU_CLONES
+void hf_cpu_attention_split(float *po, float *ml, const float *q,
+			    const float *k, const float *v, const float *mask,
+			    size_t i0, size_t i1, size_t B, size_t T, size_t C,
+			    size_t hq, size_t hkv, size_t d, size_t past,
+			    int causal, size_t window, float scale, size_t S)
+{
+	att_run(po, ml, q, k, v, mask, i0, i1, B, T, C, hq, hkv, d, past,
+		causal, window, scale, S);
+}
+
+void hf_cpu_attention_merge(float *o, const float *po, const float *ml,
+			    size_t rows, size_t d, size_t S)
+{
+	for (size_t r = 0; r < rows; r++) {
+		float m = -INFINITY, l = 0.0f, w[64];
+		float *ov = o + r * d;
+
+		for (size_t s = 0; s < S; s++)
+			m = ml[2 * (s * rows + r)] > m ? ml[2 * (s * rows + r)] : m;
+		memset(ov, 0, d * sizeof(float));
+		if (m == -INFINITY)
+			continue;	/* saw nothing: zeros */
+		for (size_t s = 0; s < S; s++) {
+			w[s] = expf(ml[2 * (s * rows + r)] - m);	/* 0 if none */
+			l += w[s] * ml[2 * (s * rows + r) + 1];
+		}
+		for (size_t s = 0; s < S; s++)
+			for (size_t i = 0; i < d; i++)
+				ov[i] += w[s] * po[(s * rows + r) * d + i];
+		for (size_t i = 0; i < d; i++)
+			ov[i] /= l;
 	}
 }
 

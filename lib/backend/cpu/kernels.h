@@ -51,6 +51,19 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
 		      const float *v, const float *mask, size_t i0, size_t i1,
 		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
 		      size_t past, int causal, size_t window, float scale);
+/* The same with the keys of each item cut in S <= 64 splits (whole
+ * blocks of keys each), for decode steps with fewer items than threads:
+ * items [i0, i1) of S * hf_cpu_attention_items(); split s writes its
+ * unnormalised output to po + s * B * T * hq * d and its running max
+ * and sum per (query, head) to ml (S, B * T * hq, 2). merge combines
+ * them into o (B * T * hq rows of d), as FlashDecoding does. */
+void hf_cpu_attention_split(float *po, float *ml, const float *q,
+			    const float *k, const float *v, const float *mask,
+			    size_t i0, size_t i1, size_t B, size_t T, size_t C,
+			    size_t hq, size_t hkv, size_t d, size_t past,
+			    int causal, size_t window, float scale, size_t S);
+void hf_cpu_attention_merge(float *o, const float *po, const float *ml,
+			    size_t rows, size_t d, size_t S);
 void hf_cpu_attention_ref(float *o, const float *q, const float *k,
 			  const float *v, const float *mask, size_t B,
 			  size_t T, size_t C, size_t hq, size_t hkv, size_t d,

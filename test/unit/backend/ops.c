@@ -288,6 +288,53 @@ static void test_attention_real_head_dims_match_ref(void **state)
 	attention_case(1, 5, 40, 2, 1, 72, 30, 1, 0, 0);
 }
 
+/* One decode query per row, keys cut in S splits and merged, against
+ * the reference (the mask pads b columns on the left of row b). */
+static void split_case(size_t B, size_t C, size_t hq, size_t hkv, size_t d,
+		       size_t past, size_t window, int use_mask, size_t S)
+{
+	size_t qn = B * hq * d, kn = B * C * hkv * d;
+	size_t items = S * hf_cpu_attention_items(B, 1, hkv);
+	float *q = frandv(qn), *k = frandv(kn), *v = frandv(kn);
+	float *mask = malloc(B * C * sizeof(float));
+	float *po = malloc(S * qn * sizeof(float));
+	float *ml = malloc(S * B * hq * 2 * sizeof(float));
+	float *got = malloc(qn * sizeof(float)), *want = malloc(qn * sizeof(float));
+	float scale = 1.0f / sqrtf((float)d);
+
+	for (size_t b = 0; b < B; b++)
+		for (size_t j = 0; j < C; j++)
+			mask[b * C + j] = j >= b ? 1.0f : 0.0f;
+	/* in two calls, as two threads would */
+	hf_cpu_attention_split(po, ml, q, k, v, use_mask ? mask : NULL, 0,
+			       items / 2, B, 1, C, hq, hkv, d, past, 1, window,
+			       scale, S);
+	hf_cpu_attention_split(po, ml, q, k, v, use_mask ? mask : NULL,
+			       items / 2, items, B, 1, C, hq, hkv, d, past, 1,
+			       window, scale, S);
+	hf_cpu_attention_merge(got, po, ml, B * hq, d, S);
+	hf_cpu_attention_ref(want, q, k, v, use_mask ? mask : NULL, B, 1, C, hq,
+			     hkv, d, past, 1, window, scale);
+	expect_close(got, want, qn, 2e-6f);
+	free(q);
+	free(k);
+	free(v);
+	free(mask);
+	free(po);
+	free(ml);
+	free(got);
+	free(want);
+}
+
+static void test_attention_split_over_keys_matches_ref(void **state)
+{
+	split_case(1, 300, 9, 3, 64, 250, 0, 0, 2);	/* SmolLM2 decode */
+	split_case(2, 200, 4, 2, 64, 150, 0, 1, 3);
+	split_case(1, 400, 4, 1, 72, 390, 0, 0, 5);
+	split_case(1, 300, 4, 2, 64, 260, 40, 0, 4);	/* window: empty splits */
+	split_case(3, 40, 4, 2, 16, 2, 0, 1, 6);	/* few keys, row 2 sees 1 */
+}
+
 static void test_attention_fully_masked_query_gives_zeros(void **state)
 {
 	float q[4] = { 1, 2, 3, 4 }, k[4] = { 1, 1, 1, 1 }, v[4] = { 5, 5, 5, 5 };
@@ -548,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_attention_causal_gqa_matches_ref),
 		cmocka_unit_test(test_attention_with_past_window_and_mask),
 		cmocka_unit_test(test_attention_real_head_dims_match_ref),
+		cmocka_unit_test(test_attention_split_over_keys_matches_ref),
 		cmocka_unit_test(test_attention_fully_masked_query_gives_zeros),
 		cmocka_unit_test(test_get_rows_converts_bf16_and_f16),
 		cmocka_unit_test(test_moe_route_picks_top2_renormalised),
