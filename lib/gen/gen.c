@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/progress.h"
+
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -254,6 +256,7 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 	size_t cnt = 0;
 	float *lg = NULL;
 	struct hf_kv *kv = NULL;
+	struct hf_progress bar;
 	int rc = 0;
 
 	*nll = 0.0;
@@ -273,6 +276,7 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	if ((rc = hf_kv_new(&kv, m, 1, ctx, err)))
 		goto out;
+	hf_progress_init(&bar, "perplexity", n, 0);
 	for (size_t begin = 0; begin < n; begin += stride) {
 		size_t end = begin + ctx < n ? begin + ctx : n;
 		size_t len = end - begin, trg = end - prev_end;
@@ -304,9 +308,11 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 			}
 		}
 		prev_end = end;
+		hf_progress_update(&bar, end);
 		if (end == n)
 			break;
 	}
+	hf_progress_finish(&bar);
 	*nll = sum / (double)cnt;
 	*count = cnt;
 out:
