@@ -80,8 +80,9 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 /* Decode steps (T = 1) without hidden states or router logits are
  * recorded once per cache (hf_graph_begin/end) and replayed for later
  * tokens, with only token ids, positions, cache columns and the mask
- * uploaded between replays; Mixtral runs eagerly (its routing goes
- * through the host). on = 0 runs every step eagerly. The default is on,
+ * uploaded between replays. Mixtral is replayed on a device backend,
+ * where routing and the expert products stay on the device; on the CPU
+ * it runs eagerly (experts grouped on the host). on = 0 runs every step eagerly. The default is on,
  * unless the environment has HF_GRAPH=0. */
 void hf_model_set_replay(struct hf_model *m, int on);
 /* Decode steps on kv that ran as a replay of its recording. */
