@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -51,6 +52,22 @@ void hf_map_close(struct hf_map *m)
 		m->data = NULL;
 		m->size = 0;
 	}
+}
+
+void hf_map_prefetch(const void *p, size_t len)
+{
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+	long pg = sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)p, b;
+
+	if (!p || !len || pg <= 0)
+		return;
+	b = a + len;
+	a &= ~((uintptr_t)pg - 1);
+	if (madvise((void *)a, b - a, MADV_POPULATE_READ) < 0)
+		madvise((void *)a, b - a, MADV_WILLNEED);
 }
 
 int hf_stream_read(char **out, size_t *len, FILE *f, const char *name,

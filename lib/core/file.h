@@ -17,6 +17,12 @@ struct hf_map {
 int hf_map_open(struct hf_map *m, const char *path, struct hf_err *err);
 void hf_map_close(struct hf_map *m);	/* zeroed or closed map is fine */
 
+/* Maps in the pages of [p, p + len) of a mapping now (reading them from
+ * disk if needed), so that later reads take no page faults: for weights a
+ * CPU computes on in place. Best effort: where the kernel lacks
+ * MADV_POPULATE_READ (before Linux 5.14), only asks for read-ahead. */
+void hf_map_prefetch(const void *p, size_t len);
+
 /* Read a whole file into a NUL-terminated malloc'd buffer (caller frees);
  * *len (optional) gets the size without the NUL. */
 int hf_file_read(char **out, size_t *len, const char *path, struct hf_err *err);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/file.h"
+
 struct hf_buf *keep(struct hf_model *m, struct hf_buf *b)
 {
 	if (!b)
@@ -278,6 +280,15 @@ int hf_model_open(struct hf_model **out, const char *dir,
 			goto fail;
 		m->own_be = 1;
 	}
+	/* the CPU computes on the mapped weights in place: map their pages
+	 * in now, as part of loading, not a fault at a time in the first
+	 * forward pass (a device backend uploads them instead) */
+	if (!strcmp(hf_backend_name(m->be), "cpu"))
+		for (size_t f = 0; f < hf_st_model_nfiles(m->st); f++) {
+			const struct hf_st *st = hf_st_model_file(m->st, f);
+
+			hf_map_prefetch(hf_st_base(st), hf_st_size(st));
+		}
 	m->vocab = (size_t)m->cfg->vocab_size;
 	m->hidden = (size_t)m->cfg->hidden_size;
 	m->nl = (size_t)m->cfg->num_hidden_layers;
