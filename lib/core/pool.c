@@ -55,6 +55,26 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Step i of a busy wait that started at *t0 (0: not yet read): spin,
+ * yield the CPU past SPIN_NS, and past YIELD_NS return 1 (time to
+ * block). */
+static int wait_step(unsigned i, uint64_t *t0)
+{
+	uint64_t t;
+
+	cpu_relax();
+	if (i % 32)
+		return 0;
+	t = now_ns();
+	if (!*t0)
+		*t0 = t;
+	if (t - *t0 > YIELD_NS)
+		return 1;
+	if (t - *t0 > SPIN_NS)
+		sched_yield();
+	return 0;
+}
+
 /* Claim and run slots of whatever job is current until none is left.
  * A claim of slot s < n pins the job: it cannot finish, so fn and ctx
  * (written before the job's claim word) stay its own. Returns the
@@ -88,20 +108,11 @@ static void *worker(void *arg)
 	unsigned seen = gen_of(p);
 
 	for (;;) {
-		uint64_t t0 = 0, t;
+		uint64_t t0 = 0;
 
-		for (unsigned i = 0; gen_of(p) == seen; i++) {
-			cpu_relax();
-			if (i % 32)
-				continue;
-			t = now_ns();
-			if (!t0)
-				t0 = t;
-			if (t - t0 > YIELD_NS)
-				break;
-			if (t - t0 > SPIN_NS)
-				sched_yield();
-		}
+		for (unsigned i = 0; gen_of(p) == seen && !wait_step(i, &t0);
+		     i++)
+			;
 		if (gen_of(p) == seen) {
 			pthread_mutex_lock(&p->mu);
 			atomic_fetch_add(&p->sleepers, 1);
@@ -186,7 +197,7 @@ int hf_pool_size(const struct hf_pool *p)
 
 void hf_pool_run(struct hf_pool *p, hf_pool_fn fn, void *ctx)
 {
-	uint64_t t0 = 0, t;
+	uint64_t t0 = 0;
 
 	if (!p || p->n == 1) {
 		fn(ctx, 0, 1);
@@ -204,18 +215,9 @@ void hf_pool_run(struct hf_pool *p, hf_pool_fn fn, void *ctx)
 		pthread_mutex_unlock(&p->mu);
 	}
 	run_slots(p);
-	for (unsigned i = 0; atomic_load(&p->left) > 0; i++) {
-		cpu_relax();
-		if (i % 32)
-			continue;
-		t = now_ns();
-		if (!t0)
-			t0 = t;
-		if (t - t0 > YIELD_NS)
-			break;
-		if (t - t0 > SPIN_NS)
-			sched_yield();
-	}
+	for (unsigned i = 0; atomic_load(&p->left) > 0 && !wait_step(i, &t0);
+	     i++)
+		;
 	if (atomic_load(&p->left) > 0) {
 		pthread_mutex_lock(&p->mu);
 		atomic_store(&p->caller_sleeps, 1);
