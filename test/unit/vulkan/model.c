@@ -222,36 +222,6 @@ static void test_decoder_greedy_with_kv_cache(void **state)
 	}
 }
 
-/* The left-padded batch: logits at the real positions. */
-/* Greedy decoding of G tokens after ids (T), eagerly or replaying the
- * recorded decode step: tokens into toks, the logits that chose token s
- * into lg + s * V. Returns the steps that ran as replays. */
-static size_t greedy_run(struct hf_model *m, const int32_t *ids, size_t T,
-			 size_t G, int replay, int32_t *toks, float *lg)
-{
-	struct hf_err err = { 0 };
-	struct hf_kv *kv;
-	size_t V = hf_model_vocab(m), n;
-	struct hf_fwd_out o = { .logits = lg };
-
-	hf_model_set_replay(m, replay);
-	if (hf_kv_new(&kv, m, 1, T + G, &err) ||
-	    hf_model_forward(m, kv, ids, NULL, T, &o, &err))
-		fail_msg("%s: %s", hf_model_dir(m), err.msg);
-	for (size_t s = 0; s < G; s++) {
-		toks[s] = (int32_t)argmax(lg + s * V, V);
-		o.logits = lg + (s + 1) * V;
-		if (s + 1 < G &&
-		    hf_model_forward(m, kv, &toks[s], NULL, 1, &o, &err))
-			fail_msg("%s step %zu: %s", hf_model_dir(m), s,
-				 err.msg);
-	}
-	n = hf_kv_replays(kv);
-	hf_kv_free(kv);
-	hf_model_set_replay(m, 1);
-	return n;
-}
-
 /* Replayed decode steps (one recording per cache, replayed with new ids,
  * positions and columns) against the eager ops: the same 16 greedy
  * tokens, step logits within TOL_LOGITS of each other and of the
