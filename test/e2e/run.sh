@@ -78,16 +78,39 @@ def maxdiff(a, b):
     return max(abs(x - y) for x, y in zip(a, b))
 '
 
+# records FIXTURE: each prompt of FIXTURE's reference.json as an {"ids"}
+# record (with its token_type_ids where the reference has them) in $tmp/in.
+records() {
+	python3 - "$FX/$1/reference.json" >"$tmp/in" <<-'EOF'
+	import json, sys
+	for p in json.load(open(sys.argv[1]))["prompts"]:
+	    rec = {"ids": p["input_ids"]}
+	    if "token_type_ids" in p:
+	        rec["token_type_ids"] = p["token_type_ids"]
+	    print(json.dumps(rec))
+	EOF
+}
+
+# logits_match NAME FIXTURE DIR: the records in $tmp/in through --task
+# logits on the model in DIR, every position within 1e-4 of FIXTURE's
+# reference logits.
+logits_match() {
+	expect "$1" 0 '"logits":[[' "$run" -m "$3" --jsonl --task logits &&
+	check "$1" "$FX/$2/reference.safetensors" <<-EOF
+	$pyhelpers
+	ref = st_read(sys.argv[2])
+	for i, line in enumerate(open(sys.argv[1])):
+	    got = [x for row in json.loads(line)["logits"] for x in row]
+	    d = maxdiff(got, ref["prompt%d.logits" % i][1])
+	    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
+	EOF
+}
+
 ref=$FX/llama-tiny/reference.json
 
 # 1. {"ids"} records: greedy continuations equal the references, one by
 # one and as one left-padded batch of three.
-python3 -c "
-import json
-r = json.load(open('$ref'))
-for p in r['prompts']:
-    print(json.dumps({'ids': p['input_ids']}))
-" >"$tmp/in"
+records llama-tiny
 for batch in 1 3; do
 	expect "greedy ids --batch $batch" 0 '"finish_reason":"length"' \
 		"$run" -m "$FX/llama-tiny" --jsonl -n 16 --batch $batch \
@@ -106,26 +129,8 @@ done
 
 # 2. --task logits as JSON and as safetensors, for a decoder and an encoder.
 for fx in gpt2-tiny qwen3-tiny bert-tiny; do
-	python3 -c "
-import json
-r = json.load(open('$FX/$fx/reference.json'))
-for p in r['prompts']:
-    rec = {'ids': p['input_ids']}
-    if 'token_type_ids' in p:
-        rec['token_type_ids'] = p['token_type_ids']
-    print(json.dumps(rec))
-" >"$tmp/in"
-	expect "$fx --task logits" 0 '"logits":[[' \
-		"$run" -m "$FX/$fx" --jsonl --task logits &&
-	check "$fx --task logits" "$FX/$fx/reference.safetensors" <<-EOF
-	$pyhelpers
-	ref = st_read(sys.argv[2])
-	for i, line in enumerate(open(sys.argv[1])):
-	    o = json.loads(line)
-	    got = [x for row in o["logits"] for x in row]
-	    d = maxdiff(got, ref["prompt%d.logits" % i][1])
-	    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
-	EOF
+	records $fx
+	logits_match "$fx --task logits" $fx "$FX/$fx"
 	expect "$fx --task logits -o" 0 '"shape":[' \
 		"$run" -m "$FX/$fx" --jsonl --task logits -o "$tmp/lg.safetensors" &&
 	check "$fx --task logits -o" "$FX/$fx/reference.safetensors" \
@@ -346,22 +351,8 @@ python3 -c "$st_rewrite
 st_rewrite(sys.argv[1], sys.argv[2],
            lambda k: None if k.endswith('.attn.bias') else 'transformer.' + k)
 " "$FX/gpt2-tiny/model.safetensors" "$tmp/pfx/model.safetensors"
-python3 -c "
-import json
-r = json.load(open('$FX/gpt2-tiny/reference.json'))
-for p in r['prompts']:
-    print(json.dumps({'ids': p['input_ids']}))
-" >"$tmp/in"
-expect "gpt2 with transformer. prefix" 0 '"logits":[[' \
-	"$run" -m "$tmp/pfx" --jsonl --task logits &&
-check "gpt2 with transformer. prefix" "$FX/gpt2-tiny/reference.safetensors" <<-EOF
-$pyhelpers
-ref = st_read(sys.argv[2])
-for i, line in enumerate(open(sys.argv[1])):
-    got = [x for row in json.loads(line)["logits"] for x in row]
-    d = maxdiff(got, ref["prompt%d.logits" % i][1])
-    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
-EOF
+records gpt2-tiny
+logits_match "gpt2 with transformer. prefix" gpt2-tiny "$tmp/pfx"
 
 # llama-tiny split into two shards under model.safetensors.index.json
 mkdir -p "$tmp/shards"
@@ -379,22 +370,8 @@ with open(sys.argv[1], 'rb') as f:
 json.dump({'metadata': {}, 'weight_map': {k: a if first(k) else b for k in names}},
           open(sys.argv[2] + '/model.safetensors.index.json', 'w'))
 " "$FX/llama-tiny/model.safetensors" "$tmp/shards"
-python3 -c "
-import json
-r = json.load(open('$FX/llama-tiny/reference.json'))
-for p in r['prompts']:
-    print(json.dumps({'ids': p['input_ids']}))
-" >"$tmp/in"
-expect "sharded llama-tiny" 0 '"logits":[[' \
-	"$run" -m "$tmp/shards" --jsonl --task logits &&
-check "sharded llama-tiny" "$FX/llama-tiny/reference.safetensors" <<-EOF
-$pyhelpers
-ref = st_read(sys.argv[2])
-for i, line in enumerate(open(sys.argv[1])):
-    got = [x for row in json.loads(line)["logits"] for x in row]
-    d = maxdiff(got, ref["prompt%d.logits" % i][1])
-    assert d <= 1e-4, "prompt %d: max abs diff %g" % (i, d)
-EOF
+records llama-tiny
+logits_match "sharded llama-tiny" llama-tiny "$tmp/shards"
 
 # a BERT sequence classifier: bert-tiny plus classifier weights whose
 # logits are known: W = 0, b = (0, ln 3), so the scores are 1/4, 3/4
