@@ -309,8 +309,23 @@ static int xfer_begin(struct hf_vk *vk, struct hf_err *err)
 	};
 	VkResult r;
 
-	if (vk->xfer_open)
+	if (vk->xfer_open) {
+		/* each transfer after the first waits for the ones before
+		 * it: a fill then an upload to the same bytes, or two
+		 * uploads to one place, must land in order */
+		VkMemoryBarrier mb = {
+			.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+			.srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+			.dstAccessMask = VK_ACCESS_TRANSFER_READ_BIT |
+				VK_ACCESS_TRANSFER_WRITE_BIT,
+		};
+
+		vkCmdPipelineBarrier(vk->xfer_cb,
+				     VK_PIPELINE_STAGE_TRANSFER_BIT,
+				     VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb,
+				     0, NULL, 0, NULL);
 		return 0;
+	}
 	r = vkBeginCommandBuffer(vk->xfer_cb, &bi);
 	if (r != VK_SUCCESS)
 		return vk_fail(err, r, "vkBeginCommandBuffer");

@@ -78,12 +78,23 @@ static void test_no_driver_says_what_is_missing(void **state)
 	struct hf_vk_opts o = { .cache_dir = "" };
 	int rc;
 
-	/* the loader reads these when the instance is made */
-	setenv("VK_DRIVER_FILES", "/nonexistent/icd.json", 1);
-	setenv("VK_ICD_FILENAMES", "/nonexistent/icd.json", 1);
+	/* the loader reads these when the instance is made; the values
+	 * in force before (a GPU machine may need its own) come back */
+	char *saved[2];
+	const char *var[2] = { "VK_DRIVER_FILES", "VK_ICD_FILENAMES" };
+
+	for (int i = 0; i < 2; i++) {
+		saved[i] = getenv(var[i]) ? strdup(getenv(var[i])) : NULL;
+		setenv(var[i], "/nonexistent/icd.json", 1);
+	}
 	rc = hf_vk_open(&vk, &o, &err);
-	unsetenv("VK_DRIVER_FILES");
-	unsetenv("VK_ICD_FILENAMES");
+	for (int i = 0; i < 2; i++) {
+		if (saved[i])
+			setenv(var[i], saved[i], 1);
+		else
+			unsetenv(var[i]);
+		free(saved[i]);
+	}
 	assert_null(vk);
 	assert_true(rc == HF_EUNSUPPORTED || rc == HF_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "mesa-vulkan-drivers"));

@@ -122,6 +122,27 @@ static void test_round_trip_through_mapped_memory(void **state)
 	round_trip(false);
 }
 
+/* A clear then an upload to the same bytes, and two uploads to one place,
+ * queued in one batch: the later write must win, with no write-after-write
+ * hazard for the synchronization validation to report. */
+static void test_queued_writes_to_one_place_land_in_order(void **state)
+{
+	struct hf_vk *vk = open_small(true);
+	struct hf_vk_buf *b = vkt_buf(vk, NULL, 256);
+	unsigned char one[256], two[256], got[256];
+
+	memset(one, 0x11, sizeof(one));
+	memset(two, 0x22, sizeof(two));
+	VKT_CHECK(hf_vk_zero(vk, b, &err));
+	VKT_CHECK(hf_vk_upload(vk, b, 0, one, sizeof(one), &err));
+	VKT_CHECK(hf_vk_upload(vk, b, 0, two, 100, &err));
+	VKT_CHECK(hf_vk_download(vk, got, b, 0, sizeof(got), &err));
+	assert_memory_equal(got, two, 100);
+	assert_memory_equal(got + 100, one + 100, sizeof(got) - 100);
+	hf_vk_buf_free(b);
+	vkt_close(vk);
+}
+
 static void test_out_of_range_upload_names_sizes(void **state)
 {
 	struct hf_vk *vk = open_small(true);
@@ -144,6 +165,7 @@ int main(void)
 		cmocka_unit_test(test_big_buffer_gets_its_own_block),
 		cmocka_unit_test(test_round_trip_through_the_staging_ring),
 		cmocka_unit_test(test_round_trip_through_mapped_memory),
+		cmocka_unit_test(test_queued_writes_to_one_place_land_in_order),
 		cmocka_unit_test(test_out_of_range_upload_names_sizes),
 	};
 
