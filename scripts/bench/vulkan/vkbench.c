@@ -53,7 +53,10 @@ static void die(const char *what, const struct hf_err *err)
 /* Device time of one big copy: the bandwidth a decode step could reach. */
 static double membw(struct hf_vk *vk)
 {
-	const size_t n = (size_t)16 << 20;	/* floats: 64 MiB each way */
+	/* floats: 64 MiB each way, 512 MiB on a discrete GPU (past its
+	 * L2, which reaches 50 MB) */
+	const size_t n = (size_t)(hf_vk_info(vk)->type == HF_VK_DEV_DISCRETE ?
+				  128 : 16) << 20;
 	struct hf_err err = { 0 };
 	struct hf_vk_buf *a, *b;
 	struct hf_vk_seq *s;
@@ -101,7 +104,7 @@ int main(int argc, char **argv)
 	struct hf_backend *be;
 	struct hf_model *m;
 	const struct hf_vk_devinfo *di;
-	double tpp[16], ttg[16], bw;
+	double tpp[16], ttg[16], bw, t_load;
 	size_t V;
 	int32_t *ids;
 	float *lg;
@@ -123,8 +126,10 @@ int main(int argc, char **argv)
 	printf("device %s type %s subgroup %u\n", di->name,
 	       hf_vk_devtype_name(di->type), di->subgroup_size);
 	bw = membw(hf_backend_vulkan_dev(be));
+	t_load = now();
 	if (hf_model_open(&m, dir, be, 1, &err))
 		die(dir, &err);
+	fprintf(stderr, "vkbench: %s loaded in %.2f s\n", dir, now() - t_load);
 	V = hf_model_vocab(m);
 	ids = malloc(pp * sizeof(*ids));
 	lg = malloc(V * sizeof(*lg));
@@ -155,6 +160,8 @@ int main(int argc, char **argv)
 				die("decode", &err);
 		}
 		ttg[r] = now() - t0;
+		fprintf(stderr, "vkbench: run %d: pp%d %.1f ms, tg%d %.1f ms\n",
+			r + 1, pp, tpp[r] * 1e3, tg, ttg[r] * 1e3);
 		if (r == reps - 1)
 			ops(be, "tg");
 		hf_kv_free(kv);
