@@ -135,7 +135,7 @@ int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
 	hs->written = written;
 	hs->slot = slot;
 	hs->nslots = nslots;
-	hs->mem = malloc((nslots + 1) * slot);
+	hs->mem = aligned_alloc(4096, (nslots + 1) * slot);
 	hs->off = calloc(nslots, sizeof(*hs->off));
 	hs->len = calloc(nslots, sizeof(*hs->len));
 	hf_sha256_init(&hs->sha);

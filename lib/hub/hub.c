@@ -160,6 +160,7 @@ int hf_hub_open(struct hf_hub **out, const struct hf_hub_opts *opts,
 	h->etag_timeout = env_long("HF_HUB_ETAG_TIMEOUT", 10, 1, 3600);
 	h->dl_timeout = env_long("HF_HUB_DOWNLOAD_TIMEOUT", 10, 1, 3600);
 	h->hash_thread = (int)env_long("HF_HUB_HASH_THREAD", -1, -1, 1);
+	h->direct_mib = env_long("HF_HUB_DIRECT_IO", 64, 0, 1 << 20);
 	free(home);
 	*out = h;
 	return 0;

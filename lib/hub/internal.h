@@ -22,6 +22,7 @@ struct hf_hub {
 	long etag_timeout;	/* seconds, the metadata HEAD and API calls */
 	long dl_timeout;	/* seconds without a byte before a GET gives up */
 	int hash_thread;	/* LFS sha256 on a second thread: 1, 0, -1 auto */
+	long direct_mib;	/* blobs this big (MiB) written O_DIRECT; 0 never */
 };
 
 /* --- util.c: pure helpers ---------------------------------------------- */

@@ -425,6 +425,38 @@ HF_HUB_HASH_THREAD=0 "$pull" tiny/big >/dev/null 2>"$work/err"
 check "inline hash: corrupt always exits 1" "$?" 1
 contains "inline hash: sha mismatch message" "$work/err" "'model.safetensors': sha256 of the download is"
 
+# blobs of 1 MiB and up written with O_DIRECT (HF_HUB_DIRECT_IO=1; the
+# file system of the test may not take them, then the page cache does):
+# a plain pull, a drop at an aligned offset (direct writes go on) and at an
+# odd one (the rest goes through the page cache), inline hash and thread
+direct_ok=0
+dd if=/dev/zero of="$cache/.odirect" bs=4096 count=1 oflag=direct \
+	2>/dev/null && direct_ok=1
+rm -f "$cache/.odirect"
+for hash in 0 1; do
+	for at in none 1048576 1000001; do
+		fresh
+		[ "$at" = none ] ||
+			ctl_set "{\"faults\": [{\"kind\": \"drop\", \"match\": \"/cdn/\", \"at\": $at, \"count\": 1}]}"
+		HF_LOG=debug HF_HUB_DIRECT_IO=1 HF_HUB_HASH_THREAD=$hash \
+			"$pull" tiny/big >/dev/null 2>"$work/err"
+		check "direct I/O, hash thread $hash, drop at $at: complete" "$?" 0
+		check "direct I/O, hash thread $hash, drop at $at: bytes" \
+			"$($ctl "$port" bytes "$cdn_big")" "$big_size"
+		[ "$at" = none ] && [ "$direct_ok" = 1 ] &&
+			check "direct I/O, hash thread $hash: used" \
+				"$(grep -c "$big_size bytes in .*, direct I/O" "$work/err")" 1
+		blobs_verified "direct I/O $hash $at" "$big"
+		no_debris "direct I/O $hash $at" "$big"
+	done
+done
+# and the default leaves a 4 MiB blob to the page cache
+fresh
+HF_LOG=debug "$pull" tiny/big >/dev/null 2>"$work/err"
+check "4 MiB blob: complete" "$?" 0
+check "4 MiB blob: no direct I/O under the 64 MiB default" \
+	"$(grep -c 'direct I/O' "$work/err")" 0
+
 # killed mid-way, then resumed by the next run, hashing inline and on a
 # thread (the resumed run hashes the partial file first)
 for resume_thread in 0 1; do
