@@ -55,7 +55,7 @@ static void progress_add(struct fetch *f, int64_t n)
  * from memory (inline, or by a hub_hasher while the receiving thread fills
  * the next ones) rather than read back from the page cache. libcurl hands
  * the write callback 16 KiB at a time (CURL_MAX_WRITE_SIZE, whatever
- * CURLOPT_BUFFERSIZE says); a slot is written in WRITE_MAX pieces, half
+ * CURLOPT_BUFFERSIZE says); a slot is written in 32 KiB pieces (hub_write_at), half
  * the calls. Not more: on kernels with large page-cache folios a write
  * of more than 32 KiB takes its pages from the buddy allocator rather
  * than the per-CPU lists (orders above PAGE_ALLOC_COSTLY_ORDER), and in a
@@ -74,8 +74,7 @@ static void progress_add(struct fetch *f, int64_t n)
  * systems without O_DIRECT (tmpfs) get the buffered writes. */
 #define SLOT ((size_t)512 << 10)
 #define NSLOTS 8	/* with a hash thread: how far the hash may lag */
-#define WRITE_MAX ((size_t)32 << 10)
-#define DIRECT_ALIGN 4096
+
 
 /* CPU seconds of the calling thread. */
 static double thread_cpu(void)
@@ -114,46 +113,29 @@ static void close_direct(struct blob_dl *b)
 	b->dfd = -1;
 }
 
-/* Write the slot being filled and pass it to the hash; -1 and werrno if
- * the write failed. */
+/* Write the slot being filled and pass it to the hash (with a hash
+ * thread, pass it to the thread that writes and hashes it); -1 and werrno
+ * if a write failed. */
 static int flush(struct blob_dl *b)
 {
 	uint64_t at = b->have - b->fill;	/* the slot's place in the file */
-	int direct = b->dfd >= 0 && at % DIRECT_ALIGN == 0 &&
-		     b->fill % DIRECT_ALIGN == 0;
-	size_t off = 0;
+	int e, dfd = b->dfd;
 
 	if (!b->fill)
 		return 0;
-	while (off < b->fill) {
-		size_t n = b->fill - off;
-		ssize_t w;
-
-		if (!direct && n > WRITE_MAX)
-			n = WRITE_MAX;
-		w = pwrite(direct ? b->dfd : b->fd, b->slot + off, n,
-			   (off_t)(at + off));
-		if (w < 0 && direct && errno == EINVAL) {
-			/* no direct writes here after all: page cache */
+	if (b->hs) {
+		e = hub_hasher_put(b->hs, b->slot, b->fill);
+	} else {
+		e = hub_write_at(b->fd, &dfd, b->slot, b->fill, at, &b->direct);
+		if (dfd < 0)
 			close_direct(b);
-			direct = 0;
-			continue;
-		}
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			b->werrno = errno;
-			return -1;
-		}
-		off += (size_t)w;
-		b->direct |= direct;
-		/* a short direct write leaves the rest unaligned */
-		direct = direct && off % DIRECT_ALIGN == 0;
+		if (!e && b->inl)
+			hf_sha256_update(&b->isha, b->slot, b->fill);
 	}
-	if (b->inl)
-		hf_sha256_update(&b->isha, b->slot, b->fill);
-	if (b->hs)
-		hub_hasher_wrote(b->hs, b->slot, b->fill);
+	if (e) {
+		b->werrno = e;
+		return -1;
+	}
 	progress_add(b->f, (int64_t)b->fill);
 	b->fill = 0;
 	b->slot = NULL;
@@ -264,7 +246,7 @@ static int download_blob(struct fetch *f, CURL *c, const char *url,
 	struct stat st;
 	int sha = hf_hub_is_sha256(etag);
 	int threaded = sha && hash_thread(f->h);
-	int attempt = 0, tries = 0, bad_sha = 0, rc = 0;
+	int attempt = 0, tries = 0, bad_sha = 0, rc = 0, e;
 	double t0 = hf_now(), cpu0 = thread_cpu();
 
 	b.f = f;
@@ -274,7 +256,7 @@ static int download_blob(struct fetch *f, CURL *c, const char *url,
 	b.dfd = -1;
 	if (hub_mkdirs(tmp, 0, err))
 		return err->code;
-	if (!threaded && !(b.mem = aligned_alloc(DIRECT_ALIGN, SLOT)))
+	if (!threaded && !(b.mem = aligned_alloc(HUB_DIRECT_ALIGN, SLOT)))
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 again:
 	b.slot = NULL;
@@ -313,7 +295,8 @@ again:
 		progress_add(f, (int64_t)b.have);
 	}
 	if (threaded) {
-		if (hub_hasher_start(&b.hs, b.fd, b.have, SLOT, NSLOTS)) {
+		if (hub_hasher_start_writing(&b.hs, b.fd, b.dfd, b.have, SLOT,
+					     NSLOTS)) {
 			rc = hf_err_set(err, HF_ENOMEM, "cannot start a thread");
 			goto out;
 		}
@@ -338,6 +321,8 @@ again:
 		/* from here to the next request, the file holds all of have */
 		if (!b.werrno && !b.overflow && !b.bad_range)
 			flush(&b);
+		if (b.hs && !b.werrno && (e = hub_hasher_sync(b.hs, &b.direct)))
+			b.werrno = e;
 		if (b.werrno) {
 			if (b.werrno == ENOSPC || b.werrno == EDQUOT)
 				rc = hf_err_set(err, HF_EIO, "disk full writing '%s'",
@@ -405,8 +390,8 @@ again:
 	if (b.hs || b.inl) {
 		char got[65];
 		double hcpu = 0;
-		int e = 0;
 
+		e = 0;
 		if (b.inl)
 			hf_sha256_hex(&b.isha, got);
 		else

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,7 +15,9 @@
 #include "hub/sha256.h"
 
 /* The writer fills a slot, writes it to the file and queues it with its
- * offset; the hasher hashes the file in order: from the queued slot when
+ * offset (or, started with hub_hasher_start_writing, queues it and a
+ * second thread of ours writes it while the hasher hashes it: a slot comes
+ * back for filling once both are done with it); the hasher hashes the file in order: from the queued slot when
  * the next bytes are in one, else read back from the file (bytes there
  * before the transfer, after a resume, and slots written while the queue
  * was full). The writer waits for a queue slot only while the hasher is
@@ -39,6 +42,15 @@ struct hub_hasher {
 	int stop;		/* nothing more will be written */
 	int rerrno;		/* a failed read, or ECANCELED */
 	double cpu;		/* seconds of CPU the thread used */
+	/* the writing thread, when started writing */
+	int writing;
+	pthread_t wtid;
+	int wfd, wdfd;		/* buffered and O_DIRECT (or -1) */
+	uint64_t wtail;		/* slots written or dropped, ever */
+	int werr;		/* a failed write (sticky until reset) */
+	int wreset;		/* drop the queue, then clear werr */
+	int wstop;		/* write what is queued, then end */
+	int wdirect;		/* a direct write went through */
 	struct hf_sha256 sha;
 };
 
@@ -92,12 +104,12 @@ static void *hasher_main(void *arg)
 			hs->rerrno = 0;
 			hf_sha256_init(&hs->sha);
 			hs->reset = 0;
-			pthread_cond_signal(&hs->cv);
+			pthread_cond_broadcast(&hs->cv);
 		} else if (hs->rerrno) {
 			/* drop what comes: the writer never waits on us */
 			if (queued) {
 				hs->tail = hs->head;
-				pthread_cond_signal(&hs->cv);
+				pthread_cond_broadcast(&hs->cv);
 			}
 			if (hs->stop)
 				break;
@@ -108,7 +120,7 @@ static void *hasher_main(void *arg)
 			pthread_mutex_lock(&hs->mu);
 			hs->hashed += hs->len[t];
 			hs->tail++;
-			pthread_cond_signal(&hs->cv);
+			pthread_cond_broadcast(&hs->cv);
 		} else if (hs->hashed < hs->written) {
 			read_back(hs, &buf, queued ? hs->off[t] : hs->written);
 		} else if (hs->stop) {
@@ -135,7 +147,10 @@ int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
 	hs->written = written;
 	hs->slot = slot;
 	hs->nslots = nslots;
-	hs->mem = aligned_alloc(4096, (nslots + 1) * slot);
+	/* aligned for O_DIRECT (aligned_alloc wants a multiple of it) */
+	hs->mem = aligned_alloc(HUB_DIRECT_ALIGN,
+				((nslots + 1) * slot + HUB_DIRECT_ALIGN - 1) &
+				~(size_t)(HUB_DIRECT_ALIGN - 1));
 	hs->off = calloc(nslots, sizeof(*hs->off));
 	hs->len = calloc(nslots, sizeof(*hs->len));
 	hf_sha256_init(&hs->sha);
@@ -155,6 +170,116 @@ int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
 	return 0;
 }
 
+/* Write n bytes at file offset at: in one O_DIRECT write through *dfd
+ * where both are aligned (and p is), else in WRITE_PIECE pieces through
+ * fd. *dfd becomes -1 (not closed) if the file system refuses direct
+ * writes; *direct is set if one went through. 0 or an errno. */
+#define WRITE_PIECE ((size_t)32 << 10)
+int hub_write_at(int fd, int *dfd, const char *p, size_t n, uint64_t at,
+		 int *direct)
+{
+	int d = *dfd >= 0 && at % HUB_DIRECT_ALIGN == 0 &&
+		n % HUB_DIRECT_ALIGN == 0 &&
+		(uintptr_t)p % HUB_DIRECT_ALIGN == 0;
+	size_t off = 0;
+
+	while (off < n) {
+		size_t k = n - off;
+		ssize_t w;
+
+		if (!d && k > WRITE_PIECE)
+			k = WRITE_PIECE;
+		w = pwrite(d ? *dfd : fd, p + off, k, (off_t)(at + off));
+		if (w < 0 && d && errno == EINVAL) {
+			/* no direct writes here after all: page cache */
+			*dfd = -1;
+			d = 0;
+			continue;
+		}
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		if (w == 0)
+			return EIO;
+		off += (size_t)w;
+		*direct |= d;
+		/* a short direct write leaves the rest unaligned */
+		d = d && off % HUB_DIRECT_ALIGN == 0;
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg)
+{
+	struct hub_hasher *hs = arg;
+
+	pthread_mutex_lock(&hs->mu);
+	for (;;) {
+		if (hs->wreset) {
+			hs->wtail = hs->head;
+			hs->werr = 0;
+			hs->wreset = 0;
+			pthread_cond_broadcast(&hs->cv);
+		} else if (hs->wtail != hs->head && hs->werr) {
+			/* drop what comes after a failed write */
+			hs->wtail = hs->head;
+			pthread_cond_broadcast(&hs->cv);
+		} else if (hs->wtail != hs->head) {
+			size_t t = (size_t)(hs->wtail % hs->nslots);
+			int e, direct = 0, dfd = hs->wdfd;
+
+			pthread_mutex_unlock(&hs->mu);
+			e = hub_write_at(hs->wfd, &dfd, hs->mem + t * hs->slot,
+					 hs->len[t], hs->off[t], &direct);
+			pthread_mutex_lock(&hs->mu);
+			if (dfd < 0)
+				hs->wdfd = -1;
+			hs->wdirect |= direct;
+			if (e && !hs->werr)
+				hs->werr = e;
+			hs->wtail++;
+			pthread_cond_broadcast(&hs->cv);
+		} else if (hs->wstop) {
+			break;
+		} else {
+			pthread_cond_wait(&hs->cv, &hs->mu);
+		}
+	}
+	pthread_mutex_unlock(&hs->mu);
+	return NULL;
+}
+
+int hub_hasher_start_writing(struct hub_hasher **out, int fd, int dfd,
+			     uint64_t written, size_t slot, unsigned nslots)
+{
+	struct hub_hasher *hs;
+
+	if (hub_hasher_start(out, fd, written, slot, nslots))
+		return -1;
+	hs = *out;
+	pthread_mutex_lock(&hs->mu);
+	hs->wfd = fd;
+	hs->wdfd = dfd;
+	hs->writing = 1;
+	if (pthread_create(&hs->wtid, NULL, writer_main, hs)) {
+		hs->writing = 0;
+		pthread_mutex_unlock(&hs->mu);
+		hub_hasher_finish(hs, 0, 1, (char[65]){ 0 }, NULL);
+		*out = NULL;
+		return -1;
+	}
+	pthread_mutex_unlock(&hs->mu);
+	return 0;
+}
+
+/* The oldest slot not yet free: hashed, and written when we write. */
+static uint64_t oldest(const struct hub_hasher *hs)
+{
+	return hs->writing && hs->wtail < hs->tail ? hs->wtail : hs->tail;
+}
+
 char *hub_hasher_slot(struct hub_hasher *hs)
 {
 	char *slot;
@@ -163,11 +288,11 @@ char *hub_hasher_slot(struct hub_hasher *hs)
 	for (;;) {
 		size_t t = (size_t)(hs->tail % hs->nslots);
 
-		if (hs->head - hs->tail < hs->nslots) {
+		if (hs->head - oldest(hs) < hs->nslots) {
 			slot = hs->mem + (size_t)(hs->head % hs->nslots) * hs->slot;
 			break;
 		}
-		if (hs->off[t] > hs->hashed) {
+		if (hs->tail != hs->head && hs->off[t] > hs->hashed) {
 			/* reading back: it will read this one back too */
 			slot = hs->mem + (size_t)hs->nslots * hs->slot;
 			break;
@@ -190,15 +315,66 @@ void hub_hasher_wrote(struct hub_hasher *hs, const char *slot, size_t n)
 		hs->head++;
 	}
 	hs->written += n;
-	pthread_cond_signal(&hs->cv);
+	pthread_cond_broadcast(&hs->cv);
 	pthread_mutex_unlock(&hs->mu);
+}
+
+int hub_hasher_put(struct hub_hasher *hs, char *slot, size_t n)
+{
+	int e = 0, direct = 0;
+
+	if (slot == hs->mem + (size_t)hs->nslots * hs->slot) {
+		/* the spare is not queued: it goes to the file now, before
+		 * the hasher can read it back */
+		uint64_t at;
+		int dfd;
+
+		pthread_mutex_lock(&hs->mu);
+		at = hs->written;
+		dfd = hs->wdfd;
+		pthread_mutex_unlock(&hs->mu);
+		e = hub_write_at(hs->wfd, &dfd, slot, n, at, &direct);
+		pthread_mutex_lock(&hs->mu);
+		if (dfd < 0)
+			hs->wdfd = -1;
+		pthread_mutex_unlock(&hs->mu);
+	}
+	pthread_mutex_lock(&hs->mu);
+	hs->wdirect |= direct;
+	if (e && !hs->werr)
+		hs->werr = e;
+	e = hs->werr;
+	pthread_mutex_unlock(&hs->mu);
+	if (!e)
+		hub_hasher_wrote(hs, slot, n);
+	return e;
+}
+
+int hub_hasher_sync(struct hub_hasher *hs, int *direct)
+{
+	int e;
+
+	pthread_mutex_lock(&hs->mu);
+	while (hs->writing && hs->wtail != hs->head)
+		pthread_cond_wait(&hs->cv, &hs->mu);
+	e = hs->werr;
+	*direct |= hs->wdirect;
+	pthread_mutex_unlock(&hs->mu);
+	return e;
 }
 
 void hub_hasher_reset(struct hub_hasher *hs)
 {
 	pthread_mutex_lock(&hs->mu);
+	if (hs->writing) {
+		/* no write may land after the caller truncates */
+		hs->wreset = 1;
+		pthread_cond_broadcast(&hs->cv);
+		while (hs->wreset)
+			pthread_cond_wait(&hs->cv, &hs->mu);
+	}
 	hs->reset = 1;
-	pthread_cond_signal(&hs->cv);
+	pthread_cond_broadcast(&hs->cv);
 	while (hs->reset)
 		pthread_cond_wait(&hs->cv, &hs->mu);
 	pthread_mutex_unlock(&hs->mu);
@@ -210,11 +386,16 @@ int hub_hasher_finish(struct hub_hasher *hs, uint64_t total, int cancel,
 	int e;
 
 	pthread_mutex_lock(&hs->mu);
-	if (cancel)
+	if (cancel) {
 		hs->rerrno = ECANCELED;
+		hs->werr = hs->werr ? hs->werr : ECANCELED;
+	}
 	hs->stop = 1;
-	pthread_cond_signal(&hs->cv);
+	hs->wstop = 1;
+	pthread_cond_broadcast(&hs->cv);
 	pthread_mutex_unlock(&hs->mu);
+	if (hs->writing)
+		pthread_join(hs->wtid, NULL);
 	pthread_join(hs->tid, NULL);
 	e = hs->rerrno;
 	if (!e && hs->hashed != total)

@@ -141,6 +141,23 @@ int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
 char *hub_hasher_slot(struct hub_hasher *hs);
 /* The n bytes of slot are now in the file, after all written before. */
 void hub_hasher_wrote(struct hub_hasher *hs, const char *slot, size_t n);
+/* The same, and the hasher writes the slots too, on a thread of its own,
+ * at their place in the file: through dfd (opened O_DIRECT, or -1) where
+ * hub_write_at can, else through fd. The writer then calls
+ * hub_hasher_put() instead of writing and calling hub_hasher_wrote().
+ * The slots are aligned for O_DIRECT. */
+int hub_hasher_start_writing(struct hub_hasher **out, int fd, int dfd,
+			     uint64_t written, size_t slot, unsigned nslots);
+/* Pass back a filled slot of n bytes to be written and hashed. 0, or the
+ * errno of a failed write so far (then nothing more is written). */
+int hub_hasher_put(struct hub_hasher *hs, char *slot, size_t n);
+/* Wait until every slot put is in the file: 0 or the errno of a failed
+ * write. Sets *direct if a direct write went through. */
+int hub_hasher_sync(struct hub_hasher *hs, int *direct);
+/* Write n bytes of p at offset at of the file: see hasher.c. */
+#define HUB_DIRECT_ALIGN 4096
+int hub_write_at(int fd, int *dfd, const char *p, size_t n, uint64_t at,
+		 int *direct);
 /* Forget all hashed and queued bytes: the file starts again at byte 0.
  * Returns once the hasher has stopped reading, so the file may then be
  * truncated. */

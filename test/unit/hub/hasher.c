@@ -1,12 +1,14 @@
 /* Tests for lib/hub/hasher.c: whatever the interleaving of writer and
  * hasher, the hash is that of the file; tiny slots make the queue fill,
  * the spare slot and the read-back paths run often. */
+#define _GNU_SOURCE	/* O_DIRECT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +184,139 @@ static void test_cancel_stops_at_once(void **state)
 	close(fd);
 }
 
+/* Put data[from..n) through a writing hasher: whole slots when full (so
+ * that direct writes line up), else random pieces; it writes them. */
+static void put_through(struct hub_hasher *hs, const unsigned char *data,
+			size_t from, size_t n, size_t slot, int full,
+			unsigned *seed)
+{
+	while (from < n) {
+		size_t k = full ? slot : 1 + (size_t)rand_r(seed) % slot;
+		char *s = hub_hasher_slot(hs);
+
+		if (k > n - from)
+			k = n - from;
+		memcpy(s, data + from, k);
+		assert_int_equal(hub_hasher_put(hs, s, k), 0);
+		from += k;
+	}
+}
+
+/* The same file opened for direct writes, or -1 where the file system
+ * takes none. */
+static int direct_fd(int fd)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	return open(path, O_WRONLY | O_DIRECT);
+}
+
+static void assert_file_is(int fd, const unsigned char *data, size_t n)
+{
+	unsigned char *got = malloc(n + 1);
+
+	assert_non_null(got);
+	assert_int_equal(pread(fd, got, n + 1, 0), (ssize_t)n);
+	assert_memory_equal(got, data, n);
+	free(got);
+}
+
+static void test_writing_hasher_writes_the_file_it_hashes(void **state)
+{
+	enum { N = 300000 };
+	unsigned char *data = malloc(N);
+	unsigned seed = 5;
+
+	(void)state;
+	assert_non_null(data);
+	for (int round = 0; round < 24; round++) {
+		/* whole 8 KiB slots (direct writes where they line up) or
+		 * random pieces of small slots; half resume a prefix */
+		int full = round % 2, direct = 0;
+		size_t slot = full ? 8192 : 1 + (size_t)rand_r(&seed) % 3000;
+		size_t prefix = round % 4 >= 2 ? 8192 * (size_t)(round % 3) + 100 * full : 0;
+		unsigned nslots = 1 + (unsigned)rand_r(&seed) % 4;
+		struct hub_hasher *hs;
+		char want[65], got[65];
+		int fd = temp_file(), dfd = direct_fd(fd);
+
+		fill_random(data, N, &seed);
+		sha_hex(data, N, want);
+		assert_int_equal(write(fd, data, prefix), (ssize_t)prefix);
+		assert_int_equal(hub_hasher_start_writing(&hs, fd, dfd, prefix,
+							  slot, nslots), 0);
+		put_through(hs, data, prefix, N, slot, full, &seed);
+		assert_int_equal(hub_hasher_sync(hs, &direct), 0);
+		assert_int_equal(hub_hasher_finish(hs, N, 0, got, NULL), 0);
+		assert_string_equal(got, want);
+		assert_file_is(fd, data, N);
+		if (full && !prefix && dfd >= 0)
+			assert_true(direct);
+		if (dfd >= 0)
+			close(dfd);
+		close(fd);
+	}
+	free(data);
+}
+
+static void test_writing_hasher_reset_drops_queued_writes(void **state)
+{
+	enum { N = 100000 };
+	unsigned char *a = malloc(N), *b = malloc(N);
+	unsigned seed = 7;
+	struct hub_hasher *hs;
+	char want[65], got[65];
+	int fd = temp_file(), direct = 0;
+
+	(void)state;
+	assert_true(a && b);
+	fill_random(a, N, &seed);
+	fill_random(b, N, &seed);
+	assert_int_equal(hub_hasher_start_writing(&hs, fd, -1, 0, 700, 3), 0);
+	put_through(hs, a, 0, N, 700, 0, &seed);
+	hub_hasher_reset(hs);
+	/* nothing of a may land after this */
+	assert_int_equal(ftruncate(fd, 0), 0);
+	put_through(hs, b, 0, N / 2, 700, 0, &seed);
+	assert_int_equal(hub_hasher_sync(hs, &direct), 0);
+	sha_hex(b, N / 2, want);
+	assert_int_equal(hub_hasher_finish(hs, N / 2, 0, got, NULL), 0);
+	assert_string_equal(got, want);
+	assert_file_is(fd, b, N / 2);
+	close(fd);
+	free(a);
+	free(b);
+}
+
+static void test_writing_hasher_reports_a_failed_write(void **state)
+{
+	struct hub_hasher *hs;
+	char got[65];
+	int fd = temp_file(), direct = 0, e = 0;
+	char path[64];
+	int ro;
+
+	(void)state;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	ro = open(path, O_RDONLY);
+	assert_true(ro >= 0);
+	assert_int_equal(hub_hasher_start_writing(&hs, ro, -1, 0, 64, 2), 0);
+	for (int i = 0; i < 10 && !e; i++) {
+		char *s = hub_hasher_slot(hs);
+
+		memset(s, 'x', 64);
+		e = hub_hasher_put(hs, s, 64);
+	}
+	if (!e)
+		e = hub_hasher_sync(hs, &direct);
+	assert_int_equal(e, EBADF);
+	assert_int_equal(hub_hasher_sync(hs, &direct), EBADF);
+	hub_hasher_finish(hs, 0, 1, got, NULL);
+	close(ro);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +326,9 @@ int main(void)
 		cmocka_unit_test(test_finish_rejects_a_short_count),
 		cmocka_unit_test(test_a_file_shorter_than_said_is_a_read_error),
 		cmocka_unit_test(test_cancel_stops_at_once),
+		cmocka_unit_test(test_writing_hasher_writes_the_file_it_hashes),
+		cmocka_unit_test(test_writing_hasher_reset_drops_queued_writes),
+		cmocka_unit_test(test_writing_hasher_reports_a_failed_write),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
