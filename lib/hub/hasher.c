@@ -135,6 +135,16 @@ static void *hasher_main(void *arg)
 	return NULL;
 }
 
+static void hasher_free(struct hub_hasher *hs)
+{
+	pthread_mutex_destroy(&hs->mu);
+	pthread_cond_destroy(&hs->cv);
+	free(hs->mem);
+	free(hs->off);
+	free(hs->len);
+	free(hs);
+}
+
 int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
 		     size_t slot, unsigned nslots)
 {
@@ -158,12 +168,7 @@ int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
 	pthread_cond_init(&hs->cv, NULL);
 	if (!hs->mem || !hs->off || !hs->len ||
 	    pthread_create(&hs->tid, NULL, hasher_main, hs)) {
-		pthread_mutex_destroy(&hs->mu);
-		pthread_cond_destroy(&hs->cv);
-		free(hs->mem);
-		free(hs->off);
-		free(hs->len);
-		free(hs);
+		hasher_free(hs);
 		return -1;
 	}
 	*out = hs;
@@ -404,11 +409,6 @@ int hub_hasher_finish(struct hub_hasher *hs, uint64_t total, int cancel,
 		hf_sha256_hex(&hs->sha, out);
 	if (cpu)
 		*cpu = hs->cpu;
-	pthread_mutex_destroy(&hs->mu);
-	pthread_cond_destroy(&hs->cv);
-	free(hs->mem);
-	free(hs->off);
-	free(hs->len);
-	free(hs);
+	hasher_free(hs);
 	return e;
 }
