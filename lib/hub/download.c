@@ -55,8 +55,8 @@ static void progress_add(struct fetch *f, int64_t n)
  * from memory (inline, or by a hub_hasher while the receiving thread fills
  * the next ones) rather than read back from the page cache. libcurl hands
  * the write callback 16 KiB at a time (CURL_MAX_WRITE_SIZE, whatever
- * CURLOPT_BUFFERSIZE says); a slot is written in 32 KiB pieces (hub_write_at), half
- * the calls. Not more: on kernels with large page-cache folios a write
+ * CURLOPT_BUFFERSIZE says); a slot is written in 32 KiB pieces
+ * (hub_write_at), half the calls. Not more: on kernels with large page-cache folios a write
  * of more than 32 KiB takes its pages from the buddy allocator rather
  * than the per-CPU lists (orders above PAGE_ALLOC_COSTLY_ORDER), and in a
  * VM that returns free memory to its host those pages fault in again one
@@ -74,7 +74,6 @@ static void progress_add(struct fetch *f, int64_t n)
  * systems without O_DIRECT (tmpfs) get the buffered writes. */
 #define SLOT ((size_t)512 << 10)
 #define NSLOTS 8	/* with a hash thread: how far the hash may lag */
-
 
 /* CPU seconds of the calling thread. */
 static double thread_cpu(void)

@@ -16,11 +16,11 @@
 
 /* The writer fills a slot, writes it to the file and queues it with its
  * offset (or, started with hub_hasher_start_writing, queues it and a
- * second thread of ours writes it while the hasher hashes it: a slot comes
- * back for filling once both are done with it); the hasher hashes the file in order: from the queued slot when
- * the next bytes are in one, else read back from the file (bytes there
- * before the transfer, after a resume, and slots written while the queue
- * was full). The writer waits for a queue slot only while the hasher is
+ * second thread of ours writes it while the hasher hashes it: a slot
+ * comes back for filling once both are done with it); the hasher hashes
+ * the file in order: from the queued slot when the next bytes are in
+ * one, else read back from the file (bytes there before the transfer,
+ * after a resume, and slots written while the queue was full). The writer waits for a queue slot only while the hasher is
  * on the queue, which it empties at memory speed; while the hasher is
  * reading back, the writer fills the spare slot and never waits, so a long
  * resumed prefix does not stall the transfer. */
@@ -326,25 +326,23 @@ void hub_hasher_wrote(struct hub_hasher *hs, const char *slot, size_t n)
 
 int hub_hasher_put(struct hub_hasher *hs, char *slot, size_t n)
 {
-	int e = 0, direct = 0;
+	int spare = slot == hs->mem + (size_t)hs->nslots * hs->slot;
+	int e = 0, direct = 0, dfd = -1;
 
-	if (slot == hs->mem + (size_t)hs->nslots * hs->slot) {
+	if (spare) {
 		/* the spare is not queued: it goes to the file now, before
 		 * the hasher can read it back */
 		uint64_t at;
-		int dfd;
 
 		pthread_mutex_lock(&hs->mu);
 		at = hs->written;
 		dfd = hs->wdfd;
 		pthread_mutex_unlock(&hs->mu);
 		e = hub_write_at(hs->wfd, &dfd, slot, n, at, &direct);
-		pthread_mutex_lock(&hs->mu);
-		if (dfd < 0)
-			hs->wdfd = -1;
-		pthread_mutex_unlock(&hs->mu);
 	}
 	pthread_mutex_lock(&hs->mu);
+	if (spare && dfd < 0)
+		hs->wdfd = -1;
 	hs->wdirect |= direct;
 	if (e && !hs->werr)
 		hs->werr = e;
