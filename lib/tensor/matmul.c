@@ -13,6 +13,23 @@
 #include "tensor/matmul.h"
 #include "tensor/matmul_kern.h"
 
+/* Debian's OpenBLAS (the pthread build) starts a server thread per CPU
+ * when it is loaded, and each spins on sched_yield for 2^28 TSC ticks
+ * (about 0.1 s) before it sleeps: CPU taken from our pool, and from
+ * hf-pull's hash thread, at every start of the binary. We never use them:
+ * each pool thread calls cblas_sgemm on its own columns. So as soon as
+ * the library is loaded, OpenBLAS is set to one thread and, where the
+ * build has the call, its server is stopped. In that order: setting the
+ * thread count restarts a stopped server. */
+int blas_thread_shutdown_(void) __attribute__((weak));
+
+__attribute__((constructor)) static void blas_one_thread(void)
+{
+	openblas_set_num_threads(1);
+	if (blas_thread_shutdown_)
+		blas_thread_shutdown_();
+}
+
 static inline float w_at(const void *w, enum hf_dtype wt, size_t i)
 {
 	switch (wt) {
@@ -310,8 +327,7 @@ static void init_cols(struct job *j, size_t j0, size_t j1)
 
 /* Rows of W widened per cblas_sgemm call when there is no own GEMM (the
  * generic path). Each pool thread calls cblas_sgemm on its own columns,
- * so OpenBLAS should run one thread per call: OPENBLAS_NUM_THREADS=1, as
- * the tests set it; with more, the calls still give the same result. */
+ * and OpenBLAS runs each call on the calling thread (blas_one_thread). */
 #define PANEL 64
 
 /* Columns of y in MM_NR blocks, contiguous per thread. */

@@ -6,10 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
 
 #include "tensor/matmul.h"
 
@@ -305,9 +308,62 @@ static void test_ref_widens_exactly(void **state)
 	assert_true(y == -2.5f);
 }
 
+/* Threads of this process. */
+static int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Run first, before the pool exists: loading the library leaves OpenBLAS
+ * no threads of its own (its server would spin beside ours), and a GEMM
+ * big enough for OpenBLAS to split runs on the calling thread, right. */
+static void test_openblas_runs_on_the_calling_thread(void **state)
+{
+	enum { N = 384 };
+	float *a = malloc(N * N * sizeof(float));
+	float *b = malloc(N * N * sizeof(float));
+	float *c = calloc(N * N, sizeof(float));
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	assert_int_equal(thread_count(), 1);
+	assert_int_equal(openblas_get_num_threads(), 1);
+	for (int i = 0; i < N * N; i++) {
+		a[i] = unit();
+		b[i] = unit();
+	}
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, N, N, 1.0f,
+		    a, N, b, N, 0.0f, c, N);
+	assert_int_equal(thread_count(), 1);
+	for (int i = 0; i < N; i += 97) {
+		for (int j = 0; j < N; j += 89) {
+			double s = 0, m = 0;
+
+			for (int k = 0; k < N; k++) {
+				s += (double)a[i * N + k] * b[k * N + j];
+				m += fabs((double)a[i * N + k] * b[k * N + j]);
+			}
+			assert_true(fabs(c[i * N + j] - s) <= TOL * m);
+		}
+	}
+	free(a);
+	free(b);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_openblas_runs_on_the_calling_thread),
 		cmocka_unit_test(test_generic_matches_ref),
 		cmocka_unit_test(test_avx2_matches_ref),
 		cmocka_unit_test(test_avx512_matches_ref),
