@@ -20,14 +20,18 @@
  * comes back for filling once both are done with it); the hasher hashes
  * the file in order: from the queued slot when the next bytes are in
  * one, else read back from the file (bytes there before the transfer,
- * after a resume, and slots written while the queue was full). The writer waits for a queue slot only while the hasher is
- * on the queue, which it empties at memory speed; while the hasher is
- * reading back, the writer fills the spare slot and never waits, so a long
- * resumed prefix does not stall the transfer. */
+ * after a resume, and slots written while the queue was full). The
+ * writer waits for a queue slot only while the hasher is on the queue,
+ * which it empties at memory speed; while the hasher is reading back, the
+ * writer fills the spare slot and never waits, so a long resumed prefix
+ * does not stall the transfer. */
 struct hub_hasher {
 	pthread_t tid;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;	/* the state below changed */
+	/* two, so that neither thread wakes the other for nothing */
+	pthread_cond_t work;	/* our threads': a slot queued, reset, stop */
+	pthread_cond_t freed;	/* the writer's: a slot hashed or written,
+				 * a reset done */
 	char *mem;		/* nslots queue slots of slot bytes, then a spare */
 	size_t slot;
 	unsigned nslots;
@@ -104,29 +108,29 @@ static void *hasher_main(void *arg)
 			hs->rerrno = 0;
 			hf_sha256_init(&hs->sha);
 			hs->reset = 0;
-			pthread_cond_broadcast(&hs->cv);
+			pthread_cond_broadcast(&hs->freed);
 		} else if (hs->rerrno) {
 			/* drop what comes: the writer never waits on us */
 			if (queued) {
 				hs->tail = hs->head;
-				pthread_cond_broadcast(&hs->cv);
+				pthread_cond_broadcast(&hs->freed);
 			}
 			if (hs->stop)
 				break;
-			pthread_cond_wait(&hs->cv, &hs->mu);
+			pthread_cond_wait(&hs->work, &hs->mu);
 		} else if (queued && hs->off[t] == hs->hashed) {
 			pthread_mutex_unlock(&hs->mu);
 			hf_sha256_update(&hs->sha, hs->mem + t * hs->slot, hs->len[t]);
 			pthread_mutex_lock(&hs->mu);
 			hs->hashed += hs->len[t];
 			hs->tail++;
-			pthread_cond_broadcast(&hs->cv);
+			pthread_cond_broadcast(&hs->freed);
 		} else if (hs->hashed < hs->written) {
 			read_back(hs, &buf, queued ? hs->off[t] : hs->written);
 		} else if (hs->stop) {
 			break;
 		} else {
-			pthread_cond_wait(&hs->cv, &hs->mu);
+			pthread_cond_wait(&hs->work, &hs->mu);
 		}
 	}
 	hs->cpu = thread_cpu();
@@ -138,7 +142,8 @@ static void *hasher_main(void *arg)
 static void hasher_free(struct hub_hasher *hs)
 {
 	pthread_mutex_destroy(&hs->mu);
-	pthread_cond_destroy(&hs->cv);
+	pthread_cond_destroy(&hs->work);
+	pthread_cond_destroy(&hs->freed);
 	free(hs->mem);
 	free(hs->off);
 	free(hs->len);
@@ -165,7 +170,8 @@ int hub_hasher_start(struct hub_hasher **out, int fd, uint64_t written,
 	hs->len = calloc(nslots, sizeof(*hs->len));
 	hf_sha256_init(&hs->sha);
 	pthread_mutex_init(&hs->mu, NULL);
-	pthread_cond_init(&hs->cv, NULL);
+	pthread_cond_init(&hs->work, NULL);
+	pthread_cond_init(&hs->freed, NULL);
 	if (!hs->mem || !hs->off || !hs->len ||
 	    pthread_create(&hs->tid, NULL, hasher_main, hs)) {
 		hasher_free(hs);
@@ -226,11 +232,11 @@ static void *writer_main(void *arg)
 			hs->wtail = hs->head;
 			hs->werr = 0;
 			hs->wreset = 0;
-			pthread_cond_broadcast(&hs->cv);
+			pthread_cond_broadcast(&hs->freed);
 		} else if (hs->wtail != hs->head && hs->werr) {
 			/* drop what comes after a failed write */
 			hs->wtail = hs->head;
-			pthread_cond_broadcast(&hs->cv);
+			pthread_cond_broadcast(&hs->freed);
 		} else if (hs->wtail != hs->head) {
 			size_t t = (size_t)(hs->wtail % hs->nslots);
 			int e, direct = 0, dfd = hs->wdfd;
@@ -245,11 +251,11 @@ static void *writer_main(void *arg)
 			if (e && !hs->werr)
 				hs->werr = e;
 			hs->wtail++;
-			pthread_cond_broadcast(&hs->cv);
+			pthread_cond_broadcast(&hs->freed);
 		} else if (hs->wstop) {
 			break;
 		} else {
-			pthread_cond_wait(&hs->cv, &hs->mu);
+			pthread_cond_wait(&hs->work, &hs->mu);
 		}
 	}
 	pthread_mutex_unlock(&hs->mu);
@@ -302,7 +308,7 @@ char *hub_hasher_slot(struct hub_hasher *hs)
 			slot = hs->mem + (size_t)hs->nslots * hs->slot;
 			break;
 		}
-		pthread_cond_wait(&hs->cv, &hs->mu);
+		pthread_cond_wait(&hs->freed, &hs->mu);
 	}
 	pthread_mutex_unlock(&hs->mu);
 	return slot;
@@ -320,7 +326,7 @@ void hub_hasher_wrote(struct hub_hasher *hs, const char *slot, size_t n)
 		hs->head++;
 	}
 	hs->written += n;
-	pthread_cond_broadcast(&hs->cv);
+	pthread_cond_broadcast(&hs->work);
 	pthread_mutex_unlock(&hs->mu);
 }
 
@@ -359,7 +365,7 @@ int hub_hasher_sync(struct hub_hasher *hs, int *direct)
 
 	pthread_mutex_lock(&hs->mu);
 	while (hs->writing && hs->wtail != hs->head)
-		pthread_cond_wait(&hs->cv, &hs->mu);
+		pthread_cond_wait(&hs->freed, &hs->mu);
 	e = hs->werr;
 	*direct |= hs->wdirect;
 	pthread_mutex_unlock(&hs->mu);
@@ -372,14 +378,14 @@ void hub_hasher_reset(struct hub_hasher *hs)
 	if (hs->writing) {
 		/* no write may land after the caller truncates */
 		hs->wreset = 1;
-		pthread_cond_broadcast(&hs->cv);
+		pthread_cond_broadcast(&hs->work);
 		while (hs->wreset)
-			pthread_cond_wait(&hs->cv, &hs->mu);
+			pthread_cond_wait(&hs->freed, &hs->mu);
 	}
 	hs->reset = 1;
-	pthread_cond_broadcast(&hs->cv);
+	pthread_cond_broadcast(&hs->work);
 	while (hs->reset)
-		pthread_cond_wait(&hs->cv, &hs->mu);
+		pthread_cond_wait(&hs->freed, &hs->mu);
 	pthread_mutex_unlock(&hs->mu);
 }
 
@@ -395,7 +401,7 @@ int hub_hasher_finish(struct hub_hasher *hs, uint64_t total, int cancel,
 	}
 	hs->stop = 1;
 	hs->wstop = 1;
-	pthread_cond_broadcast(&hs->cv);
+	pthread_cond_broadcast(&hs->work);
 	pthread_mutex_unlock(&hs->mu);
 	if (hs->writing)
 		pthread_join(hs->wtid, NULL);
