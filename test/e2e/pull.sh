@@ -118,6 +118,32 @@ check "LFS bodies came from the CDN" \
 check "HEAD per file at the commit" \
 	"$($ctl "$port" requests "/resolve/$gpt2/" | grep -c '^HEAD')" 6
 
+# --- the progress bar -----------------------------------------------------
+# on a terminal (script(1) makes one its stderr) one bar for all the files,
+# with bytes, rate and time, ending the line; stdout is still the snapshot
+# alone. Off a terminal, and with --quiet, no bar.
+bar() {	# bar CACHE ARGS...: pull onto a terminal; its screen in $work/screen
+	local c=$1
+	shift
+	env -u HF_PROGRESS HF_HUB_CACHE="$c" script -qec \
+		"'$pull' $* >'$work/bar-out'" /dev/null > "$work/screen"
+}
+reset
+bar "$work/bar1" tiny/gpt2
+check "bar: pull exits 0" "$?" 0
+check "bar: stdout is the snapshot dir alone" "$(cat "$work/bar-out")" \
+	"$work/bar1/models--tiny--gpt2/snapshots/$gpt2"
+contains "bar: drawn on the terminal" "$work/screen" "Fetching 6 files ["
+contains "bar: ends full, with the time taken" "$work/screen" "] 100% "
+grep -qE '[0-9.]+ [kMG]?B/[0-9.]+ [kMG]?B [0-9.]+ [kMG]?B/s in [0-9.]+s' \
+	"$work/screen" && ok "bar: bytes, total, rate and time" ||
+	fail "bar: no bytes, rate and time in: $(cat -v "$work/screen")"
+bar "$work/bar2" tiny/gpt2 --quiet
+check "bar: --quiet draws none" "$(grep -c Fetching "$work/screen")" 0
+env -u HF_PROGRESS HF_HUB_CACHE="$work/bar3" "$pull" tiny/gpt2 \
+	>/dev/null 2>"$work/err"
+check "bar: none off a terminal" "$(cat "$work/err")" ""
+
 # nothing moves the second time: one API call, no HEAD, no body
 reset
 out=$("$pull" tiny/gpt2)
