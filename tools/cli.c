@@ -5,6 +5,7 @@
 #include "hub/hub.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,28 @@ int die_usage(const char *prog, const char *usage, const char *fmt, ...)
 	}
 	fputs(usage, stderr);
 	return 2;
+}
+
+int die_bad_option(const char *prog, const char *usage, int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	int len = (int)strcspn(arg, "=");
+
+	/* a short option is named by optopt (it may sit inside "-qj"), a
+	 * long one by its word, without any "=value" */
+	if (strncmp(arg, "--", 2) && optopt > 0 && optopt < 128) {
+		if (c == ':')
+			return die_usage(prog, usage, "option '-%c' needs a value",
+					 optopt);
+		return die_usage(prog, usage, "unknown option '-%c'", optopt);
+	}
+	if (c == ':')
+		return die_usage(prog, usage, "option '%.*s' needs a value", len,
+				 arg);
+	if (optopt && arg[len] == '=')	/* glibc: a known flag given a value */
+		return die_usage(prog, usage, "option '%.*s' takes no value",
+				 len, arg);
+	return die_usage(prog, usage, "unknown option '%.*s'", len, arg);
 }
 
 int finish_stdout(const char *prog)

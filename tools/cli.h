@@ -21,6 +21,12 @@ int die(const char *prog, const char *fmt, ...)
 int die_usage(const char *prog, const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* After getopt_long (with opterr = 0 and an optstring that starts with
+ * ':') returned '?' or ':': "<prog>: unknown option '--x'", "option '-j'
+ * needs a value" or "option '--quiet' takes no value", then the usage;
+ * returns 2. */
+int die_bad_option(const char *prog, const char *usage, int c, char **argv);
+
 /* Flush stdout and check it: returns 0, or 1 after a message if a write
  * failed (a full disk must not look like success). */
 int finish_stdout(const char *prog);

@@ -553,7 +553,7 @@ int cmd_inspect(int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			as_json = 1;
@@ -568,8 +568,7 @@ int cmd_inspect(int argc, char **argv)
 			fputs(usage, stdout);
 			return finish_stdout(prog);
 		default:
-			return die_usage(prog, usage, "unknown option '%s'",
-					 argv[optind - 1]);
+			return die_bad_option(prog, usage, c, argv);
 		}
 	}
 	if (devices) {

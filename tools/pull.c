@@ -56,7 +56,8 @@ int cmd_pull(int argc, char **argv)
 		rc = die(prog, "out of memory");
 		goto out;
 	}
-	while ((c = getopt_long(argc, argv, "hj:q", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":hj:q", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(usage, stdout);
@@ -111,7 +112,7 @@ int cmd_pull(int argc, char **argv)
 			opts.quiet = 1;
 			break;
 		default:
-			rc = die_usage(prog, usage, NULL);
+			rc = die_bad_option(prog, usage, c, argv);
 			goto out;
 		}
 	}

@@ -1218,7 +1218,8 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	o->repeat_penalty = -1;
 	o->top_p = 1.0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:p:o:n:t:vh", longopts, NULL)) !=
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:p:o:n:t:vh", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'm':
@@ -1351,7 +1352,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			o->device = optarg;
 			break;
 		default:
-			return die_usage(prog, usage, NULL);
+			return die_bad_option(prog, usage, c, argv);
 		}
 	}
 	if (optind < argc)

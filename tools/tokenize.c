@@ -747,7 +747,7 @@ int cmd_tokenize(int argc, char **argv)
 
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "m:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":m:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'm': op.model = optarg; break;
 		case 'h':
@@ -783,10 +783,7 @@ int cmd_tokenize(int argc, char **argv)
 		case O_TEMPLATE: op.template_name = optarg; break;
 		case O_IDS: op.chat_ids = 1; break;
 		default:
-			if (optopt)
-				return die_usage(prog, usage, "bad option or missing value for -%c",
-						 optopt);
-			return die_usage(prog, usage, "unknown option '%s'", argv[optind - 1]);
+			return die_bad_option(prog, usage, c, argv);
 		}
 	}
 	if (optind < argc)

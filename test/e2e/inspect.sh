@@ -110,6 +110,7 @@ expect "stdin truncated" 1 "past the end of 'standard input'" bash -c 'head -c 5
 expect "no args" 2 "usage: hf-inspect" "$inspect"
 expect "two args" 2 "usage: hf-inspect" "$inspect" a b
 expect "bad option" 2 "unknown option '--frob'" "$inspect" --frob x
+expect "bad short option" 2 "unknown option '-z'" "$inspect" -z x
 expect "help" 0 "usage: hf-inspect" "$inspect" -h
 expect "help via hf" 0 "usage: hf-inspect" "$BIN/hf" inspect --help
 expect "json+validate" 2 "do not go together" "$inspect" --json --validate x

@@ -259,6 +259,21 @@ check "dataset resolve URLs carry datasets/" \
 check "no repo is a usage error" "$?" 2
 "$pull" tiny/gpt2 -j 0 2>/dev/null
 check "-j 0 is a usage error" "$?" 2
+# option errors name the option, after the command's name alone
+"$pull" tiny/gpt2 --bogus=1 2>"$work/err"
+check "unknown option exits 2" "$?" 2
+check "unknown option named" "$(head -1 "$work/err")" \
+	"hf-pull: unknown option '--bogus'"
+"$pull" tiny/gpt2 --revision 2>"$work/err"
+check "missing value exits 2" "$?" 2
+check "missing value named" "$(head -1 "$work/err")" \
+	"hf-pull: option '--revision' needs a value"
+"$pull" tiny/gpt2 -qj 2>"$work/err"
+check "missing value of a short option named" "$(head -1 "$work/err")" \
+	"hf-pull: option '-j' needs a value"
+"$pull" tiny/gpt2 --quiet=yes 2>"$work/err"
+check "a value for a flag refused" "$(head -1 "$work/err")" \
+	"hf-pull: option '--quiet' takes no value"
 "$pull" tiny/nope >"$work/out" 2>"$work/err"
 check "missing repo exits 1" "$?" 1
 check "missing repo prints nothing on stdout" "$(cat "$work/out")" ""

@@ -547,7 +547,9 @@ cases=$((cases + 4))
 
 # 7. usage
 expect "help" 0 "usage: hf-run" "$run" -h
-expect "bad option" 2 "" "$run" -m "$FX/llama-tiny" --no-such-option
+expect "bad option" 2 "unknown option '--no-such-option'" "$run" -m "$FX/llama-tiny" --no-such-option
+expect "missing value" 2 "option '--temperature' needs a value" "$run" -m "$FX/llama-tiny" --temperature
+expect "short option missing value" 2 "option '-n' needs a value" "$run" -m "$FX/llama-tiny" -n
 expect "no model" 2 "" "$run" -p hi
 expect "dtype f16 not built" 1 "f16 compute is not built" "$run" -m "$FX/llama-tiny" --dtype f16
 expect "bad dtype" 2 "" "$run" -m "$FX/llama-tiny" --dtype f8

@@ -220,6 +220,8 @@ expect "missing model" 1 "no such model directory" "$tok" -m "$tmp/nope"
 expect "no tokenizer.json" 1 "tokenizer.json: no such file" "$tok" -m "$tmp"
 expect "no -m" 2 "-m <model> is required" "$tok"
 expect "unknown option" 2 "unknown option '--frobnicate'" "$tok" -m "$T/gpt2" --frobnicate
+expect "missing value" 2 "option '--max-length' needs a value" "$tok" -m "$T/gpt2" --max-length
+expect "flag given a value" 2 "option '--jsonl' takes no value" "$tok" -m "$T/gpt2" --jsonl=1
 expect "bad number" 2 "--max-length: bad number 'x'" "$tok" -m "$T/gpt2" --max-length x
 expect "count and ids-only" 2 "exclude each other" "$tok" -m "$T/gpt2" --count --ids-only
 expect "truncate without limit" 2 "--truncate needs --max-length" \
