@@ -597,10 +597,10 @@ int cmd_inspect(int argc, char **argv)
 		}
 		return finish_stdout(prog);
 	}
-	rc = model_open(&m, path, &err);
-	free(path);
+	rc = model_open(&m, path, &err);	/* m.path is path: freed last */
 	if (rc) {
 		model_free(&m);
+		free(path);
 		return die_err(prog, &err);
 	}
 	if (as_json) {
@@ -612,5 +612,6 @@ int cmd_inspect(int argc, char **argv)
 		print_text(&m);
 	}
 	model_free(&m);
+	free(path);
 	return finish_stdout(prog);
 }

@@ -187,6 +187,8 @@ got=$(echo "hello world" | HF_HUB_OFFLINE=1 "$bin/hf-tokenize" -m tiny/gpt2)
 HF_HUB_OFFLINE=1 "$bin/hf-inspect" tiny/gpt2 > "$work/out" 2>"$work/err"
 check "hf-inspect org/name exits 0" "$?" 0
 contains "hf-inspect org/name reads the snapshot" "$work/out" "GPT2LMHeadModel"
+check "hf-inspect org/name names the snapshot" "$(head -1 "$work/out")" \
+	"model         $snap"
 check "offline -m reached no server" "$($ctl "$port" requests | wc -l)" 0
 HF_HUB_OFFLINE=1 "$bin/hf-run" -m tiny/ptonly -p x >/dev/null 2>"$work/err"
 check "hf-run -m uncached org/name offline exits 1" "$?" 1
