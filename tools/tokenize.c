@@ -47,6 +47,8 @@ struct out {
 
 static void put(struct out *o, const char *s, size_t n)
 {
+	if (!n)		/* nothing, perhaps from NULL: memcpy must not see it */
+		return;
 	if (o->n + n > o->cap) {
 		size_t c = o->cap ? o->cap * 2 : 1 << 16;
 		char *p;
