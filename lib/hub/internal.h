@@ -55,7 +55,10 @@ void hf_hub_etag_norm(char *dst, size_t n, const char *v);
 /* "bytes a-b/total": 0 and *start, *total (total 0 if "*"); -1 if not. */
 int hf_hub_content_range(const char *v, uint64_t *start, uint64_t *total);
 /* Seconds a 429 asks to wait: from RateLimit ("...;r=0;t=55") when r is 0,
- * else Retry-After (delay-seconds only); -1 when neither says. */
+ * else Retry-After (delay-seconds only); -1 when neither says. At most
+ * HF_HUB_MAX_WAIT: the Hub's rate-limit window is 300 s, and a server
+ * asking for more (or for "inf") gets its retry then, not never. */
+#define HF_HUB_MAX_WAIT 300.0
 double hf_hub_retry_after(const char *retry_after, const char *ratelimit);
 /* Wait before retry number attempt (0-based): 1 s doubling to at most 8 s,
  * scaled by 0.5 + 0.5 u for jitter, u uniform in [0, 1). */

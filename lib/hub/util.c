@@ -229,15 +229,31 @@ int hf_hub_content_range(const char *v, uint64_t *start, uint64_t *total)
 	return 0;
 }
 
-/* The integer after "<key>=" in a "; "-separated list, or -1. */
+/* delay-seconds (RFC 9110: digits only) at s, capped at HF_HUB_MAX_WAIT;
+ * -1 if s does not start with a digit. *end: just after the digits. */
+static double delay_seconds(const char *s, const char **end)
+{
+	double v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++)
+		if (v <= HF_HUB_MAX_WAIT)
+			v = v * 10 + (*s - '0');
+	*end = s;
+	return v > HF_HUB_MAX_WAIT ? HF_HUB_MAX_WAIT : v;
+}
+
+/* The number after "<key>=" in a "; "-separated list, or -1. */
 static double param(const char *s, const char *key)
 {
 	size_t k = strlen(key);
+	const char *end;
 
 	for (const char *p = s; (p = strstr(p, key)); p += k) {
 		if ((p == s || p[-1] == ';' || p[-1] == ' ' || p[-1] == ',') &&
 		    p[k] == '=')
-			return strtod(p + k + 1, NULL);
+			return delay_seconds(p + k + 1, &end);
 	}
 	return -1;
 }
@@ -251,14 +267,14 @@ double hf_hub_retry_after(const char *retry_after, const char *ratelimit)
 			return t;
 	}
 	if (retry_after && *retry_after) {
-		char *end;
+		const char *end;
 		double s;
 
 		while (*retry_after == ' ')
 			retry_after++;
-		s = strtod(retry_after, &end);
-		/* delay-seconds only; an HTTP-date is ignored as upstream does */
-		if (end != retry_after && s >= 0 && (*end == '\0' || *end == ' '))
+		s = delay_seconds(retry_after, &end);
+		/* an HTTP-date (or anything else) is ignored as upstream does */
+		if (s >= 0 && (*end == '\0' || *end == ' '))
 			return s;
 	}
 	return -1;

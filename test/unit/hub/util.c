@@ -154,6 +154,19 @@ static void test_retry_after(void **state)
 	assert_true(hf_hub_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", NULL) < 0);
 	assert_true(hf_hub_retry_after(NULL, NULL) < 0);
 	assert_true(hf_hub_retry_after("", "") < 0);
+	/* digits only: no floats, signs, infinities or hex */
+	assert_true(hf_hub_retry_after("inf", NULL) < 0);
+	assert_true(hf_hub_retry_after("nan", NULL) < 0);
+	assert_true(hf_hub_retry_after("-5", NULL) < 0);
+	assert_true(hf_hub_retry_after("0x10", NULL) < 0);
+	assert_true(hf_hub_retry_after("2.5", NULL) < 0);
+	assert_true(hf_hub_retry_after(NULL, "\"api\";r=0;t=inf") < 0);
+	/* a wait past the Hub's window is cut to it */
+	assert_true(hf_hub_retry_after("86400", NULL) == HF_HUB_MAX_WAIT);
+	assert_true(hf_hub_retry_after("99999999999999999999999", NULL) ==
+		    HF_HUB_MAX_WAIT);
+	assert_true(hf_hub_retry_after(NULL, "\"api\";r=0;t=3600") ==
+		    HF_HUB_MAX_WAIT);
 }
 
 static void test_backoff_doubles_to_a_cap_with_jitter(void **state)
