@@ -188,4 +188,13 @@ void hub_unlock(int fd);
 /* Read refs/<rev> of a repo folder into a malloc'd commit (NULL if none). */
 char *hub_read_ref(const char *repo_dir, const char *rev);
 
+/* --- plan.c ------------------------------------------------------------ */
+
+/* The Hub's answer to /api/<type>s/<repo>/revision/<rev> (info, from url)
+ * into p->commit and the files req picks into p->files: what the server
+ * says, checked (a 40-hex commit; safe relative paths only, the rest
+ * skipped with a warning; sha256 only when it is one). */
+int hub_plan_answer(struct hf_hub_plan *p, const struct hf_hub_request *req,
+		    json_t *info, const char *url, struct hf_err *err);
+
 #endif

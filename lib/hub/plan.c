@@ -293,6 +293,20 @@ static int parse_info(struct hf_hub_plan *p, json_t *info, const char *url,
 	return 0;
 }
 
+int hub_plan_answer(struct hf_hub_plan *p, const struct hf_hub_request *req,
+		    json_t *info, const char *url, struct hf_err *err)
+{
+	struct hf_hub_file *all = NULL;
+	size_t n = 0;
+	int rc = parse_info(p, info, url, &all, &n, err);
+
+	if (rc) {
+		free_files(all, n);
+		return rc;
+	}
+	return select_files(p, req, all, n, "", err);
+}
+
 /* Is f already in place: the snapshot link names its blob, which exists? */
 static int is_cached(const struct hf_hub_plan *p, const char *repo_dir,
 		     const struct hf_hub_file *f)
@@ -357,10 +371,8 @@ int hf_hub_plan(struct hf_hub_plan **out, struct hf_hub *h,
 {
 	struct hf_hub_plan *p = calloc(1, sizeof(*p));
 	struct hub_resp rs = { 0 };
-	struct hf_hub_file *all = NULL;
 	char *folder = NULL, *repo_dir = NULL, *rev = NULL, *url = NULL;
 	json_t *info = NULL;
-	size_t n = 0;
 	int rc = 0, attempts = 0;
 	CURL *c = NULL;
 
@@ -446,21 +458,15 @@ int hf_hub_plan(struct hf_hub_plan **out, struct hf_hub *h,
 	}
 	if (rc)
 		goto fail;
-	if ((rc = parse_info(p, info, url, &all, &n, err))) {
-		free_files(all, n);
+	if ((rc = hub_plan_answer(p, req, info, url, err)))
 		goto fail;
-	}
 	if (req->local_dir) {
 		p->dir = strdup(req->local_dir);
 	} else if (asprintf(&p->dir, "%s/snapshots/%s", repo_dir, p->commit) < 0) {
 		p->dir = NULL;
 	}
-	if (!p->dir) {
-		free_files(all, n);
+	if (!p->dir)
 		goto nomem;
-	}
-	if ((rc = select_files(p, req, all, n, "", err)))
-		goto fail;
 	for (size_t i = 0; i < p->nfiles; i++) {
 		p->files[i].cached = is_cached(p, repo_dir, &p->files[i]);
 		if (!p->files[i].cached)
