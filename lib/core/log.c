@@ -22,16 +22,22 @@ static int parse_level(const char *s)
 	return HF_LOG_WARN;
 }
 
+/* Threads (hf-pull's downloads, the pool) log at once: the level is read
+ * and set atomically; two first readers both parse HF_LOG, to one value. */
 enum hf_log_level hf_log_level(void)
 {
-	if (level < 0)
-		level = parse_level(getenv("HF_LOG"));
-	return (enum hf_log_level)level;
+	int l = __atomic_load_n(&level, __ATOMIC_RELAXED);
+
+	if (l < 0) {
+		l = parse_level(getenv("HF_LOG"));
+		__atomic_store_n(&level, l, __ATOMIC_RELAXED);
+	}
+	return (enum hf_log_level)l;
 }
 
 void hf_log_set_level(enum hf_log_level l)
 {
-	level = l;
+	__atomic_store_n(&level, (int)l, __ATOMIC_RELAXED);
 }
 
 void hf_log(enum hf_log_level l, const char *fmt, ...)

@@ -9,8 +9,11 @@
 #include <string.h>
 
 /* The hot kernels are compiled for AVX-512, AVX2 and baseline x86-64,
- * picked at load time by the CPU (GCC function multiversioning). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * picked at load time by the CPU (GCC function multiversioning). Not under
+ * ThreadSanitizer: it instruments the resolvers, which the dynamic loader
+ * runs before TSan is set up, and the program dies before main. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+	!defined(__SANITIZE_THREAD__)
 #define HF_CPU_CLONES \
 	__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
