@@ -30,145 +30,182 @@ __attribute__((constructor)) static void blas_one_thread(void)
 		blas_thread_shutdown_();
 }
 
-static inline float w_at(const void *w, enum hf_dtype wt, size_t i)
-{
-	switch (wt) {
-	case HF_DTYPE_F32:
-		return ((const float *)w)[i];
-	case HF_DTYPE_F16:
-		return hf_f16_to_f32(((const uint16_t *)w)[i]);
-	case HF_DTYPE_BF16:
-		return hf_bf16_to_f32(((const uint16_t *)w)[i]);
-	default:
-		assert(!"hf_matmul: weight dtype must be F32, F16 or BF16");
-		return 0.0f;
-	}
-}
-
-/* x: (n, in); w: (out, in) in dtype wt; bias: (out) or NULL; y: (n, out).
- * Sums in double so that it is the most accurate of the paths. */
-void hf_matmul_ref(float *y, const float *x, const void *w, enum hf_dtype wt,
-		   const float *bias, size_t n, size_t in, size_t out)
-{
-	for (size_t t = 0; t < n; t++) {
-		const float *xt = x + t * in;
-
-		for (size_t o = 0; o < out; o++) {
-			double s = bias ? bias[o] : 0.0;
-
-			for (size_t i = 0; i < in; i++)
-				s += (double)xt[i] * w_at(w, wt, o * in + i);
-			y[t * out + o] = (float)s;
-		}
-	}
-}
-
 /* bf16(v) as float: round to nearest even, as hf_f32_to_bf16. */
 static inline float round_bf16(float v)
 {
 	return hf_bf16_to_f32(hf_f32_to_bf16(v));
 }
 
-void hf_matmul_bf16_ref(float *y, const float *x, const void *w,
-			enum hf_dtype wt, const float *bias, size_t n,
-			size_t in, size_t out)
+/* Columns dequantized at a time by the loops below that read W through
+ * its format's traits (a multiple of 8 and of every block size). */
+#define CHUNK 256
+
+/* x: (n, in); W (out, in) any format; bias: (out) or NULL; y: (n, out).
+ * Sums in double so that it is the most accurate of the paths; bf: on x
+ * and W rounded to bf16. */
+static void ref_w(float *y, const float *x, const struct hf_weight *w,
+		  const float *bias, size_t n, int bf)
 {
+	size_t in = w->cols, out = w->rows;
+	float wr[CHUNK];
+
 	for (size_t t = 0; t < n; t++) {
 		const float *xt = x + t * in;
 
 		for (size_t o = 0; o < out; o++) {
 			double s = bias ? bias[o] : 0.0;
 
-			for (size_t i = 0; i < in; i++)
-				s += (double)round_bf16(xt[i]) *
-				     round_bf16(w_at(w, wt, o * in + i));
+			for (size_t k0 = 0; k0 < in; k0 += CHUNK) {
+				size_t kc = in - k0 < CHUNK ? in - k0 : CHUNK;
+
+				hf_weight_dequant(wr, w, o, 1, k0, kc);
+				for (size_t i = 0; i < kc; i++)
+					s += bf ? (double)round_bf16(xt[k0 + i]) *
+						  round_bf16(wr[i]) :
+						  (double)xt[k0 + i] * wr[i];
+			}
 			y[t * out + o] = (float)s;
 		}
 	}
 }
 
+void hf_matmul_w_ref(float *y, const float *x, const struct hf_weight *w,
+		     const float *bias, size_t n)
+{
+	ref_w(y, x, w, bias, n, 0);
+}
+
+void hf_matmul_w_bf16_ref(float *y, const float *x,
+			  const struct hf_weight *w, const float *bias,
+			  size_t n)
+{
+	ref_w(y, x, w, bias, n, 1);
+}
+
+/* The plain weight (out, in) over w in dtype wt. */
+static struct hf_weight plain(const void *w, enum hf_dtype wt, size_t in,
+			      size_t out)
+{
+	struct hf_weight pw;
+	int rc = hf_weight_plain(&pw, w, wt, out, in);
+
+	assert(!rc && "hf_matmul: weight dtype must be F32, F16 or BF16");
+	(void)rc;
+	return pw;
+}
+
+void hf_matmul_ref(float *y, const float *x, const void *w, enum hf_dtype wt,
+		   const float *bias, size_t n, size_t in, size_t out)
+{
+	struct hf_weight pw = plain(w, wt, in, out);
+
+	ref_w(y, x, &pw, bias, n, 0);
+}
+
+void hf_matmul_bf16_ref(float *y, const float *x, const void *w,
+			enum hf_dtype wt, const float *bias, size_t n,
+			size_t in, size_t out)
+{
+	struct hf_weight pw = plain(w, wt, in, out);
+
+	ref_w(y, x, &pw, bias, n, 1);
+}
+
 /* ---- portable C kernels ------------------------------------------------ */
 
-/* Eight partial sums per row: the compiler keeps them in two SSE
- * registers without needing -ffast-math to reassociate. */
-static inline float dot_c(const float *x, const void *w, enum hf_dtype wt,
-			  size_t o, size_t in)
+/* Row r of W against x, W widened CHUNK columns at a time. Eight partial
+ * sums: the compiler keeps them in two SSE registers without needing
+ * -ffast-math to reassociate. */
+static float dot_c(const float *x, const struct hf_weight *w, size_t r)
 {
-	float s[8] = { 0 }, r;
-	size_t i = 0;
+	size_t in = w->cols, in8 = in & ~(size_t)7;
+	float s[8] = { 0 }, wr[CHUNK], sum;
 
-	for (; i + 8 <= in; i += 8)
-		for (int k = 0; k < 8; k++)
-			s[k] += x[i + k] * w_at(w, wt, o + i + k);
-	r = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-	for (; i < in; i++)
-		r += x[i] * w_at(w, wt, o + i);
-	return r;
+	for (size_t k0 = 0; k0 < in8; k0 += CHUNK) {
+		size_t kc = in8 - k0 < CHUNK ? in8 - k0 : CHUNK;
+
+		hf_weight_dequant(wr, w, r, 1, k0, kc);
+		for (size_t i = 0; i < kc; i += 8)
+			for (int k = 0; k < 8; k++)
+				s[k] += x[k0 + i + k] * wr[i + k];
+	}
+	sum = ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+	if (in8 < in) {
+		hf_weight_dequant(wr, w, r, 1, in8, in - in8);
+		for (size_t i = 0; i < in - in8; i++)
+			sum += x[in8 + i] * wr[i];
+	}
+	return sum;
 }
 
 static void gemv_c(float *y, size_t ldy, const float *x, size_t nt,
-		   const void *w, enum hf_dtype wt, const float *bias,
-		   size_t in, size_t r0, size_t r1)
+		   const struct hf_weight *w, const float *bias, size_t r0,
+		   size_t r1)
 {
 	for (size_t r = r0; r < r1; r++)
 		for (size_t t = 0; t < nt; t++)
-			y[t * ldy + r] = dot_c(x + t * in, w, wt, r * in, in) +
+			y[t * ldy + r] = dot_c(x + t * w->cols, w, r) +
 					 (bias ? bias[r] : 0.0f);
 }
 
-static void widen_c(float *dst, const void *w, enum hf_dtype wt, size_t in,
-		    size_t r0, size_t rows, size_t k0, size_t kc)
-{
-	for (size_t r = 0; r < rows; r++)
-		for (size_t k = 0; k < kc; k++)
-			dst[r * kc + k] = w_at(w, wt, (r0 + r) * in + k0 + k);
-}
-
-static const struct mm_kern mm_generic = {
-	"generic", gemv_c, widen_c, NULL,
+/* Every format runs here through its traits, so every row is the same,
+ * and an ISA without an entry for a format falls back to it. */
+#define GENERIC_ROW { gemv_c, hf_weight_dequant, NULL }
+const struct mm_kern mm_generic[HF_WFMT_COUNT] = {
+	[HF_WFMT_F32] = GENERIC_ROW,
+	[HF_WFMT_F16] = GENERIC_ROW,
+	[HF_WFMT_BF16] = GENERIC_ROW,
 };
 
 /* ---- dispatch ---------------------------------------------------------- */
 
-/* kern: the f32 kernels; bkern: the bf16 ones, NULL where there are none
- * (generic, AVX2: bf16 compute then rounds and runs kern). */
-static const struct mm_kern *kern;
-static const struct mm_bf16_kern *bkern;
+/* An instruction set: its per-format tables. bf16: the bf16-compute
+ * kernels, NULL where there are none (generic, AVX2: bf16 compute then
+ * rounds W panels and runs the f32 kernels). */
+struct mm_isa {
+	const char *name;
+	const struct mm_kern *f32;
+	const struct mm_bf16_kern *bf16;
+};
+
+static const struct mm_isa isas[] = {
+	[HF_MATMUL_GENERIC] = { "generic", mm_generic, NULL },
+#if defined(__x86_64__) || defined(__i386__)
+	[HF_MATMUL_AVX2] = { "avx2", mm_avx2, NULL },
+	[HF_MATMUL_AVX512] = { "avx512", mm_avx512, mm_avx512_bf16 },
+	[HF_MATMUL_AVX512BF16] = { "avx512bf16", mm_avx512, mm_avx512bf16 },
+#endif
+};
+
+static const struct mm_isa *isa_cur;
 static pthread_once_t kern_once = PTHREAD_ONCE_INIT;
 
-/* 0 and the kernels of isa, or -1 if the CPU lacks it. */
-static int isa_kern(enum hf_matmul_isa isa, const struct mm_kern **k,
-		    const struct mm_bf16_kern **bk)
+/* Whether this CPU runs isa. */
+static int isa_ok(enum hf_matmul_isa isa)
 {
-	*bk = NULL;
+	if (isa == HF_MATMUL_GENERIC)
+		return 1;
 #if defined(__x86_64__) || defined(__i386__)
 	int avx512 = hf_cpu_has(HF_CPU_AVX512F) &&
 		hf_cpu_has(HF_CPU_AVX512BW) && hf_cpu_has(HF_CPU_AVX512VL) &&
 		hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C);
 
-	if (isa == HF_MATMUL_AVX512BF16 && avx512 &&
-	    hf_cpu_has(HF_CPU_AVX512BF16)) {
-		*k = &mm_avx512;
-		*bk = &mm_avx512bf16;
-		return 0;
-	}
-	if (isa == HF_MATMUL_AVX512 && avx512) {
-		*k = &mm_avx512;
-		*bk = &mm_avx512_bf16;
-		return 0;
-	}
-	if (isa == HF_MATMUL_AVX2 && hf_cpu_has(HF_CPU_AVX2) &&
-	    hf_cpu_has(HF_CPU_FMA) && hf_cpu_has(HF_CPU_F16C)) {
-		*k = &mm_avx2;
-		return 0;
+	switch (isa) {
+	case HF_MATMUL_AVX512BF16:
+		return avx512 && hf_cpu_has(HF_CPU_AVX512BF16);
+	case HF_MATMUL_AVX512:
+		return avx512;
+	case HF_MATMUL_AVX2:
+		return hf_cpu_has(HF_CPU_AVX2) && hf_cpu_has(HF_CPU_FMA) &&
+		       hf_cpu_has(HF_CPU_F16C);
+	default:
+		break;
 	}
 #endif
-	if (isa == HF_MATMUL_GENERIC) {
-		*k = &mm_generic;
-		return 0;
-	}
-	return -1;
+	return 0;
 }
+
+#define NISA (sizeof(isas) / sizeof(isas[0]))
 
 /* The best the CPU has, unless HF_CPU names one (generic, avx2, avx512,
  * avx512bf16). avx512bf16 only if named: its vdpbf16ps ran at half the
@@ -176,44 +213,51 @@ static int isa_kern(enum hf_matmul_isa isa, const struct mm_kern **k,
  * GFLOP/s on one core), and the f32 kernels are the same otherwise. */
 static void kern_init(void)
 {
-	static const char *const names[] = {
-		[HF_MATMUL_GENERIC] = "generic", [HF_MATMUL_AVX2] = "avx2",
-		[HF_MATMUL_AVX512] = "avx512",
-		[HF_MATMUL_AVX512BF16] = "avx512bf16",
-	};
 	const char *e = getenv("HF_CPU");
 
-	for (int i = HF_MATMUL_AVX512BF16; e && i >= 0; i--)
-		if (!strcmp(e, names[i]) && !isa_kern(i, &kern, &bkern))
+	for (int i = (int)NISA - 1; e && i >= 0; i--)
+		if (!strcmp(e, isas[i].name) && isa_ok(i)) {
+			isa_cur = &isas[i];
 			return;
-	for (int i = HF_MATMUL_AVX512; i >= 0; i--)
-		if (!isa_kern(i, &kern, &bkern))
+		}
+	for (int i = (int)NISA - 1; i >= 0; i--)
+		if (i != HF_MATMUL_AVX512BF16 && isa_ok(i)) {
+			isa_cur = &isas[i];
 			return;
+		}
 }
 
-static const struct mm_kern *get_kern(void)
+static const struct mm_isa *get_isa(void)
 {
 	pthread_once(&kern_once, kern_init);
-	return kern;
+	return isa_cur;
 }
 
 int hf_matmul_set_isa(enum hf_matmul_isa isa)
 {
-	const struct mm_kern *k;
-	const struct mm_bf16_kern *bk;
-
-	get_kern();
-	if (isa_kern(isa, &k, &bk))
+	get_isa();
+	if ((size_t)isa >= NISA || !isa_ok(isa))
 		return -1;
-	kern = k;
-	bkern = bk;
+	isa_cur = &isas[isa];
 	return 0;
 }
 
 const char *hf_matmul_isa_name(void)
 {
-	get_kern();
-	return bkern ? bkern->name : kern->name;
+	return get_isa()->name;
+}
+
+/* The kernels of format fmt: the ISA's entry, else the portable one. */
+static const struct mm_kern *fmt_kern(const struct mm_isa *isa,
+				      enum hf_wfmt fmt)
+{
+	return isa->f32[fmt].gemv ? &isa->f32[fmt] : &mm_generic[fmt];
+}
+
+static const struct mm_bf16_kern *fmt_bkern(const struct mm_isa *isa,
+					    enum hf_wfmt fmt)
+{
+	return isa->bf16 && isa->bf16[fmt].gemv ? &isa->bf16[fmt] : NULL;
 }
 
 /* ---- per-thread scratch ------------------------------------------------- */
@@ -281,10 +325,10 @@ static float *scratch_get(enum slot slot, size_t n)
 
 struct job {
 	const struct mm_kern *k;
+	const struct hf_wfmt_traits *tr;
 	float *y;
 	const float *x;
-	const void *w;
-	enum hf_dtype wt;
+	const struct hf_weight *w;
 	const float *bias;
 	size_t n, in, out;
 	/* bf16 compute */
@@ -309,7 +353,7 @@ static void gemv_job(void *ctx, int ith, int nth)
 	for (size_t t = 0; t < j->n && b < e; t += MM_GEMV_NT)
 		j->k->gemv(j->y + t * j->out, j->out, j->x + t * j->in,
 			   j->n - t < MM_GEMV_NT ? j->n - t : MM_GEMV_NT,
-			   j->w, j->wt, j->bias, j->in, b, e);
+			   j->w, j->bias, b, e);
 }
 
 /* y[:, j0:j1] = bias or 0, before the kernels add into it. */
@@ -346,21 +390,20 @@ static void gemm_job(void *ctx, int ith, int nth)
 	if (j->k->gemm) {
 		s = scratch_get(SLOT_GEMM, mm_gemm_scratch(j->n));
 		if (s) {
-			j->k->gemm(j->y, j->x, j->w, j->wt, j->n, j->in, j->out,
-				   j0, j1, s);
+			j->k->gemm(j->y, j->out, j->x, j->w, j->n, j0, j1, s);
 			return;
 		}
-	} else if (j->wt == HF_DTYPE_F32) {
+	} else if (j->tr->f32_rows) {
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
 			    (int)j->n, (int)(j1 - j0), (int)j->in, 1.0f, j->x,
-			    (int)j->in, (const float *)j->w + j0 * j->in,
+			    (int)j->in, (const float *)j->w->t[0] + j0 * j->in,
 			    (int)j->in, 1.0f, j->y + j0, (int)j->out);
 		return;
 	} else if ((s = scratch_get(SLOT_GEMM, PANEL * j->in))) {
 		for (size_t p = j0; p < j1; p += PANEL) {
 			size_t rows = j1 - p < PANEL ? j1 - p : PANEL;
 
-			j->k->widen(s, j->w, j->wt, j->in, p, rows, 0, j->in);
+			j->k->widen(s, j->w, p, rows, 0, j->in);
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
 				    (int)j->n, (int)rows, (int)j->in, 1.0f,
 				    j->x, (int)j->in, s, (int)j->in, 1.0f,
@@ -372,7 +415,7 @@ static void gemm_job(void *ctx, int ith, int nth)
 	for (size_t t = 0; t < j->n; t += MM_GEMV_NT)
 		j->k->gemv(j->y + t * j->out, j->out, j->x + t * j->in,
 			   j->n - t < MM_GEMV_NT ? j->n - t : MM_GEMV_NT,
-			   j->w, j->wt, j->bias, j->in, j0, j1);
+			   j->w, j->bias, j0, j1);
 }
 
 /* Up to this many tokens, the matrix-vector kernel (reading W once for
@@ -394,14 +437,22 @@ static void split(const struct job *j, size_t blk, int ith, int nth,
 /* The last resort when scratch runs out: rounds as it goes. */
 static void bf16_cols_c(struct job *j, size_t j0, size_t j1)
 {
+	float wr[CHUNK];
+
 	for (size_t t = 0; t < j->n; t++)
 		for (size_t o = j0; o < j1; o++) {
 			const float *xt = j->x + t * j->in;
 			float s = j->bias ? j->bias[o] : 0.0f;
 
-			for (size_t i = 0; i < j->in; i++)
-				s += round_bf16(xt[i]) *
-				     round_bf16(w_at(j->w, j->wt, o * j->in + i));
+			for (size_t k0 = 0; k0 < j->in; k0 += CHUNK) {
+				size_t kc = j->in - k0 < CHUNK ? j->in - k0 :
+					    CHUNK;
+
+				hf_weight_dequant(wr, j->w, o, 1, k0, kc);
+				for (size_t i = 0; i < kc; i++)
+					s += round_bf16(xt[k0 + i]) *
+					     round_bf16(wr[i]);
+			}
 			j->y[t * j->out + o] = s;
 		}
 }
@@ -419,7 +470,7 @@ static void bf16_job(void *ctx, int ith, int nth)
 			j->bk->gemv(j->y + t * j->out, j->out,
 				    j->xb + t * j->ldx, j->ldx,
 				    j->n - t < MM_GEMV_NT ? j->n - t : MM_GEMV_NT,
-				    j->w, j->wt, j->bias, j->in, b, e);
+				    j->w, j->bias, b, e);
 		return;
 	}
 	split(j, MM_NR, ith, nth, &b, &e);
@@ -431,17 +482,17 @@ static void bf16_job(void *ctx, int ith, int nth)
 		return;
 	}
 	init_cols(j, b, e);
-	j->bk->gemm(j->y, j->xb, j->ldx, j->w, j->wt, j->n, j->in, j->out,
-		    b, e, s);
+	j->bk->gemm(j->y, j->out, j->xb, j->ldx, j->w, j->n, b, e, s);
 }
 
-/* Without them, for f32 and f16 W (bf16 W needs no rounding: the f32
- * kernels run on it and the rounded x as they are): PANEL rows of W at a
- * time are widened, rounded, and run through the f32 kernels as an f32
- * W of PANEL rows. j->x is already rounded. */
+/* Without them, for formats whose values are not bf16 already (those
+ * are: the f32 kernels run on them and the rounded x as they are):
+ * PANEL rows of W at a time are widened, rounded, and run through the
+ * f32 kernels as an f32 W of PANEL rows. j->x is already rounded. */
 static void bf16_panels_job(void *ctx, int ith, int nth)
 {
 	struct job *j = ctx;
+	const struct mm_kern *k32 = fmt_kern(get_isa(), HF_WFMT_F32);
 	size_t b, e;
 	float *wp, *s = NULL;
 
@@ -449,9 +500,9 @@ static void bf16_panels_job(void *ctx, int ith, int nth)
 	if (b >= e)
 		return;
 	wp = scratch_get(SLOT_PANEL, PANEL * j->in);
-	if (j->n >= GEMM_MIN_N && j->k->gemm)
+	if (j->n >= GEMM_MIN_N && k32->gemm)
 		s = scratch_get(SLOT_GEMM, mm_gemm_scratch(j->n));
-	if (!wp || (j->n >= GEMM_MIN_N && j->k->gemm && !s)) {
+	if (!wp || (j->n >= GEMM_MIN_N && k32->gemm && !s)) {
 		bf16_cols_c(j, b, e);
 		return;
 	}
@@ -459,21 +510,22 @@ static void bf16_panels_job(void *ctx, int ith, int nth)
 		init_cols(j, b, e);
 	for (size_t p = b; p < e; p += PANEL) {
 		size_t rows = e - p < PANEL ? e - p : PANEL;
+		struct hf_weight pw = { HF_WFMT_F32, rows, j->in, 0, { wp } };
 
-		j->k->widen(wp, j->w, j->wt, j->in, p, rows, 0, j->in);
+		j->k->widen(wp, j->w, p, rows, 0, j->in);
 		for (size_t i = 0; i < rows * j->in; i++)
 			wp[i] = round_bf16(wp[i]);
 		if (j->n < GEMM_MIN_N)
 			for (size_t t = 0; t < j->n; t += MM_GEMV_NT)
-				j->k->gemv(j->y + t * j->out + p, j->out,
-					   j->x + t * j->in,
-					   j->n - t < MM_GEMV_NT ? j->n - t :
-					   MM_GEMV_NT, wp, HF_DTYPE_F32,
-					   j->bias ? j->bias + p : NULL, j->in,
-					   0, rows);
-		else if (j->k->gemm)
-			j->k->gemm(j->y + p, j->x, wp, HF_DTYPE_F32, j->n,
-				   j->in, j->out, 0, rows, s);
+				k32->gemv(j->y + t * j->out + p, j->out,
+					  j->x + t * j->in,
+					  j->n - t < MM_GEMV_NT ? j->n - t :
+					  MM_GEMV_NT, &pw,
+					  j->bias ? j->bias + p : NULL, 0,
+					  rows);
+		else if (k32->gemm)
+			k32->gemm(j->y + p, j->out, j->x, &pw, j->n, 0, rows,
+				  s);
 		else
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
 				    (int)j->n, (int)rows, (int)j->in, 1.0f,
@@ -521,20 +573,20 @@ static void bf16_c_job(void *ctx, int ith, int nth)
 	bf16_cols_c(j, b, e);
 }
 
-void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
-		  const float *bias, size_t n, size_t in, size_t out,
-		  enum hf_dtype ct, struct hf_pool *pool)
+void hf_matmul_w(float *y, const float *x, const struct hf_weight *w,
+		 const float *bias, size_t n, enum hf_dtype ct,
+		 struct hf_pool *pool)
 {
-	struct job j = { get_kern(), y, x, w, wt, bias, n, in, out,
-			 bkern, NULL, 0 };
+	const struct mm_isa *isa = get_isa();
+	struct job j = { fmt_kern(isa, w->fmt), hf_wfmt_traits(w->fmt), y, x,
+			 w, bias, n, w->cols, w->rows, fmt_bkern(isa, w->fmt),
+			 NULL, 0 };
 
-	assert(wt == HF_DTYPE_F32 || wt == HF_DTYPE_F16 ||
-	       wt == HF_DTYPE_BF16);
 	assert(ct == HF_DTYPE_F32 || ct == HF_DTYPE_BF16);
-	if (!n || !out)
+	if (!n || !j.out)
 		return;
-	if (!in) {
-		init_cols(&j, 0, out);
+	if (!j.in) {
+		init_cols(&j, 0, j.out);
 		return;
 	}
 	if (ct == HF_DTYPE_F32)
@@ -543,10 +595,19 @@ void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
 		hf_pool_run(pool, bf16_c_job, &j);
 	else if (j.bk)
 		hf_pool_run(pool, bf16_job, &j);
-	else if (wt == HF_DTYPE_BF16)
+	else if (j.tr->bf16_exact)
 		hf_pool_run(pool, n < GEMM_MIN_N ? gemv_job : gemm_job, &j);
 	else
 		hf_pool_run(pool, bf16_panels_job, &j);
+}
+
+void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
+		  const float *bias, size_t n, size_t in, size_t out,
+		  enum hf_dtype ct, struct hf_pool *pool)
+{
+	struct hf_weight pw = plain(w, wt, in, out);
+
+	hf_matmul_w(y, x, &pw, bias, n, ct, pool);
 }
 
 void hf_matmul(float *y, const float *x, const void *w, enum hf_dtype wt,

@@ -8,8 +8,25 @@
 
 #include "core/pool.h"
 #include "tensor/dtype.h"
+#include "tensor/wfmt.h"
 
-/* y[n][out] = x[n][in] . W[out][in]^T (+ bias[out] when bias != NULL).
+/* y[n][out] = x[n][in] . W^T (+ bias[out] when bias != NULL) for a
+ * weight W (out, in) = (w->rows, w->cols) of any format (tensor/wfmt.h),
+ * read as stored; ct is the compute type as for hf_matmul_as. The
+ * kernels are those of the ISA in use for w's format (its traits
+ * through the portable kernels where the ISA has no entry). */
+void hf_matmul_w(float *y, const float *x, const struct hf_weight *w,
+		 const float *bias, size_t n, enum hf_dtype ct,
+		 struct hf_pool *pool);
+/* The reference loops for it (sums in double; bf16: x and W rounded). */
+void hf_matmul_w_ref(float *y, const float *x, const struct hf_weight *w,
+		     const float *bias, size_t n);
+void hf_matmul_w_bf16_ref(float *y, const float *x,
+			  const struct hf_weight *w, const float *bias,
+			  size_t n);
+
+/* hf_matmul_w for a plain weight over w in dtype wt:
+ * y[n][out] = x[n][in] . W[out][in]^T (+ bias[out] when bias != NULL).
  * wt is HF_DTYPE_F32, HF_DTYPE_F16 or HF_DTYPE_BF16. n == 1 is the decode
  * matrix-vector product (SIMD, rows split across the pool); n > 1 is the
  * batched product (prompt processing). pool may be NULL (one thread).

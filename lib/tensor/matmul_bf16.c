@@ -128,32 +128,6 @@ INLINE TBF void gemv_bf(int nt, float *y, size_t ldy, const uint16_t *xb,
 		rows_bf(1, nt, y, ldy, xb, ldx, w, wt, bias, in, r);
 }
 
-INLINE TBF void gemv_bf_nt(int nt, float *y, size_t ldy, const uint16_t *xb,
-			   size_t ldx, const void *w, enum hf_dtype wt,
-			   const float *bias, size_t in, size_t r0, size_t r1)
-{
-	if (wt == HF_DTYPE_F32)
-		gemv_bf(nt, y, ldy, xb, ldx, w, HF_DTYPE_F32, bias, in, r0, r1);
-	else if (wt == HF_DTYPE_F16)
-		gemv_bf(nt, y, ldy, xb, ldx, w, HF_DTYPE_F16, bias, in, r0, r1);
-	else
-		gemv_bf(nt, y, ldy, xb, ldx, w, HF_DTYPE_BF16, bias, in, r0,
-			r1);
-}
-
-static TBF void gemv_bf_any(float *y, size_t ldy, const uint16_t *xb,
-			    size_t ldx, size_t nt, const void *w,
-			    enum hf_dtype wt, const float *bias, size_t in,
-			    size_t r0, size_t r1)
-{
-	switch (nt) {
-	case 1: gemv_bf_nt(1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	case 2: gemv_bf_nt(2, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	case 3: gemv_bf_nt(3, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	case 4: gemv_bf_nt(4, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	}
-}
-
 /* ---- GEMM (prompt processing) ----------------------------------------- */
 
 /* Pack W rows [j, j + nr) x columns [k0, k0 + kc) pair-major:
@@ -258,9 +232,9 @@ static TBF void ukern_any(int mr, size_t kc2, const uint32_t *xp,
 
 /* The f32 GEMM's loops (matmul_x86.c) over MB_KC slices: scratch holds
  * the packed W block, MB_KC / 2 x MM_NC lanes, then the x tiles. */
-INLINE TBF void gemm_bf(float *y, const uint16_t *xb, size_t ldx,
-			const void *w, enum hf_dtype wt, size_t n, size_t in,
-			size_t out, size_t j0, size_t j1, float *scratch)
+INLINE TBF void gemm_bf(float *y, size_t ldy, const uint16_t *xb,
+			size_t ldx, const void *w, enum hf_dtype wt, size_t n,
+			size_t in, size_t j0, size_t j1, float *scratch)
 {
 	uint32_t *wp = (uint32_t *)scratch, *xp = wp + MB_KC / 2 * MM_NC;
 
@@ -290,7 +264,7 @@ INLINE TBF void gemm_bf(float *y, const uint16_t *xb, size_t ldx,
 
 					ukern_any(mr, kc2, xp + t * (MB_KC / 2),
 						  wp + p * (MB_KC / 2),
-						  y + t * out + jc + p, out,
+						  y + t * ldy + jc + p, ldy,
 						  m0, m1);
 				}
 			}
@@ -298,24 +272,36 @@ INLINE TBF void gemm_bf(float *y, const uint16_t *xb, size_t ldx,
 	}
 }
 
-static TBF void gemm_bf_any(float *y, const uint16_t *xb, size_t ldx,
-			    const void *w, enum hf_dtype wt, size_t n,
-			    size_t in, size_t out, size_t j0, size_t j1,
-			    float *scratch)
-{
-	if (wt == HF_DTYPE_F32)
-		gemm_bf(y, xb, ldx, w, HF_DTYPE_F32, n, in, out, j0, j1,
-			scratch);
-	else if (wt == HF_DTYPE_F16)
-		gemm_bf(y, xb, ldx, w, HF_DTYPE_F16, n, in, out, j0, j1,
-			scratch);
-	else
-		gemm_bf(y, xb, ldx, w, HF_DTYPE_BF16, n, in, out, j0, j1,
-			scratch);
+#define BF_ENTRIES(f, DT)						\
+static TBF void gemv_bf_##f(float *y, size_t ldy, const uint16_t *xb,	\
+			    size_t ldx, size_t nt,			\
+			    const struct hf_weight *w, const float *bias, \
+			    size_t r0, size_t r1)			\
+{									\
+	const size_t in = w->cols;					\
+	switch (nt) {							\
+	case 1: gemv_bf(1, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	case 2: gemv_bf(2, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	case 3: gemv_bf(3, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	case 4: gemv_bf(4, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	}								\
+}									\
+static TBF void gemm_bf_##f(float *y, size_t ldy, const uint16_t *xb,	\
+			    size_t ldx, const struct hf_weight *w,	\
+			    size_t n, size_t j0, size_t j1,		\
+			    float *scratch)				\
+{									\
+	gemm_bf(y, ldy, xb, ldx, w->t[0], DT, n, w->cols, j0, j1,	\
+		scratch);						\
 }
+BF_ENTRIES(f32, HF_DTYPE_F32)
+BF_ENTRIES(f16, HF_DTYPE_F16)
+BF_ENTRIES(bf16, HF_DTYPE_BF16)
 
-const struct mm_bf16_kern mm_avx512bf16 = {
-	"avx512bf16", gemv_bf_any, gemm_bf_any,
+const struct mm_bf16_kern mm_avx512bf16[HF_WFMT_COUNT] = {
+	[HF_WFMT_F32] = { gemv_bf_f32, gemm_bf_f32 },
+	[HF_WFMT_F16] = { gemv_bf_f16, gemm_bf_f16 },
+	[HF_WFMT_BF16] = { gemv_bf_bf16, gemm_bf_bf16 },
 };
 
 #endif

@@ -8,28 +8,34 @@
 #include <stdint.h>
 
 #include "tensor/dtype.h"
+#include "tensor/wfmt.h"
 
-/* Decode, nt <= MM_GEMV_NT tokens at once, W read once:
+/* The kernels of one weight format on one instruction set: a row of
+ * the per-ISA tables below, indexed by enum hf_wfmt. W is w (rows, cols)
+ * = (out, in); an ISA without an entry for a format (gemv NULL) runs
+ * that format on the portable kernels, so a new format needs only its
+ * traits (wfmt.c) to work everywhere, and one entry per ISA to be fast.
+ *
+ * Decode, nt <= MM_GEMV_NT tokens at once, W read once:
  * y[t * ldy + r] = x[t] . W[r] (+ bias[r]) for t < nt, r in [r0, r1).
- * x: (nt, in); w: (out, in) in dtype wt; bias: (out), indexed by r. */
+ * x: (nt, in); bias: (out), indexed by r. */
 #define MM_GEMV_NT 4
 typedef void (*mm_gemv_fn)(float *y, size_t ldy, const float *x, size_t nt,
-			   const void *w, enum hf_dtype wt, const float *bias,
-			   size_t in, size_t r0, size_t r1);
+			   const struct hf_weight *w, const float *bias,
+			   size_t r0, size_t r1);
 
 /* Widen rows [r0, r0 + rows) x columns [k0, k0 + kc) of W into dst,
  * row-major (rows, kc): dst[r][k] = W[r0 + r][k0 + k]. */
-typedef void (*mm_widen_fn)(float *dst, const void *w, enum hf_dtype wt,
-			    size_t in, size_t r0, size_t rows, size_t k0,
-			    size_t kc);
+typedef void (*mm_widen_fn)(float *dst, const struct hf_weight *w,
+			    size_t r0, size_t rows, size_t k0, size_t kc);
 
-/* Batched product for the columns [j0, j1) of y, all n rows; y must
- * already hold the bias (or zeros): the kernel adds x . W^T into it.
- * j0 is a multiple of MM_NR. scratch: mm_gemm_scratch(n) floats,
+/* Batched product for the columns [j0, j1) of y (n rows, ldy apart);
+ * y must already hold the bias (or zeros): the kernel adds x . W^T into
+ * it. j0 is a multiple of MM_NR. scratch: mm_gemm_scratch(n) floats,
  * 64-byte aligned. */
-typedef void (*mm_gemm_fn)(float *y, const float *x, const void *w,
-			   enum hf_dtype wt, size_t n, size_t in, size_t out,
-			   size_t j0, size_t j1, float *scratch);
+typedef void (*mm_gemm_fn)(float *y, size_t ldy, const float *x,
+			   const struct hf_weight *w, size_t n, size_t j0,
+			   size_t j1, float *scratch);
 
 /* GEMM blocking (AVX-512; AVX2 uses half of NR and MR), after BLIS: for
  * each slice of at most MM_KC of the inner dimension (AVX-512 cuts it
@@ -58,8 +64,7 @@ static inline size_t mm_gemm_scratch(size_t n)
 }
 
 struct mm_kern {
-	const char *name;
-	mm_gemv_fn gemv;
+	mm_gemv_fn gemv;	/* NULL: no entry, the portable one runs */
 	mm_widen_fn widen;
 	mm_gemm_fn gemm;	/* NULL: widen panels and call cblas_sgemm */
 };
@@ -71,12 +76,12 @@ struct mm_kern {
  * (matmul_x86.c), and AVX512_BF16's vdpbf16ps, two bf16 products per f32
  * lane (matmul_bf16.c). The scratch is mm_gemm_bf16_scratch(n) floats. */
 typedef void (*mm_gemv_bf16_fn)(float *y, size_t ldy, const uint16_t *xb,
-				size_t ldx, size_t nt, const void *w,
-				enum hf_dtype wt, const float *bias,
-				size_t in, size_t r0, size_t r1);
-typedef void (*mm_gemm_bf16_fn)(float *y, const uint16_t *xb, size_t ldx,
-				const void *w, enum hf_dtype wt, size_t n,
-				size_t in, size_t out, size_t j0, size_t j1,
+				size_t ldx, size_t nt,
+				const struct hf_weight *w, const float *bias,
+				size_t r0, size_t r1);
+typedef void (*mm_gemm_bf16_fn)(float *y, size_t ldy, const uint16_t *xb,
+				size_t ldx, const struct hf_weight *w,
+				size_t n, size_t j0, size_t j1,
 				float *scratch);
 
 /* The vdpbf16ps GEMM blocks as the f32 one, with k counted in bf16 pairs
@@ -93,14 +98,16 @@ static inline size_t mm_gemm_bf16_scratch(size_t n)
 }
 
 struct mm_bf16_kern {
-	const char *name;
-	mm_gemv_bf16_fn gemv;
+	mm_gemv_bf16_fn gemv;	/* NULL: no entry for this format */
 	mm_gemm_bf16_fn gemm;
 };
 
+/* The per-ISA tables, one row per format (enum hf_wfmt). */
+extern const struct mm_kern mm_generic[HF_WFMT_COUNT];
 #if defined(__x86_64__) || defined(__i386__)
-extern const struct mm_kern mm_avx2, mm_avx512;
-extern const struct mm_bf16_kern mm_avx512_bf16, mm_avx512bf16;
+extern const struct mm_kern mm_avx2[HF_WFMT_COUNT], mm_avx512[HF_WFMT_COUNT];
+extern const struct mm_bf16_kern mm_avx512_bf16[HF_WFMT_COUNT],
+	mm_avx512bf16[HF_WFMT_COUNT];
 #endif
 
 #endif

@@ -161,49 +161,6 @@ INLINE T512 void gemv512(int nt, int bf, float *y, size_t ldy,
 		rows512(1, nt, bf, y, ldy, x, ldx, w, wt, bias, in, r);
 }
 
-INLINE T512 void gemv512_nt(int nt, int bf, float *y, size_t ldy,
-			    const void *x, size_t ldx, const void *w,
-			    enum hf_dtype wt, const float *bias, size_t in,
-			    size_t r0, size_t r1)
-{
-	/* one copy per dtype so that ld16's branch folds away */
-	if (wt == HF_DTYPE_F32)
-		gemv512(nt, bf, y, ldy, x, ldx, w, HF_DTYPE_F32, bias, in, r0,
-			r1);
-	else if (wt == HF_DTYPE_F16)
-		gemv512(nt, bf, y, ldy, x, ldx, w, HF_DTYPE_F16, bias, in, r0,
-			r1);
-	else
-		gemv512(nt, bf, y, ldy, x, ldx, w, HF_DTYPE_BF16, bias, in, r0,
-			r1);
-}
-
-static T512 void gemv512_any(float *y, size_t ldy, const float *x, size_t nt,
-			     const void *w, enum hf_dtype wt,
-			     const float *bias, size_t in, size_t r0,
-			     size_t r1)
-{
-	switch (nt) {
-	case 1: gemv512_nt(1, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
-	case 2: gemv512_nt(2, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
-	case 3: gemv512_nt(3, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
-	case 4: gemv512_nt(4, 0, y, ldy, x, in, w, wt, bias, in, r0, r1); break;
-	}
-}
-
-static T512 void gemv512_bf16(float *y, size_t ldy, const uint16_t *xb,
-			      size_t ldx, size_t nt, const void *w,
-			      enum hf_dtype wt, const float *bias, size_t in,
-			      size_t r0, size_t r1)
-{
-	switch (nt) {
-	case 1: gemv512_nt(1, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	case 2: gemv512_nt(2, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	case 3: gemv512_nt(3, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	case 4: gemv512_nt(4, 1, y, ldy, xb, ldx, w, wt, bias, in, r0, r1); break;
-	}
-}
-
 INLINE T512 void widen512(float *dst, const void *w, enum hf_dtype wt,
 			  size_t in, size_t r0, size_t rows, size_t k0,
 			  size_t kc)
@@ -221,18 +178,6 @@ INLINE T512 void widen512(float *dst, const void *w, enum hf_dtype wt,
 			_mm512_mask_storeu_ps(d + kc16, mt,
 					      ld16m(w, wt, o + kc16, mt));
 	}
-}
-
-static T512 void widen512_any(float *dst, const void *w, enum hf_dtype wt,
-			      size_t in, size_t r0, size_t rows, size_t k0,
-			      size_t kc)
-{
-	if (wt == HF_DTYPE_F32)
-		widen512(dst, w, HF_DTYPE_F32, in, r0, rows, k0, kc);
-	else if (wt == HF_DTYPE_F16)
-		widen512(dst, w, HF_DTYPE_F16, in, r0, rows, k0, kc);
-	else
-		widen512(dst, w, HF_DTYPE_BF16, in, r0, rows, k0, kc);
 }
 
 /* Pack W rows [j, j + nr) x columns [k0, k0 + kc) k-major:
@@ -339,9 +284,9 @@ static T512 void ukern_any(int mr, size_t kc, const float *xp,
  * the 0.5B and 1B shapes (n 512; peak 173 measured with a register-only
  * FMA loop). scratch holds the W block (MM_KC x MM_NC) then the x tiles
  * (ceil(n / MM_MR) of MM_KC x MM_MR). */
-INLINE T512 void gemm512(int bf, float *y, const void *x, size_t ldx,
-			 const void *w, enum hf_dtype wt, size_t n, size_t in,
-			 size_t out, size_t j0, size_t j1, float *scratch)
+INLINE T512 void gemm512(int bf, float *y, size_t ldy, const void *x,
+			 size_t ldx, const void *w, enum hf_dtype wt, size_t n,
+			 size_t in, size_t j0, size_t j1, float *scratch)
 {
 	float *wp = scratch, *xp = scratch + MM_KC * MM_NC;
 	/* equal slices of at most MM_KC, in 16s: no short tail slice */
@@ -373,7 +318,7 @@ INLINE T512 void gemm512(int bf, float *y, const void *x, size_t ldx,
 
 					ukern_any(mr, kc, xp + t * MM_KC,
 						  wp + p * MM_KC,
-						  y + t * out + jc + p, out,
+						  y + t * ldy + jc + p, ldy,
 						  m0, m1);
 				}
 			}
@@ -381,45 +326,71 @@ INLINE T512 void gemm512(int bf, float *y, const void *x, size_t ldx,
 	}
 }
 
-static T512 void gemm512_any(float *y, const float *x, const void *w,
-			     enum hf_dtype wt, size_t n, size_t in, size_t out,
-			     size_t j0, size_t j1, float *scratch)
-{
-	if (wt == HF_DTYPE_F32)
-		gemm512(0, y, x, in, w, HF_DTYPE_F32, n, in, out, j0, j1,
-			scratch);
-	else if (wt == HF_DTYPE_F16)
-		gemm512(0, y, x, in, w, HF_DTYPE_F16, n, in, out, j0, j1,
-			scratch);
-	else
-		gemm512(0, y, x, in, w, HF_DTYPE_BF16, n, in, out, j0, j1,
-			scratch);
+/* One set of entries per plain format, the dtype folded into each. */
+#define AVX512_ENTRIES(f, DT)						\
+static T512 void gemv512_##f(float *y, size_t ldy, const float *x,	\
+			     size_t nt, const struct hf_weight *w,	\
+			     const float *bias, size_t r0, size_t r1)	\
+{									\
+	const size_t in = w->cols;					\
+	switch (nt) {							\
+	case 1: gemv512(1, 0, y, ldy, x, in, w->t[0], DT, bias, in, r0, r1); break; \
+	case 2: gemv512(2, 0, y, ldy, x, in, w->t[0], DT, bias, in, r0, r1); break; \
+	case 3: gemv512(3, 0, y, ldy, x, in, w->t[0], DT, bias, in, r0, r1); break; \
+	case 4: gemv512(4, 0, y, ldy, x, in, w->t[0], DT, bias, in, r0, r1); break; \
+	}								\
+}									\
+static T512 void gemv512_bf16_##f(float *y, size_t ldy,		\
+				  const uint16_t *xb, size_t ldx,	\
+				  size_t nt, const struct hf_weight *w,	\
+				  const float *bias, size_t r0,		\
+				  size_t r1)				\
+{									\
+	const size_t in = w->cols;					\
+	switch (nt) {							\
+	case 1: gemv512(1, 1, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	case 2: gemv512(2, 1, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	case 3: gemv512(3, 1, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	case 4: gemv512(4, 1, y, ldy, xb, ldx, w->t[0], DT, bias, in, r0, r1); break; \
+	}								\
+}									\
+static T512 void widen512_##f(float *dst, const struct hf_weight *w,	\
+			      size_t r0, size_t rows, size_t k0,	\
+			      size_t kc)				\
+{									\
+	widen512(dst, w->t[0], DT, w->cols, r0, rows, k0, kc);		\
+}									\
+static T512 void gemm512_##f(float *y, size_t ldy, const float *x,	\
+			     const struct hf_weight *w, size_t n,	\
+			     size_t j0, size_t j1, float *scratch)	\
+{									\
+	gemm512(0, y, ldy, x, w->cols, w->t[0], DT, n, w->cols, j0, j1,	\
+		scratch);						\
+}									\
+static T512 void gemm512_bf16_##f(float *y, size_t ldy,		\
+				  const uint16_t *xb, size_t ldx,	\
+				  const struct hf_weight *w, size_t n,	\
+				  size_t j0, size_t j1, float *scratch)	\
+{									\
+	gemm512(1, y, ldy, xb, ldx, w->t[0], DT, n, w->cols, j0, j1,	\
+		scratch);						\
 }
+AVX512_ENTRIES(f32, HF_DTYPE_F32)
+AVX512_ENTRIES(f16, HF_DTYPE_F16)
+AVX512_ENTRIES(bf16, HF_DTYPE_BF16)
 
-static T512 void gemm512_bf16(float *y, const uint16_t *xb, size_t ldx,
-			      const void *w, enum hf_dtype wt, size_t n,
-			      size_t in, size_t out, size_t j0, size_t j1,
-			      float *scratch)
-{
-	if (wt == HF_DTYPE_F32)
-		gemm512(1, y, xb, ldx, w, HF_DTYPE_F32, n, in, out, j0, j1,
-			scratch);
-	else if (wt == HF_DTYPE_F16)
-		gemm512(1, y, xb, ldx, w, HF_DTYPE_F16, n, in, out, j0, j1,
-			scratch);
-	else
-		gemm512(1, y, xb, ldx, w, HF_DTYPE_BF16, n, in, out, j0, j1,
-			scratch);
-}
-
-const struct mm_kern mm_avx512 = {
-	"avx512", gemv512_any, widen512_any, gemm512_any,
+const struct mm_kern mm_avx512[HF_WFMT_COUNT] = {
+	[HF_WFMT_F32] = { gemv512_f32, widen512_f32, gemm512_f32 },
+	[HF_WFMT_F16] = { gemv512_f16, widen512_f16, gemm512_f16 },
+	[HF_WFMT_BF16] = { gemv512_bf16, widen512_bf16, gemm512_bf16 },
 };
 
 /* bf16 compute on the FMA units: the default for bf16 compute wherever
- * AVX-512 runs (see rnd16); scratch as for gemm512_any. */
-const struct mm_bf16_kern mm_avx512_bf16 = {
-	"avx512", gemv512_bf16, gemm512_bf16,
+ * AVX-512 runs (see rnd16). */
+const struct mm_bf16_kern mm_avx512_bf16[HF_WFMT_COUNT] = {
+	[HF_WFMT_F32] = { gemv512_bf16_f32, gemm512_bf16_f32 },
+	[HF_WFMT_F16] = { gemv512_bf16_f16, gemm512_bf16_f16 },
+	[HF_WFMT_BF16] = { gemv512_bf16_bf16, gemm512_bf16_bf16 },
 };
 
 /* ---- AVX2 ------------------------------------------------------------- */
@@ -514,32 +485,6 @@ INLINE T256 void gemv256(int nt, float *y, size_t ldy, const float *x,
 		rows256(1, nt, y, ldy, x, w, wt, bias, in, r);
 }
 
-INLINE T256 void gemv256_nt(int nt, float *y, size_t ldy, const float *x,
-			    const void *w, enum hf_dtype wt,
-			    const float *bias, size_t in, size_t r0,
-			    size_t r1)
-{
-	if (wt == HF_DTYPE_F32)
-		gemv256(nt, y, ldy, x, w, HF_DTYPE_F32, bias, in, r0, r1);
-	else if (wt == HF_DTYPE_F16)
-		gemv256(nt, y, ldy, x, w, HF_DTYPE_F16, bias, in, r0, r1);
-	else
-		gemv256(nt, y, ldy, x, w, HF_DTYPE_BF16, bias, in, r0, r1);
-}
-
-static T256 void gemv256_any(float *y, size_t ldy, const float *x, size_t nt,
-			     const void *w, enum hf_dtype wt,
-			     const float *bias, size_t in, size_t r0,
-			     size_t r1)
-{
-	switch (nt) {
-	case 1: gemv256_nt(1, y, ldy, x, w, wt, bias, in, r0, r1); break;
-	case 2: gemv256_nt(2, y, ldy, x, w, wt, bias, in, r0, r1); break;
-	case 3: gemv256_nt(3, y, ldy, x, w, wt, bias, in, r0, r1); break;
-	case 4: gemv256_nt(4, y, ldy, x, w, wt, bias, in, r0, r1); break;
-	}
-}
-
 INLINE T256 void widen256(float *dst, const void *w, enum hf_dtype wt,
 			  size_t in, size_t r0, size_t rows, size_t k0,
 			  size_t kc)
@@ -555,18 +500,6 @@ INLINE T256 void widen256(float *dst, const void *w, enum hf_dtype wt,
 		for (size_t k = kc8; k < kc; k++)
 			d[k] = ld1(w, wt, o + k);
 	}
-}
-
-static T256 void widen256_any(float *dst, const void *w, enum hf_dtype wt,
-			      size_t in, size_t r0, size_t rows, size_t k0,
-			      size_t kc)
-{
-	if (wt == HF_DTYPE_F32)
-		widen256(dst, w, HF_DTYPE_F32, in, r0, rows, k0, kc);
-	else if (wt == HF_DTYPE_F16)
-		widen256(dst, w, HF_DTYPE_F16, in, r0, rows, k0, kc);
-	else
-		widen256(dst, w, HF_DTYPE_BF16, in, r0, rows, k0, kc);
 }
 
 /* AVX2 GEMM: the AVX-512 scheme at half width, 6 tokens x 16 W rows per
@@ -668,8 +601,8 @@ INLINE T256 __m256i lanes(long n)
 				  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-INLINE T256 void gemm256(float *y, const float *x, const void *w,
-			 enum hf_dtype wt, size_t n, size_t in, size_t out,
+INLINE T256 void gemm256(float *y, size_t ldy, const float *x,
+			 const void *w, enum hf_dtype wt, size_t n, size_t in,
 			 size_t j0, size_t j1, float *scratch)
 {
 	float *wp = scratch, *xp = scratch + A2_KC * MM_NR;
@@ -688,25 +621,44 @@ INLINE T256 void gemm256(float *y, const float *x, const void *w,
 			for (size_t t = 0; t < n; t += A2_MR)
 				ukern256_any(n - t < A2_MR ? (int)(n - t) :
 					     A2_MR, kc, xp + t * A2_KC, wp,
-					     y + t * out + j, out, m0, m1);
+					     y + t * ldy + j, ldy, m0, m1);
 		}
 	}
 }
 
-static T256 void gemm256_any(float *y, const float *x, const void *w,
-			     enum hf_dtype wt, size_t n, size_t in, size_t out,
-			     size_t j0, size_t j1, float *scratch)
-{
-	if (wt == HF_DTYPE_F32)
-		gemm256(y, x, w, HF_DTYPE_F32, n, in, out, j0, j1, scratch);
-	else if (wt == HF_DTYPE_F16)
-		gemm256(y, x, w, HF_DTYPE_F16, n, in, out, j0, j1, scratch);
-	else
-		gemm256(y, x, w, HF_DTYPE_BF16, n, in, out, j0, j1, scratch);
+#define AVX2_ENTRIES(f, DT)						\
+static T256 void gemv256_##f(float *y, size_t ldy, const float *x,	\
+			     size_t nt, const struct hf_weight *w,	\
+			     const float *bias, size_t r0, size_t r1)	\
+{									\
+	const size_t in = w->cols;					\
+	switch (nt) {							\
+	case 1: gemv256(1, y, ldy, x, w->t[0], DT, bias, in, r0, r1); break; \
+	case 2: gemv256(2, y, ldy, x, w->t[0], DT, bias, in, r0, r1); break; \
+	case 3: gemv256(3, y, ldy, x, w->t[0], DT, bias, in, r0, r1); break; \
+	case 4: gemv256(4, y, ldy, x, w->t[0], DT, bias, in, r0, r1); break; \
+	}								\
+}									\
+static T256 void widen256_##f(float *dst, const struct hf_weight *w,	\
+			      size_t r0, size_t rows, size_t k0,	\
+			      size_t kc)				\
+{									\
+	widen256(dst, w->t[0], DT, w->cols, r0, rows, k0, kc);		\
+}									\
+static T256 void gemm256_##f(float *y, size_t ldy, const float *x,	\
+			     const struct hf_weight *w, size_t n,	\
+			     size_t j0, size_t j1, float *scratch)	\
+{									\
+	gemm256(y, ldy, x, w->t[0], DT, n, w->cols, j0, j1, scratch);	\
 }
+AVX2_ENTRIES(f32, HF_DTYPE_F32)
+AVX2_ENTRIES(f16, HF_DTYPE_F16)
+AVX2_ENTRIES(bf16, HF_DTYPE_BF16)
 
-const struct mm_kern mm_avx2 = {
-	"avx2", gemv256_any, widen256_any, gemm256_any,
+const struct mm_kern mm_avx2[HF_WFMT_COUNT] = {
+	[HF_WFMT_F32] = { gemv256_f32, widen256_f32, gemm256_f32 },
+	[HF_WFMT_F16] = { gemv256_f16, widen256_f16, gemm256_f16 },
+	[HF_WFMT_BF16] = { gemv256_bf16, widen256_bf16, gemm256_bf16 },
 };
 
 #endif

@@ -1,0 +1,228 @@
+/* lib/tensor/wfmt.c: the weight-format traits table and what is built on
+ * it alone. One row per format; the plain float formats share their
+ * hooks, parameterized by the row's dtype. */
+#include "tensor/wfmt.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "st/st.h"
+
+/* ---- plain float rows: f32, f16, bf16 ------------------------------------ */
+
+static void dequant_f32(float *dst, const struct hf_weight *w, size_t r0,
+			size_t rows, size_t k0, size_t kc)
+{
+	const float *p = w->t[0];
+
+	for (size_t r = 0; r < rows; r++)
+		memcpy(dst + r * kc, p + (r0 + r) * w->cols + k0,
+		       kc * sizeof(float));
+}
+
+static void dequant_f16(float *dst, const struct hf_weight *w, size_t r0,
+			size_t rows, size_t k0, size_t kc)
+{
+	const uint16_t *p = w->t[0];
+
+	for (size_t r = 0; r < rows; r++) {
+		const uint16_t *s = p + (r0 + r) * w->cols + k0;
+
+		for (size_t k = 0; k < kc; k++)
+			dst[r * kc + k] = hf_f16_to_f32(s[k]);
+	}
+}
+
+static void dequant_bf16(float *dst, const struct hf_weight *w, size_t r0,
+			 size_t rows, size_t k0, size_t kc)
+{
+	const uint16_t *p = w->t[0];
+
+	for (size_t r = 0; r < rows; r++) {
+		const uint16_t *s = p + (r0 + r) * w->cols + k0;
+
+		for (size_t k = 0; k < kc; k++)
+			dst[r * kc + k] = hf_bf16_to_f32(s[k]);
+	}
+}
+
+/* Any row range of a plain matrix is a plain matrix. */
+static int rows_plain(struct hf_weight *dst, const struct hf_weight *w,
+		      size_t r0, size_t n, struct hf_err *err)
+{
+	*dst = *w;
+	dst->rows = n;
+	dst->t[0] = (const char *)w->t[0] +
+		    hf_wfmt_bytes(w->fmt, r0, w->cols);
+	return 0;
+}
+
+static void shape_str(char *s, size_t n, const int64_t *shape, int ndim)
+{
+	size_t o = (size_t)snprintf(s, n, "[");
+
+	for (int i = 0; i < ndim && o < n; i++)
+		o += (size_t)snprintf(s + o, n - o, "%s%lld", i ? ", " : "",
+				      (long long)shape[i]);
+	if (o < n)
+		snprintf(s + o, n - o, "]");
+}
+
+/* <base>.weight of shape (rows, cols) and of the row's dtype. */
+static int bind_plain(struct hf_weight *w, const struct hf_tensor **tn,
+		      enum hf_wfmt fmt, hf_wfmt_get_fn get, void *ctx,
+		      const char *base, size_t rows, size_t cols,
+		      struct hf_err *err)
+{
+	const struct hf_wfmt_traits *tr = hf_wfmt_traits(fmt);
+	const struct hf_tensor *t;
+	char name[512];
+
+	snprintf(name, sizeof(name), "%s.weight", base);
+	t = get(ctx, name);
+	if (!t || t->dtype != tr->dtype)
+		return HF_ENOTFOUND;
+	if (t->ndim != 2 || t->shape[0] != (int64_t)rows ||
+	    t->shape[1] != (int64_t)cols) {
+		int64_t want[2] = { (int64_t)rows, (int64_t)cols };
+		char got[128], exp[128];
+
+		shape_str(got, sizeof(got), t->shape, t->ndim);
+		shape_str(exp, sizeof(exp), want, 2);
+		return hf_err_set(err, HF_EFORMAT,
+				  "tensor '%s' has shape %s, expected %s",
+				  t->name, got, exp);
+	}
+	memset(w, 0, sizeof(*w));
+	w->fmt = fmt;
+	w->rows = rows;
+	w->cols = cols;
+	w->t[0] = t->data;
+	tn[0] = t;
+	return 0;
+}
+
+#define BIND_PLAIN(f, F)						\
+	static int bind_##f(struct hf_weight *w,			\
+			    const struct hf_tensor **tn,		\
+			    hf_wfmt_get_fn get, void *ctx,		\
+			    const char *base, size_t rows, size_t cols,	\
+			    struct hf_err *err)				\
+	{								\
+		return bind_plain(w, tn, F, get, ctx, base, rows, cols,	\
+				  err);					\
+	}
+BIND_PLAIN(f32, HF_WFMT_F32)
+BIND_PLAIN(f16, HF_WFMT_F16)
+BIND_PLAIN(bf16, HF_WFMT_BF16)
+
+/* ---- the table ------------------------------------------------------------ */
+
+static const struct hf_wfmt_traits traits[HF_WFMT_COUNT] = {
+	[HF_WFMT_F32] = {
+		.name = "f32", .block = 1, .block_bytes = 4,
+		.dtype = HF_DTYPE_F32, .ntensors = 1, .f32_rows = 1,
+		.dequant = dequant_f32, .rows = rows_plain, .bind = bind_f32,
+	},
+	[HF_WFMT_F16] = {
+		.name = "f16", .block = 1, .block_bytes = 2,
+		.dtype = HF_DTYPE_F16, .ntensors = 1,
+		.dequant = dequant_f16, .rows = rows_plain, .bind = bind_f16,
+	},
+	[HF_WFMT_BF16] = {
+		.name = "bf16", .block = 1, .block_bytes = 2,
+		.dtype = HF_DTYPE_BF16, .ntensors = 1, .bf16_exact = 1,
+		.dequant = dequant_bf16, .rows = rows_plain,
+		.bind = bind_bf16,
+	},
+};
+
+const struct hf_wfmt_traits *hf_wfmt_traits(enum hf_wfmt fmt)
+{
+	assert((unsigned)fmt < HF_WFMT_COUNT);
+	return &traits[fmt];
+}
+
+const char *hf_wfmt_name(enum hf_wfmt fmt)
+{
+	return (unsigned)fmt < HF_WFMT_COUNT ? traits[fmt].name : "?";
+}
+
+int hf_wfmt_of_dtype(enum hf_dtype dt)
+{
+	for (int f = 0; f < HF_WFMT_COUNT; f++)
+		if (traits[f].block == 1 && traits[f].ntensors == 1 &&
+		    traits[f].dtype == dt)
+			return f;
+	return -1;
+}
+
+const char *hf_wfmt_list(void)
+{
+	static char list[256];
+
+	if (!list[0]) {
+		size_t o = 0;
+
+		for (int f = 0; f < HF_WFMT_COUNT && o < sizeof(list); f++)
+			o += (size_t)snprintf(list + o, sizeof(list) - o,
+					      "%s%s", f ? ", " : "",
+					      traits[f].name);
+	}
+	return list;
+}
+
+size_t hf_wfmt_row_bytes(enum hf_wfmt fmt, size_t cols)
+{
+	const struct hf_wfmt_traits *tr = hf_wfmt_traits(fmt);
+
+	return (cols + tr->block - 1) / tr->block * tr->block_bytes;
+}
+
+int hf_weight_plain(struct hf_weight *w, const void *data, enum hf_dtype dt,
+		    size_t rows, size_t cols)
+{
+	int f = hf_wfmt_of_dtype(dt);
+
+	if (f < 0)
+		return -1;
+	memset(w, 0, sizeof(*w));
+	w->fmt = (enum hf_wfmt)f;
+	w->rows = rows;
+	w->cols = cols;
+	w->t[0] = data;
+	return 0;
+}
+
+int hf_weight_rows(struct hf_weight *dst, const struct hf_weight *w,
+		   size_t r0, size_t n, struct hf_err *err)
+{
+	if (r0 + n > w->rows)
+		return hf_err_set(err, HF_EINTERNAL,
+				  "rows [%zu, %zu) of a weight of %zu rows",
+				  r0, r0 + n, w->rows);
+	return hf_wfmt_traits(w->fmt)->rows(dst, w, r0, n, err);
+}
+
+void hf_weight_dequant(float *dst, const struct hf_weight *w, size_t r0,
+		       size_t rows, size_t k0, size_t kc)
+{
+	hf_wfmt_traits(w->fmt)->dequant(dst, w, r0, rows, k0, kc);
+}
+
+int hf_weight_bind(struct hf_weight *w, const struct hf_tensor **tn,
+		   hf_wfmt_get_fn get, void *ctx, const char *base,
+		   size_t rows, size_t cols, struct hf_err *err)
+{
+	for (int f = 0; f < HF_WFMT_COUNT; f++) {
+		int rc;
+
+		for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
+			tn[i] = NULL;
+		rc = traits[f].bind(w, tn, get, ctx, base, rows, cols, err);
+		if (rc != HF_ENOTFOUND)
+			return rc;
+	}
+	return HF_ENOTFOUND;
+}
