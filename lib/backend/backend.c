@@ -7,23 +7,89 @@
 
 size_t hf_dtype_size(enum hf_dtype dt, size_t n)
 {
-	switch (dt) {
-	case HF_DTYPE_F16:
-	case HF_DTYPE_BF16:
-	case HF_DTYPE_I16:
-	case HF_DTYPE_U16:
-		return 2 * n;
-	case HF_DTYPE_F64:
-	case HF_DTYPE_I64:
-	case HF_DTYPE_U64:
-		return 8 * n;
-	case HF_DTYPE_BOOL:
-	case HF_DTYPE_U8:
-	case HF_DTYPE_I8:
-		return n;
-	default:
-		return 4 * n;
+	return (n * hf_dtype_bits(dt) + 7) / 8;
+}
+
+int hf_backend_supports(struct hf_backend *be, const struct hf_op *op,
+			struct hf_err *err)
+{
+	if (!be->ops->supports_op)
+		return 1;
+	return be->ops->supports_op(be, op, err);
+}
+
+int hf_wbuf_plain(struct hf_wbuf *w, struct hf_buf *b, size_t rows,
+		  size_t cols, struct hf_err *err)
+{
+	int f = hf_wfmt_of_dtype(b->dtype);
+
+	memset(w, 0, sizeof(*w));
+	if (f < 0)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "weights of dtype %s are not supported (%s are)",
+				  hf_dtype_name(b->dtype), hf_wfmt_list());
+	w->fmt = (enum hf_wfmt)f;
+	w->rows = rows;
+	w->cols = cols;
+	w->t[0] = b;
+	return 0;
+}
+
+void hf_wbuf_host(struct hf_weight *hw, const struct hf_wbuf *w)
+{
+	memset(hw, 0, sizeof(*hw));
+	hw->fmt = w->fmt;
+	hw->rows = w->rows;
+	hw->cols = w->cols;
+	hw->group = w->group;
+	for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
+		hw->t[i] = w->t[i] ? w->t[i]->host : NULL;
+}
+
+size_t hf_wbuf_size(const struct hf_wbuf *w)
+{
+	size_t n = 0;
+
+	for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
+		n += w->t[i] ? w->t[i]->size : 0;
+	return n;
+}
+
+int hf_wbuf_rows(struct hf_wbuf *dst, const struct hf_wbuf *w, size_t r0,
+		 size_t n, struct hf_err *err)
+{
+	const struct hf_wfmt_traits *tr = hf_wfmt_traits(w->fmt);
+	struct hf_wbuf v = *w;
+	struct hf_weight hw;
+	int rc = 0;
+
+	if (r0 + n > w->rows)
+		return hf_err_set(err, HF_EINTERNAL,
+				  "rows [%zu, %zu) of a weight of %zu rows",
+				  r0, r0 + n, w->rows);
+	hf_wbuf_host(&hw, w);
+	v.rows = n;
+	for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
+		v.t[i] = NULL;
+	for (unsigned i = 0; i < tr->ntensors && !rc; i++) {
+		size_t off, len, es = hf_dtype_size(w->t[i]->dtype, 1);
+
+		rc = tr->span(&hw, i, r0, n, &off, &len, err);
+		if (!rc && (off % es || len % es))
+			rc = hf_err_set(err, HF_EINTERNAL,
+					"rows [%zu, %zu) of tensor %u are not whole elements",
+					r0, r0 + n, i);
+		if (!rc)
+			rc = hf_buf_view(&v.t[i], w->t[i], off / es, len / es,
+					 err);
 	}
+	if (rc) {
+		for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
+			hf_buf_free(v.t[i]);
+		return rc;
+	}
+	*dst = v;
+	return 0;
 }
 
 void hf_backend_free(struct hf_backend *be)
@@ -245,13 +311,39 @@ void hf_op_run(struct hf_backend *be, const struct hf_op *op)
 		keep_err(be, &e, rc);
 }
 
+void hf_op_linear(struct hf_buf *y, struct hf_buf *x, const struct hf_wbuf *w,
+		  struct hf_buf *bias, size_t n)
+{
+	struct hf_op op = { HF_OP_MATMUL, y, { x, w->t[0], bias },
+			    { (int64_t)n, (int64_t)w->cols,
+			      (int64_t)w->rows } };
+
+	op.w = *w;
+	hf_op_run(y->be, &op);
+}
+
+/* The plain weight over buffer w (rows, cols); a dtype no plain format
+ * stores gets the format HF_WFMT_COUNT, which every backend's exec
+ * refuses (naming w's dtype) as it refuses any op it cannot run. */
+static struct hf_wbuf plain_w(struct hf_buf *w, size_t rows, size_t cols)
+{
+	struct hf_wbuf wb;
+
+	if (hf_wbuf_plain(&wb, w, rows, cols, NULL)) {
+		wb.fmt = HF_WFMT_COUNT;
+		wb.rows = rows;
+		wb.cols = cols;
+		wb.t[0] = w;
+	}
+	return wb;
+}
+
 void hf_op_matmul(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
 		  struct hf_buf *bias, size_t n, size_t in, size_t out)
 {
-	struct hf_op op = { HF_OP_MATMUL, y, { x, w, bias },
-			    { (int64_t)n, (int64_t)in, (int64_t)out } };
+	struct hf_wbuf wb = plain_w(w, out, in);
 
-	hf_op_run(y->be, &op);
+	hf_op_linear(y, x, &wb, bias, n);
 }
 
 void hf_op_rmsnorm(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
@@ -383,6 +475,7 @@ void hf_op_matmul_id(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
 			    { (int64_t)n, (int64_t)k, (int64_t)in,
 			      (int64_t)out, (int64_t)E, x_slot != 0 } };
 
+	op.w = plain_w(w, E * out, in);
 	hf_op_run(y->be, &op);
 }
 

@@ -36,8 +36,12 @@
  *    hf_graph_replay() and (on a device) every later download.
  *
  * Dtypes: activations are float32 (HF_DTYPE_F32); token ids, positions and
- * expert ids are int32 (HF_DTYPE_I32); matmul weights and embedding tables
- * may be F32, F16 or BF16 and are read in their stored dtype.
+ * expert ids are int32 (HF_DTYPE_I32); embedding tables may be in any
+ * plain weight format's dtype (F32, F16, BF16). Matmul weights are a
+ * struct hf_wbuf: a weight format (tensor/wfmt.h) and the buffers of its
+ * tensors, read as stored. hf_backend_supports() says whether a backend
+ * runs an op as built (a weight format it has kernels for), so that a
+ * model refuses at load what would fail at its first token.
  *
  * Shapes are row-major and given in the comments as (rows, cols). */
 #ifndef HF_BACKEND_BACKEND_H
@@ -49,6 +53,7 @@
 #include "core/err.h"
 #include "core/pool.h"
 #include "tensor/dtype.h"
+#include "tensor/wfmt.h"
 
 struct hf_backend;
 
@@ -71,6 +76,16 @@ enum {
 	HF_BUF_VIEW = 4,	/* a window of root */
 };
 
+/* A weight matrix W (rows, cols) = (out, in) in format fmt, grouped by
+ * `group` along a row where the format is: the buffers of the format's
+ * tensors (t[0] the packed weights; the rest as its traits name them,
+ * NULL past ntensors). Views of rows go through hf_wbuf_rows(). */
+struct hf_wbuf {
+	enum hf_wfmt fmt;
+	size_t rows, cols, group;
+	struct hf_buf *t[HF_WEIGHT_NT];
+};
+
 /* Activation functions for HF_OP_ACT and HF_OP_GLU. */
 enum hf_act {
 	HF_ACT_SILU,		/* x * sigmoid(x) */
@@ -89,9 +104,9 @@ enum hf_rope_mode {
 };
 
 enum hf_op_code {
-	/* y (n, out) = x (n, in) . w (out, in)^T + bias (out).
-	 * dst y F32, src0 x F32, src1 w F32/F16/BF16, src2 bias F32 or NULL.
-	 * ip: n, in, out. CPU: hf_matmul(). */
+	/* y (n, out) = x (n, in) . W (out, in)^T + bias (out).
+	 * dst y F32, src0 x F32, w the weight (src1 its t[0]), src2 bias
+	 * F32 or NULL. ip: n, in, out. CPU: hf_matmul_w(). */
 	HF_OP_MATMUL,
 	/* y = x / sqrt(mean(x^2) + eps) * (w or 1 + w), rows of cols.
 	 * dst y, src0 x (may equal dst), src1 w (cols) F32.
@@ -156,10 +171,11 @@ enum hf_op_code {
 	 * x[r / k] (the slots of a token share its input). An id outside
 	 * [0, E) gives a row of zeros. The ids are read when the op runs,
 	 * so a recorded graph routes each replay afresh.
-	 * dst y (n * k, out) F32, src0 x (n or n * k, in) F32, src1 W
-	 * (E, out, in) F32/F16/BF16, src2 ids (n * k) I32 (the experts of
-	 * HF_OP_MOE_ROUTE). ip: n, k, in, out, E, x_slot. CPU: hf_matmul()
-	 * per expert on its rows gathered in order. */
+	 * dst y (n * k, out) F32, src0 x (n or n * k, in) F32, w the
+	 * stack (E * out, in), expert e its rows [e * out, (e + 1) * out)
+	 * (src1 its t[0]), src2 ids (n * k) I32 (the experts of
+	 * HF_OP_MOE_ROUTE). ip: n, k, in, out, E, x_slot. CPU:
+	 * hf_matmul_w() per expert on its rows gathered in order. */
 	HF_OP_MATMUL_ID,
 	/* The MoE combine: y[t] = sum_j w[t][j] * x[t * k + j], j = 0 ..
 	 * k - 1 in order, from zero. dst y (n, dim), src0 x (n * k, dim),
@@ -180,6 +196,7 @@ struct hf_op {
 	struct hf_buf *src[HF_OP_NSRC];
 	int64_t ip[10];
 	float fp[2];
+	struct hf_wbuf w;	/* MATMUL, MATMUL_ID: the weight */
 };
 
 /* A recorded forward pass: a growing list of op records. */
@@ -217,6 +234,10 @@ struct hf_backend_ops {
 	void (*graph_free)(struct hf_backend *be, struct hf_graph *g);
 	int (*sync)(struct hf_backend *be, struct hf_err *err);
 	void (*destroy)(struct hf_backend *be);
+	/* 1 if exec can run op (its code, formats and dtypes), else 0 and
+	 * err says why. */
+	int (*supports_op)(struct hf_backend *be, const struct hf_op *op,
+			   struct hf_err *err);
 };
 
 struct hf_backend {
@@ -261,8 +282,28 @@ int hf_buf_upload(struct hf_buf *b, size_t off, const void *src,
 		  size_t bytes, struct hf_err *err);
 int hf_buf_download(const struct hf_buf *b, size_t off, void *dst,
 		    size_t bytes, struct hf_err *err);
-/* Bytes of n elements of dt. */
+/* Bytes of n elements of dt (a whole number of bytes: dtypes under 8
+ * bits are packed). Weight formats count theirs with hf_wfmt_bytes(). */
 size_t hf_dtype_size(enum hf_dtype dt, size_t n);
+
+/* Whether be runs op as built: 1, or 0 with err saying why
+ * (HF_EUNSUPPORTED). */
+int hf_backend_supports(struct hf_backend *be, const struct hf_op *op,
+			struct hf_err *err);
+
+/* A plain weight over b (rows, cols), its format from b's dtype;
+ * HF_EUNSUPPORTED if no plain format stores that dtype. */
+int hf_wbuf_plain(struct hf_wbuf *w, struct hf_buf *b, size_t rows,
+		  size_t cols, struct hf_err *err);
+/* Rows [r0, r0 + n) of w as views (each new buffer in dst->t, freed by
+ * the caller with hf_buf_free before w's); HF_EUNSUPPORTED where the
+ * format cannot be cut there. */
+int hf_wbuf_rows(struct hf_wbuf *dst, const struct hf_wbuf *w, size_t r0,
+		 size_t n, struct hf_err *err);
+/* The host view of w (CPU, or a host-visible device buffer). */
+void hf_wbuf_host(struct hf_weight *hw, const struct hf_wbuf *w);
+/* The size in bytes of all of w's tensors. */
+size_t hf_wbuf_size(const struct hf_wbuf *w);
 
 /* Recording. begin fails if already recording. After end, a failed
  * append (out of memory) is reported and the graph must not be replayed. */
@@ -280,6 +321,10 @@ void hf_graph_free(struct hf_backend *be, struct hf_graph *g);
 void hf_op_run(struct hf_backend *be, const struct hf_op *op);
 
 /* Typed constructors for every op; see enum hf_op_code for meanings. */
+/* y = x . W^T + bias for W a weight of any format (n rows of x). */
+void hf_op_linear(struct hf_buf *y, struct hf_buf *x, const struct hf_wbuf *w,
+		  struct hf_buf *bias, size_t n);
+/* The same for a plain W (out, in) in buffer w. */
 void hf_op_matmul(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,
 		  struct hf_buf *bias, size_t n, size_t in, size_t out);
 void hf_op_rmsnorm(struct hf_buf *y, struct hf_buf *x, struct hf_buf *w,

@@ -52,12 +52,11 @@ static int bind_experts(struct hf_model *m, struct lin *ls, size_t l,
 					  m->dir, t->name, out, in);
 		if (!e) {
 			dt = t->dtype;
-			if (dt != HF_DTYPE_F32 && dt != HF_DTYPE_F16 &&
-			    dt != HF_DTYPE_BF16)
+			if (hf_wfmt_of_dtype(dt) < 0)
 				return hf_err_set(err, HF_EUNSUPPORTED,
-						  "%s: tensor '%s' has dtype %s; only F32, F16 and BF16 weights are supported",
+						  "%s: tensor '%s' has dtype %s; stacked experts are read in %s",
 						  m->dir, t->name,
-						  hf_dtype_name(dt));
+						  hf_dtype_name(dt), hf_wfmt_list());
 			if (ws_alloc(m, &all, dt, E * n, err))
 				return err->code;
 			m->weight_bytes += all->size;
@@ -77,7 +76,8 @@ static int bind_experts(struct hf_model *m, struct lin *ls, size_t l,
 			return err->code;
 		if (!keep(m, v))
 			return hf_err_set(err, HF_ENOMEM, "out of memory");
-		ls[e] = (struct lin){ v, NULL, in, out };
+		if (lin_plain(m, &ls[e], v, out, in, err))
+			return err->code;
 	}
 	return 0;
 }
@@ -178,13 +178,12 @@ static int bind_head(struct hf_model *m, struct hf_err *err)
 	m->head.b = NULL;
 	m->pfx = "";
 	if (!m->cfg->tie_word_embeddings || !m->embed)
-		rc = bind(m, &m->head.w, 1, 0, (int64_t)m->vocab,
-			  (int64_t)m->hidden, err, "lm_head.weight");
+		rc = bind_weight(m, &m->head, m->vocab, m->hidden, err,
+				 "lm_head");
 	else
-		m->head.w = m->embed;
+		rc = lin_plain(m, &m->head, m->embed, m->vocab, m->hidden,
+			       err);
 	m->pfx = saved;
-	if (!rc && m->head.w != m->embed)
-		m->weight_bytes += m->head.w->size;
 	return rc;
 }
 
@@ -284,9 +283,8 @@ static int bind_conv1d(struct hf_model *m, struct lin *l, size_t in,
 		goto fail;
 	free(src);
 	free(dst);
-	l->w = w;
-	l->in = in;
-	l->out = out;
+	if (lin_plain(m, l, w, out, in, err))
+		return err->code;
 	m->weight_bytes += w->size;
 	return 0;
 fail:
@@ -365,7 +363,7 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	/* rows of g, u and ye: the device MoE path (stacked experts, up
 	 * to MOE_DEV_ROWS tokens) has a row per (token, slot); monotone in
 	 * n, as a smaller n reuses the workspace */
-	const struct hf_buf *w0 = m->ne ? m->layers[0].eg[0].w : NULL;
+	const struct hf_buf *w0 = m->ne ? m->layers[0].eg[0].w.t[0] : NULL;
 	size_t nd = (n < MOE_DEV_ROWS ? n : MOE_DEV_ROWS) * m->topk;
 	size_t nr = w0 && w0->root != w0 && nd > n ? nd : n;
 
@@ -410,17 +408,11 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	return 0;
 }
 
-static void linear(struct hf_buf *y, struct hf_buf *x, const struct lin *l,
-		   size_t n)
-{
-	hf_op_matmul(y, x, l->w, l->b, n, l->in, l->out);
-}
-
 /* Whether n tokens run the MoE layers on the device: the experts are
  * stacked (a device backend) and there are few tokens. */
 static int moe_on_device(const struct hf_model *m, size_t n)
 {
-	const struct hf_buf *w = m->ne ? m->layers[0].eg[0].w : NULL;
+	const struct hf_buf *w = m->ne ? m->layers[0].eg[0].w.t[0] : NULL;
 
 	return w && w->root != w && n <= MOE_DEV_ROWS;
 }
@@ -448,12 +440,12 @@ static int moe(struct hf_model *m, struct layer *L, size_t n, float *router_out,
 	if (moe_on_device(m, n)) {
 		/* gate and up from each token's row, down from each
 		 * (token, slot)'s row of g; then the weighted sum */
-		hf_op_matmul_id(m->g, m->h, L->eg[0].w->root, m->rexp, n, k,
+		hf_op_matmul_id(m->g, m->h, L->eg[0].w.t[0]->root, m->rexp, n, k,
 				H, I, E, 0);
-		hf_op_matmul_id(m->u, m->h, L->eu[0].w->root, m->rexp, n, k,
+		hf_op_matmul_id(m->u, m->h, L->eu[0].w.t[0]->root, m->rexp, n, k,
 				H, I, E, 0);
 		hf_op_glu(m->g, m->g, m->u, n * k, I, m->act);
-		hf_op_matmul_id(m->ye, m->g, L->ed[0].w->root, m->rexp, n, k,
+		hf_op_matmul_id(m->ye, m->g, L->ed[0].w.t[0]->root, m->rexp, n, k,
 				I, H, E, 1);
 		hf_op_moe_sum(m->tmp, m->ye, m->rw, n, k, H);
 		return 0;

@@ -93,14 +93,17 @@ static int bind_mlm(struct hf_model *m, struct hf_err *err)
 	    bind_ln(m, &m->mlm_ln_w, &m->mlm_ln_b, ln, err) ||
 	    bind(m, &m->head.b, 1, 1, (int64_t)m->vocab, 0, err, "%s", bias))
 		return err->code;
-	m->head.in = H;
-	m->head.out = m->vocab;
 	if (has_tensor(m, dec)) {
-		if (bind(m, &m->head.w, 1, 0, (int64_t)m->vocab, (int64_t)H,
-			 err, "%s", dec))
+		char base[200];
+
+		/* dec names the weight; its Linear is the name without it */
+		snprintf(base, sizeof(base), "%.*s", (int)(strlen(dec) - 7),
+			 dec);
+		if (bind_weight(m, &m->head, m->vocab, H, err, base))
 			return err->code;
-	} else {
-		m->head.w = m->embed;	/* tied to the word embeddings */
+	} else if (lin_plain(m, &m->head, m->embed, m->vocab, H, err)) {
+		/* tied to the word embeddings */
+		return err->code;
 	}
 	return 0;
 }
@@ -126,7 +129,7 @@ static int bind_cls(struct hf_model *m, struct hf_err *err)
 		rc = bind_lin(m, &m->cls1, H, H, 1, err, "pre_classifier") ||
 		     bind_lin(m, &m->cls2, m->nlabels, H, 1, err, "classifier");
 	} else if ((t = hf_st_model_get(m->st, "classifier.weight")) &&
-		   m->pooler.w) {
+		   m->pooler.w.t[0]) {
 		m->cls = CLS_POOLER;
 		m->nlabels = (size_t)t->shape[0];
 		rc = bind_lin(m, &m->cls2, m->nlabels, H, 1, err, "classifier");
@@ -191,11 +194,6 @@ int encoder_load(struct hf_model *m, struct hf_err *err)
 	return 0;
 }
 
-static void linear(struct hf_buf *y, struct hf_buf *x, const struct lin *l,
-		   size_t n)
-{
-	hf_op_matmul(y, x, l->w, l->b, n, l->in, l->out);
-}
 
 /* Decoder *ForSequenceClassification: score() at each row's last token
  * (HF picks the last non-pad token; rows are right-aligned here). */
@@ -286,10 +284,10 @@ int hf_model_encode(struct hf_model *m, const int32_t *ids,
 					  "token type id %d is outside [0, %zu)",
 					  type_ids[i], m->n_types);
 	}
-	if (out->mlm_logits && !m->head.w)
+	if (out->mlm_logits && !m->head.w.t[0])
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "%s: no masked-LM head in the weights", m->dir);
-	if (out->pooler && !m->pooler.w)
+	if (out->pooler && !m->pooler.w.t[0])
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "%s: no pooler in the weights", m->dir);
 	if (out->class_logits && m->cls == CLS_NONE)
@@ -384,7 +382,7 @@ int hf_model_encode(struct hf_model *m, const int32_t *ids,
 						  N * H * sizeof(float), err))))
 		goto out;
 	hf_op_get_rows(hf, x, first, B, H, N);
-	if (m->pooler.w && (out->pooler || m->cls == CLS_POOLER)) {
+	if (m->pooler.w.t[0] && (out->pooler || m->cls == CLS_POOLER)) {
 		linear(pool, hf, &m->pooler, B);
 		hf_op_act(pool, pool, B * H, HF_ACT_TANH);
 		if (out->pooler &&

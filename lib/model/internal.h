@@ -23,9 +23,11 @@ enum cls_head {
 	CLS_SCORE,	/* decoders: score(h[last token]) */
 };
 
-/* An nn.Linear: w (out, in) in its stored dtype, b (out) F32 or NULL. */
+/* An nn.Linear: w (out, in) in the weight format the checkpoint stores
+ * (read as stored), b (out) F32 or NULL. w.t[0] NULL: not bound. */
 struct lin {
-	struct hf_buf *w, *b;
+	struct hf_wbuf w;
+	struct hf_buf *b;
 	size_t in, out;
 };
 
@@ -125,18 +127,30 @@ int ws_get(struct hf_model *m, struct hf_buf **out, enum hf_dtype dt,
 	   size_t n, struct hf_err *err);
 void ws_free(struct hf_model *m);
 
-/* Weight binding. name is printf-style. A tensor is looked up under the
+/* Weight binding (weights.c). name is printf-style. A tensor is looked up under the
  * model's prefix first, then as given. Shape: d0 rows and d1 cols (d1 0
  * for a vector). f32: converted into a new F32 buffer (norms, biases);
  * else wrapped in place. Absent and !required: *out = NULL, 0. */
 int bind(struct hf_model *m, struct hf_buf **out, int required, int f32,
 	 int64_t d0, int64_t d1, struct hf_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 8, 9)));
-/* A Linear: <name>.weight (out, in) and, when bias is 1 (required) or
- * 2 (optional), <name>.bias. */
+/* A Linear: the weight stored under <name> (out, in) in whichever weight
+ * format the checkpoint has it (tensor/wfmt.h: each format's bind asked
+ * in turn), refused if the backend has no product for that format; and,
+ * when bias is 1 (required) or 2 (optional), <name>.bias. */
 int bind_lin(struct hf_model *m, struct lin *l, size_t out, size_t in,
 	     int bias, struct hf_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 7, 8)));
+/* Only the weight of a Linear under base (no bias). */
+int bind_weight(struct hf_model *m, struct lin *l, size_t out, size_t in,
+		struct hf_err *err, const char *base);
+/* A Linear over a plain buffer w (out, in) (a tied embedding table, a
+ * weight the loader made); l->b is left as it is. */
+int lin_plain(struct hf_model *m, struct lin *l, struct hf_buf *w,
+	      size_t out, size_t in, struct hf_err *err);
+/* y (n, out) = x (n, in) . W^T + b: every family's projections. */
+void linear(struct hf_buf *y, struct hf_buf *x, const struct lin *l,
+	    size_t n);
 /* 1 if a tensor of that name (with or without prefix) exists. */
 int has_tensor(struct hf_model *m, const char *name);
 /* A view of rows [r0, r0 + n) of a Linear (fused projections). */

@@ -62,146 +62,6 @@ void ws_free(struct hf_model *m)
 	m->ws_gen++;
 }
 
-static const struct hf_tensor *lookup(struct hf_model *m, const char *name)
-{
-	const struct hf_tensor *t = NULL;
-	char full[512];
-
-	if (m->pfx && *m->pfx) {
-		snprintf(full, sizeof(full), "%s%s", m->pfx, name);
-		t = hf_st_model_get(m->st, full);
-	}
-	return t ? t : hf_st_model_get(m->st, name);
-}
-
-int has_tensor(struct hf_model *m, const char *name)
-{
-	return lookup(m, name) != NULL;
-}
-
-static void shape_str(char *s, size_t n, const int64_t *shape, int ndim)
-{
-	size_t o = 0;
-
-	o += (size_t)snprintf(s + o, n - o, "[");
-	for (int i = 0; i < ndim && o < n; i++)
-		o += (size_t)snprintf(s + o, n - o, "%s%lld", i ? ", " : "",
-				      (long long)shape[i]);
-	if (o < n)
-		snprintf(s + o, n - o, "]");
-}
-
-static int vbind(struct hf_model *m, struct hf_buf **out, int required,
-		 int f32, int64_t d0, int64_t d1, struct hf_err *err,
-		 const char *fmt, va_list ap)
-{
-	char name[400];
-	const struct hf_tensor *t;
-	int64_t want[2] = { d0, d1 };
-	int wnd = d1 ? 2 : 1;
-	size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
-	struct hf_buf *b;
-
-	*out = NULL;
-	vsnprintf(name, sizeof(name), fmt, ap);
-	t = lookup(m, name);
-	if (!t) {
-		if (!required)
-			return 0;
-		return hf_err_set(err, HF_ENOTFOUND,
-				  "%s: missing tensor '%s%s'", m->dir,
-				  m->pfx && *m->pfx ? m->pfx : "", name);
-	}
-	if (t->ndim != wnd || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
-		char got[128], exp[128];
-
-		shape_str(got, sizeof(got), t->shape, t->ndim);
-		shape_str(exp, sizeof(exp), want, wnd);
-		return hf_err_set(err, HF_EFORMAT,
-				  "%s: tensor '%s' has shape %s, expected %s",
-				  m->dir, t->name, got, exp);
-	}
-	if (t->dtype != HF_DTYPE_F32 && t->dtype != HF_DTYPE_F16 &&
-	    t->dtype != HF_DTYPE_BF16)
-		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "%s: tensor '%s' has dtype %s; only F32, F16 "
-				  "and BF16 weights are supported", m->dir,
-				  t->name, hf_dtype_name(t->dtype));
-	if (f32 && t->dtype != HF_DTYPE_F32) {
-		float *tmp = malloc(n * sizeof(float));
-
-		if (!tmp)
-			return hf_err_set(err, HF_ENOMEM, "out of memory");
-		hf_to_f32_n(tmp, t->data, t->dtype, n);
-		if (ws_alloc(m, &b, HF_DTYPE_F32, n, err) ||
-		    hf_buf_upload(b, 0, tmp, n * sizeof(float), err)) {
-			free(tmp);
-			return err->code;
-		}
-		free(tmp);
-	} else {
-		if (hf_buf_wrap(&b, m->be, t->dtype, n, t->data, err))
-			return err->code;
-		if (!keep(m, b))
-			return hf_err_set(err, HF_ENOMEM, "out of memory");
-	}
-	*out = b;
-	return 0;
-}
-
-int bind(struct hf_model *m, struct hf_buf **out, int required, int f32,
-	 int64_t d0, int64_t d1, struct hf_err *err, const char *fmt, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	rc = vbind(m, out, required, f32, d0, d1, err, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
-int bind_lin(struct hf_model *m, struct lin *l, size_t out, size_t in,
-	     int bias, struct hf_err *err, const char *fmt, ...)
-{
-	char base[360];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(base, sizeof(base), fmt, ap);
-	va_end(ap);
-	l->in = in;
-	l->out = out;
-	l->b = NULL;
-	if (bind(m, &l->w, 1, 0, (int64_t)out, (int64_t)in, err, "%s.weight",
-		 base))
-		return err->code;
-	m->weight_bytes += l->w->size;
-	if (bias && bind(m, &l->b, bias == 1, 1, (int64_t)out, 0, err,
-			 "%s.bias", base))
-		return err->code;
-	return 0;
-}
-
-int lin_rows(struct hf_model *m, struct lin *dst, const struct lin *src,
-	     size_t r0, size_t n, struct hf_err *err)
-{
-	struct hf_buf *w, *b = NULL;
-
-	if (hf_buf_view(&w, src->w, r0 * src->in, n * src->in, err) ||
-	    !keep(m, w))
-		return err->code ? err->code :
-		       hf_err_set(err, HF_ENOMEM, "out of memory");
-	if (src->b && (hf_buf_view(&b, src->b, r0, n, err) || !keep(m, b)))
-		return err->code ? err->code :
-		       hf_err_set(err, HF_ENOMEM, "out of memory");
-	dst->w = w;
-	dst->b = b;
-	dst->in = src->in;
-	dst->out = n;
-	return 0;
-}
-
 int parse_act(const char *s, enum hf_act *act, const char *where,
 	      struct hf_err *err)
 {
@@ -419,12 +279,12 @@ size_t hf_model_weight_bytes(const struct hf_model *m)
 
 int hf_model_has_pooler(const struct hf_model *m)
 {
-	return m->pooler.w != NULL;
+	return m->pooler.w.t[0] != NULL;
 }
 
 int hf_model_has_mlm(const struct hf_model *m)
 {
-	return m->encoder && m->head.w != NULL;
+	return m->encoder && m->head.w.t[0] != NULL;
 }
 
 int hf_kv_new(struct hf_kv **out, struct hf_model *m, size_t batch,

@@ -48,13 +48,11 @@ static void dequant_bf16(float *dst, const struct hf_weight *w, size_t r0,
 }
 
 /* Any row range of a plain matrix is a plain matrix. */
-static int rows_plain(struct hf_weight *dst, const struct hf_weight *w,
-		      size_t r0, size_t n, struct hf_err *err)
+static int span_plain(const struct hf_weight *w, unsigned i, size_t r0,
+		      size_t n, size_t *off, size_t *len, struct hf_err *err)
 {
-	*dst = *w;
-	dst->rows = n;
-	dst->t[0] = (const char *)w->t[0] +
-		    hf_wfmt_bytes(w->fmt, r0, w->cols);
+	*off = hf_wfmt_bytes(w->fmt, r0, w->cols);
+	*len = hf_wfmt_bytes(w->fmt, n, w->cols);
 	return 0;
 }
 
@@ -123,17 +121,17 @@ static const struct hf_wfmt_traits traits[HF_WFMT_COUNT] = {
 	[HF_WFMT_F32] = {
 		.name = "f32", .block = 1, .block_bytes = 4,
 		.dtype = HF_DTYPE_F32, .ntensors = 1, .f32_rows = 1,
-		.dequant = dequant_f32, .rows = rows_plain, .bind = bind_f32,
+		.dequant = dequant_f32, .span = span_plain, .bind = bind_f32,
 	},
 	[HF_WFMT_F16] = {
 		.name = "f16", .block = 1, .block_bytes = 2,
 		.dtype = HF_DTYPE_F16, .ntensors = 1,
-		.dequant = dequant_f16, .rows = rows_plain, .bind = bind_f16,
+		.dequant = dequant_f16, .span = span_plain, .bind = bind_f16,
 	},
 	[HF_WFMT_BF16] = {
 		.name = "bf16", .block = 1, .block_bytes = 2,
 		.dtype = HF_DTYPE_BF16, .ntensors = 1, .bf16_exact = 1,
-		.dequant = dequant_bf16, .rows = rows_plain,
+		.dequant = dequant_bf16, .span = span_plain,
 		.bind = bind_bf16,
 	},
 };
@@ -202,7 +200,20 @@ int hf_weight_rows(struct hf_weight *dst, const struct hf_weight *w,
 		return hf_err_set(err, HF_EINTERNAL,
 				  "rows [%zu, %zu) of a weight of %zu rows",
 				  r0, r0 + n, w->rows);
-	return hf_wfmt_traits(w->fmt)->rows(dst, w, r0, n, err);
+	const struct hf_wfmt_traits *tr = hf_wfmt_traits(w->fmt);
+	struct hf_weight v = *w;
+
+	v.rows = n;
+	for (unsigned i = 0; i < tr->ntensors; i++) {
+		size_t off, len;
+		int rc = tr->span(w, i, r0, n, &off, &len, err);
+
+		if (rc)
+			return rc;
+		v.t[i] = (const char *)w->t[i] + off;
+	}
+	*dst = v;
+	return 0;
 }
 
 void hf_weight_dequant(float *dst, const struct hf_weight *w, size_t r0,

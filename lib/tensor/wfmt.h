@@ -60,11 +60,13 @@ struct hf_wfmt_traits {
 	 * reference product and the GET_ROWS lookup all go through it. */
 	void (*dequant)(float *dst, const struct hf_weight *w, size_t r0,
 			size_t rows, size_t k0, size_t kc);
-	/* The weight of rows [r0, r0 + n) of w (a fused projection's part,
-	 * one expert of a stacked set) in dst; HF_EUNSUPPORTED where the
-	 * layout cannot be cut along rows there. */
-	int (*rows)(struct hf_weight *dst, const struct hf_weight *w,
-		    size_t r0, size_t n, struct hf_err *err);
+	/* Rows [r0, r0 + n) of w (a fused projection's part, one expert
+	 * of a stacked set): the bytes [*off, *off + *len) of tensor i
+	 * that hold them, so that a host pointer or a device buffer view
+	 * can be cut alike; HF_EUNSUPPORTED where the layout cannot be
+	 * cut along rows there. */
+	int (*span)(const struct hf_weight *w, unsigned i, size_t r0,
+		    size_t n, size_t *off, size_t *len, struct hf_err *err);
 	/* Bind the weight stored under `base` (as "model.layers.0.mlp.
 	 * up_proj": the hook appends ".weight" and the rest) of shape
 	 * (rows, cols): 0 and *w filled with its tensors (tn[i] their

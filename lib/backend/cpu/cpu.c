@@ -161,24 +161,19 @@ static void run_range(struct cpu *c, const struct hf_op *op, size_t i0,
 	case HF_OP_GET_ROWS: {
 		size_t dim = IP(1), rows = IP(2);
 		const int32_t *ids = op->src[1]->host;
-		const void *tab = op->src[0]->host;
-		enum hf_dtype dt = op->src[0]->dtype;
+		struct hf_weight tab;
 
+		/* the format was checked in cpu_exec */
+		hf_weight_plain(&tab, op->src[0]->host, op->src[0]->dtype,
+				rows, dim);
 		for (size_t i = i0; i < i1; i++) {
 			float *y = FD + i * dim;
 
-			if (ids[i] < 0 || (size_t)ids[i] >= rows) {
+			if (ids[i] < 0 || (size_t)ids[i] >= rows)
 				memset(y, 0, dim * sizeof(float));
-				continue;
-			}
-			if (dt == HF_DTYPE_F32) {
-				memcpy(y, (const float *)tab + (size_t)ids[i] * dim,
-				       dim * sizeof(float));
-				continue;
-			}
-			for (size_t j = 0; j < dim; j++)
-				y[j] = hf_cpu_load(tab, dt,
-						   (size_t)ids[i] * dim + j);
+			else
+				hf_weight_dequant(y, &tab, (size_t)ids[i], 1,
+						  0, dim);
 		}
 		break;
 	}
@@ -209,8 +204,9 @@ static int matmul_id(struct cpu *c, const struct hf_op *op,
 		     struct hf_err *err)
 {
 	size_t n = IP(0), k = IP(1), in = IP(2), out = IP(3), E = IP(4);
-	size_t nk = n * k, wsz = hf_dtype_size(op->src[1]->dtype, out * in);
+	size_t nk = n * k;
 	const int32_t *ids = op->src[2]->host;
+	struct hf_weight all, we;
 	const float *x = F(0);
 	float *xg = malloc((nk * in + nk * out) * sizeof(float) + 1);
 	float *yg = xg + nk * in;
@@ -221,6 +217,7 @@ static int matmul_id(struct cpu *c, const struct hf_op *op,
 		free(rows);
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	}
+	hf_wbuf_host(&all, &op->w);
 	for (size_t r = 0; r < nk; r++)
 		if (ids[r] < 0 || (size_t)ids[r] >= E)
 			memset(FD + r * out, 0, out * sizeof(float));
@@ -236,9 +233,12 @@ static int matmul_id(struct cpu *c, const struct hf_op *op,
 		}
 		if (!cnt)
 			continue;
-		hf_matmul_as(yg, xg, (const char *)op->src[1]->host + e * wsz,
-			     op->src[1]->dtype, NULL, cnt, in, out, c->compute,
-			     c->pool);
+		if (hf_weight_rows(&we, &all, e * out, out, err)) {
+			free(xg);
+			free(rows);
+			return err->code;
+		}
+		hf_matmul_w(yg, xg, &we, NULL, cnt, c->compute, c->pool);
 		for (size_t i = 0; i < cnt; i++)
 			memcpy(FD + rows[i] * out, yg + i * out,
 			       out * sizeof(float));
@@ -300,6 +300,9 @@ static int attention_split(struct cpu *c, const struct hf_op *op)
 	return 1;
 }
 
+static int cpu_supports(struct hf_backend *be, const struct hf_op *op,
+			struct hf_err *err);
+
 static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 		    struct hf_err *err)
 {
@@ -307,12 +310,18 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 	struct job j = { c, op, 0 };
 	size_t work = 0;
 
+	if ((op->code == HF_OP_MATMUL || op->code == HF_OP_MATMUL_ID) &&
+	    !cpu_supports(be, op, err))
+		return err->code;
 	switch (op->code) {
-	case HF_OP_MATMUL:
-		hf_matmul_as(FD, F(0), op->src[1]->host, op->src[1]->dtype,
-			     op->src[2] ? F(2) : NULL, IP(0), IP(1), IP(2),
-			     c->compute, c->pool);
+	case HF_OP_MATMUL: {
+		struct hf_weight w;
+
+		hf_wbuf_host(&w, &op->w);
+		hf_matmul_w(FD, F(0), &w, op->src[2] ? F(2) : NULL, IP(0),
+			    c->compute, c->pool);
 		return 0;
+	}
 	case HF_OP_KV_STORE: {
 		size_t B = IP(0), T = IP(1), C = IP(2), w = IP(3);
 		const int32_t *cols = op->src[1]->host;
@@ -404,6 +413,11 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 		work = j.items;
 		break;
 	case HF_OP_GET_ROWS:
+		if (hf_wfmt_of_dtype(op->src[0]->dtype) < 0)
+			return hf_err_set(err, HF_EUNSUPPORTED,
+					  "cpu: get_rows: tables of dtype %s are not supported (%s are)",
+					  hf_dtype_name(op->src[0]->dtype),
+					  hf_wfmt_list());
 		j.items = IP(0);
 		work = IP(0) * IP(1);
 		break;
@@ -431,6 +445,30 @@ static void cpu_destroy(struct hf_backend *be)
 	free(c);
 }
 
+/* Every op; any weight format (a format without kernels of this CPU's
+ * ISA runs on the portable ones, through its traits); embedding tables
+ * in a plain format's dtype. */
+static int cpu_supports(struct hf_backend *be, const struct hf_op *op,
+			struct hf_err *err)
+{
+	if ((unsigned)op->code >= HF_OP_COUNT)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "cpu: unknown op code %d", (int)op->code), 0;
+	if ((op->code == HF_OP_MATMUL || op->code == HF_OP_MATMUL_ID) &&
+	    (unsigned)op->w.fmt >= HF_WFMT_COUNT)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "cpu: matmul: weights of dtype %s are not supported (%s are)",
+				  op->w.t[0] ? hf_dtype_name(op->w.t[0]->dtype) :
+				  "?", hf_wfmt_list()), 0;
+	if (op->code == HF_OP_GET_ROWS && op->src[0] &&
+	    hf_wfmt_of_dtype(op->src[0]->dtype) < 0)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "cpu: get_rows: tables of dtype %s are not supported (%s are)",
+				  hf_dtype_name(op->src[0]->dtype),
+				  hf_wfmt_list()), 0;
+	return 1;
+}
+
 static const struct hf_backend_ops cpu_ops = {
 	.name = "cpu",
 	.buf_alloc = cpu_buf_alloc,
@@ -440,6 +478,7 @@ static const struct hf_backend_ops cpu_ops = {
 	.download = cpu_download,
 	.exec = cpu_exec,
 	.destroy = cpu_destroy,
+	.supports_op = cpu_supports,
 };
 
 int hf_backend_cpu_create(struct hf_backend **out, int nthreads,

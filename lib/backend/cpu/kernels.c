@@ -20,18 +20,6 @@
 #define HF_CPU_CLONES
 #endif
 
-float hf_cpu_load(const void *p, enum hf_dtype dt, size_t i)
-{
-	switch (dt) {
-	case HF_DTYPE_F16:
-		return hf_f16_to_f32(((const uint16_t *)p)[i]);
-	case HF_DTYPE_BF16:
-		return hf_bf16_to_f32(((const uint16_t *)p)[i]);
-	default:
-		return ((const float *)p)[i];
-	}
-}
-
 /* Lanes of the vector helpers below: one AVX-512 register of floats. */
 #define HF_VL 16
 

@@ -11,9 +11,6 @@
 
 #include "backend/backend.h"
 
-/* float32 value of element i of a F32/F16/BF16 array. */
-float hf_cpu_load(const void *p, enum hf_dtype dt, size_t i);
-
 /* Rows [r0, r1) of y = rmsnorm(x) * w (or 1 + w). */
 void hf_cpu_rmsnorm(float *y, const float *x, const float *w, size_t r0,
 		    size_t r1, size_t cols, float eps, int add_one);

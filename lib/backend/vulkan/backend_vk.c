@@ -226,6 +226,9 @@ static int too_big(const struct hf_op *op, struct hf_err *err)
 	return 0;
 }
 
+static int be_supports(struct hf_backend *be, const struct hf_op *op,
+		       struct hf_err *err);
+
 /* Record op into s. */
 static int record(struct hf_vk_seq *s, const struct hf_op *op,
 		  struct hf_err *err)
@@ -236,11 +239,13 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 
 	if (rc)
 		return rc;
+	if ((op->code == HF_OP_MATMUL || op->code == HF_OP_MATMUL_ID) &&
+	    !be_supports(NULL, op, err))
+		return err->code;
 	switch (op->code) {
 	case HF_OP_MATMUL:
-		return hf_vk_op_matmul(s, y, D(0, t0), D(1, t1),
-				       op->src[1]->dtype, 0, D(2, t2), IP(0),
-				       IP(1), IP(2), err);
+		return hf_vk_op_matmul(s, y, D(0, t0), D(1, t1), op->w.fmt, 0,
+				       D(2, t2), IP(0), IP(1), IP(2), err);
 	case HF_OP_RMSNORM:
 		return hf_vk_op_rms_norm(s, y, D(0, t0), D(1, t1),
 					 op->ip[2] ? 1.0f : 0.0f, IP(0), IP(1),
@@ -351,7 +356,7 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 					 IP(1), err);
 	case HF_OP_MATMUL_ID:
 		return hf_vk_op_matmul_id(s, y, D(0, t0), op->ip[5] != 0,
-					  D(1, t1), op->src[1]->dtype, IP(4),
+					  D(1, t1), op->w.fmt, IP(4),
 					  D(2, t2), IP(0), IP(1), IP(2), IP(3),
 					  err);
 	case HF_OP_MOE_SUM:
@@ -478,6 +483,42 @@ static void be_destroy(struct hf_backend *be)
 	free(v);
 }
 
+/* The ops record() knows, with weights in the formats the shaders read
+ * and embedding tables in their dtypes. */
+static int be_supports(struct hf_backend *be, const struct hf_op *op,
+		       struct hf_err *err)
+{
+	int tf;
+
+	switch (op->code) {
+	case HF_OP_MATMUL:
+	case HF_OP_MATMUL_ID:
+		if (hf_vk_wfmt_ok(op->w.fmt))
+			return 1;
+		if ((unsigned)op->w.fmt >= HF_WFMT_COUNT)
+			return hf_err_set(err, HF_EUNSUPPORTED,
+					  "vulkan: matmul: weights of dtype %s are not supported",
+					  op->w.t[0] ? hf_dtype_name(op->w.t[0]->dtype) :
+					  "?"), 0;
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: matmul: no shaders for weights in format %s",
+				  hf_wfmt_name(op->w.fmt)), 0;
+	case HF_OP_GET_ROWS:
+		tf = op->src[0] ? hf_wfmt_of_dtype(op->src[0]->dtype) : -1;
+		if (tf >= 0 && hf_vk_wfmt_ok((enum hf_wfmt)tf))
+			return 1;
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: get_rows: no shader for tables of dtype %s",
+				  op->src[0] ? hf_dtype_name(op->src[0]->dtype) :
+				  "?"), 0;
+	default:
+		if ((unsigned)op->code < HF_OP_COUNT)
+			return 1;
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: unknown op code %d", (int)op->code), 0;
+	}
+}
+
 static const struct hf_backend_ops vk_ops = {
 	.name = "vulkan",
 	.buf_alloc = be_alloc,
@@ -491,6 +532,7 @@ static const struct hf_backend_ops vk_ops = {
 	.graph_free = be_graph_free,
 	.sync = be_sync,
 	.destroy = be_destroy,
+	.supports_op = be_supports,
 };
 
 int hf_backend_vulkan_create(struct hf_backend **out, struct hf_err *err)

@@ -111,29 +111,43 @@ static int need_view(const char *op, const char *what,
 		    4, err);
 }
 
-static const char *wsuffix(enum hf_dtype t)
+/* The weight formats the shaders read (shaders/weights.glsl), one row
+ * each: whether there are matvec/matmul/get_rows variants (named
+ * <shader>_<format name>), and whether a float16-product variant
+ * (_hmul) exists. A format without a row here is refused by
+ * supports_op before a model binds it. */
+static const struct vk_wfmt {
+	bool ok, hmul;
+} vk_wfmts[HF_WFMT_COUNT] = {
+	[HF_WFMT_F32] = { true, false },
+	[HF_WFMT_F16] = { true, true },
+	[HF_WFMT_BF16] = { true, false },
+};
+
+bool hf_vk_wfmt_ok(enum hf_wfmt f)
 {
-	switch (t) {
-	case HF_DTYPE_F32: return "f32";
-	case HF_DTYPE_F16: return "f16";
-	case HF_DTYPE_BF16: return "bf16";
-	default: return NULL;
-	}
+	return (unsigned)f < HF_WFMT_COUNT && vk_wfmts[f].ok;
 }
 
-static unsigned wbytes(enum hf_dtype t)
+static const char *wsuffix(enum hf_wfmt f)
 {
-	return t == HF_DTYPE_F32 ? 4 : 2;
+	return hf_vk_wfmt_ok(f) ? hf_wfmt_name(f) : NULL;
+}
+
+/* The unit a binding of W is aligned to: one block of t[0]. */
+static unsigned wbytes(enum hf_wfmt f)
+{
+	return hf_wfmt_traits(f)->block_bytes;
 }
 
 /* Whether f16 weights bound from byte voff, element w_off on, n_in a
  * row, take the float16-product variant: the device and the user want
- * it, and every row starts on a word with whole f16vec4 blocks (what
- * the shaders' F16_ARITH paths assume). */
-static bool hmul(struct hf_vk_seq *s, enum hf_dtype wt, size_t voff,
+ * it, the format has one, and every row starts on a word with whole
+ * f16vec4 blocks (what the shaders' F16_ARITH paths assume). */
+static bool hmul(struct hf_vk_seq *s, enum hf_wfmt f, size_t voff,
 		 uint64_t w_off, uint32_t in)
 {
-	return seq_vk(s)->f16_arith && wt == HF_DTYPE_F16 && in % 4 == 0 &&
+	return seq_vk(s)->f16_arith && vk_wfmts[f].hmul && in % 4 == 0 &&
 		(voff / 2 + w_off) % 2 == 0;
 }
 
@@ -174,26 +188,26 @@ static uint64_t part_rows(const struct hf_vk_buf *b, uint64_t rows,
 
 int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			   const struct hf_vk_buf *x,
-			   const struct hf_vk_buf *w, enum hf_dtype wt,
+			   const struct hf_vk_buf *w, enum hf_wfmt wt,
 			   size_t w_off, const struct hf_vk_buf *bias,
 			   uint32_t n, uint32_t in, uint32_t out, bool tiled,
 			   struct hf_err *err)
 {
 	const char *sfx = wsuffix(wt), *op = "matmul";
-	const uint64_t eb = wbytes(wt), row = (uint64_t)in * eb;
+	const uint64_t eb = wbytes(wt), row = hf_wfmt_row_bytes(wt, in);
 	uint64_t per;
 	char name[32], base[32];
 	int rc;
 
 	if (!sfx)
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "vulkan: matmul: weights of dtype %s are not supported (F32, F16, BF16 are)",
-				  hf_dtype_name(wt));
+				  "vulkan: matmul: weights in format %s are not supported",
+				  hf_wfmt_name(wt));
 	if ((rc = need(op, "x", x, (uint64_t)n * in, 4, err)) ||
 	    (rc = need(op, "y", y, (uint64_t)n * out, 4, err)) ||
 	    (bias && (rc = need(op, "bias", bias, out, 4, err))))
 		return rc;
-	if (!w || ((uint64_t)w_off + (uint64_t)out * in) * eb > w->size)
+	if (!w || hf_wfmt_row_bytes(wt, w_off) + (uint64_t)out * row > w->size)
 		return hf_err_set(err, HF_EINVAL,
 				  "vulkan: matmul: W of %u x %u at element %zu is past the end of its %zu-byte buffer",
 				  out, in, w_off, w ? w->size : 0);
@@ -206,9 +220,8 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 				  (unsigned long long)w->vk->max_range);
 	for (uint32_t o0 = 0; o0 < out; o0 += (uint32_t)per) {
 		const uint32_t rows = out - o0 < per ? out - o0 : (uint32_t)per;
-		struct hf_vk_buf wv = window(w, ((uint64_t)w_off +
-						 (uint64_t)o0 * in) * eb,
-					     rows * row);
+		struct hf_vk_buf wv = window(w, hf_wfmt_row_bytes(wt, w_off) +
+					     (uint64_t)o0 * row, rows * row);
 		const struct vk_arg b[4] = { { &wv, eb }, A(x), A(y), A(bias) };
 		struct hf_pc_matmul pc = { n, in, out, bias != NULL, 0, o0,
 					   rows, 0, 0, 0, 0, 0 };
@@ -256,7 +269,7 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 
 int hf_vk_op_matmul(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		    const struct hf_vk_buf *x, const struct hf_vk_buf *w,
-		    enum hf_dtype wt, size_t w_off, const struct hf_vk_buf *bias,
+		    enum hf_wfmt wt, size_t w_off, const struct hf_vk_buf *bias,
 		    uint32_t n, uint32_t in, uint32_t out, struct hf_err *err)
 {
 	/* a few tokens read W once each faster than tiles fill */
@@ -266,14 +279,14 @@ int hf_vk_op_matmul(struct hf_vk_seq *s, struct hf_vk_buf *y,
 
 int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		       const struct hf_vk_buf *x, bool x_slot,
-		       const struct hf_vk_buf *w, enum hf_dtype wt,
+		       const struct hf_vk_buf *w, enum hf_wfmt wt,
 		       uint32_t n_exp, const struct hf_vk_buf *ids, uint32_t n,
 		       uint32_t k, uint32_t in, uint32_t out,
 		       struct hf_err *err)
 {
 	const char *sfx = wsuffix(wt), *op = "matmul_id";
 	const uint64_t eb = wbytes(wt), nk = (uint64_t)n * k;
-	const uint64_t mat = (uint64_t)out * in * eb;
+	const uint64_t mat = (uint64_t)out * hf_wfmt_row_bytes(wt, in);
 	const uint32_t sg = seq_vk(s)->info.subgroup_size;
 	const uint32_t wr = seq_vk(s)->subgroups && sg && sg <= WG_MATVEC ?
 		8 * (WG_MATVEC / sg) : MATVEC_ROWS;
@@ -284,8 +297,8 @@ int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
 
 	if (!sfx)
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "vulkan: matmul_id: weights of dtype %s are not supported (F32, F16, BF16 are)",
-				  hf_dtype_name(wt));
+				  "vulkan: matmul_id: weights in format %s are not supported",
+				  hf_wfmt_name(wt));
 	if (!k)
 		return hf_err_set(err, HF_EINVAL,
 				  "vulkan: matmul_id: 0 slots per token");
@@ -559,7 +572,8 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		      uint32_t n_table, const struct hf_vk_buf *ids,
 		      uint32_t n, uint32_t cols, struct hf_err *err)
 {
-	const char *sfx = wsuffix(tt);
+	const int tf = hf_wfmt_of_dtype(tt);
+	const char *sfx = tf < 0 ? NULL : wsuffix((enum hf_wfmt)tf);
 	const uint32_t spec[] = { WG_ELEM };
 	uint64_t row, per;
 	char name[32];
@@ -567,9 +581,9 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 
 	if (!sfx)
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "vulkan: get_rows: tables of dtype %s are not supported (F32, F16, BF16 are)",
+				  "vulkan: get_rows: tables of dtype %s are not supported",
 				  hf_dtype_name(tt));
-	row = (uint64_t)cols * wbytes(tt);
+	row = hf_wfmt_row_bytes((enum hf_wfmt)tf, cols);
 	if ((rc = need("get_rows", "ids", ids, n, 4, err)) ||
 	    (rc = need("get_rows", "y", y, (uint64_t)n * cols, 4, err)))
 		return rc;
@@ -590,7 +604,8 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			(uint32_t)per;
 		struct hf_vk_buf tv = window(table, (uint64_t)r0 * row,
 					     (uint64_t)nw * row);
-		const struct vk_arg b[3] = { { &tv, wbytes(tt) }, A(ids), A(y) };
+		const struct vk_arg b[3] = { { &tv, wbytes((enum hf_wfmt)tf) },
+					     A(ids), A(y) };
 		struct hf_pc_rows pc = { n, cols, n_table, 0, 0, r0, nw };
 
 		if ((rc = vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),

@@ -24,6 +24,7 @@
 
 #include "core/err.h"
 #include "tensor/dtype.h"
+#include "tensor/wfmt.h"
 
 enum hf_vk_devtype {
 	HF_VK_DEV_OTHER,
@@ -162,28 +163,32 @@ size_t hf_vk_seq_dispatches(const struct hf_vk_seq *s);
  * buffer means absent. Outputs may alias inputs only where a comment says
  * so. */
 
+/* Whether the shaders read weights in format f (a row of ops.c's
+ * vk_wfmts). */
+bool hf_vk_wfmt_ok(enum hf_wfmt f);
+
 /* y[n][out] = x[n][in] . W[out][in]^T (+ bias[out]); W in nn.Linear
- * layout, f32, f16 or bf16, starting at element w_off (experts of one
- * buffer). Up to 4 tokens (decode) use the matrix-vector shader, more
+ * layout, in weight format wt (one the shaders read), starting at
+ * element w_off (experts of one buffer). Up to 4 tokens (decode) use the matrix-vector shader, more
  * the tiled one. W larger than one storage-buffer binding runs in parts. */
 int hf_vk_op_matmul(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		    const struct hf_vk_buf *x, const struct hf_vk_buf *w,
-		    enum hf_dtype wt, size_t w_off, const struct hf_vk_buf *bias,
+		    enum hf_wfmt wt, size_t w_off, const struct hf_vk_buf *bias,
 		    uint32_t n, uint32_t in, uint32_t out, struct hf_err *err);
 
 /* The same with the kernel named: tiled = false forces matrix-vector
  * products for every token, true the tiled kernel even for n == 1. */
 int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			   const struct hf_vk_buf *x,
-			   const struct hf_vk_buf *w, enum hf_dtype wt,
+			   const struct hf_vk_buf *w, enum hf_wfmt wt,
 			   size_t w_off, const struct hf_vk_buf *bias,
 			   uint32_t n, uint32_t in, uint32_t out, bool tiled,
 			   struct hf_err *err);
 
 /* The indexed product of a mixture-of-experts layer ("mul_mat_id"): for
  * each of the n * k (token, slot) rows r, y[r][out] = x' . W[ids[r]]^T,
- * W holding n_exp matrices (out, in) one after another (f32, f16 or
- * bf16, all in one binding), x' = x[r] when x_slot (x has a row per
+ * W holding n_exp matrices (out, in) one after another (in format wt,
+ * all in one binding), x' = x[r] when x_slot (x has a row per
  * slot) else x[r / k]. ids (n * k int32) are read on the device, so a
  * recording replays with new routing; an id outside [0, n_exp) gives a
  * row of zeros. Matrix-vector products, one row of y per workgroup row:
@@ -192,7 +197,7 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
  * there). */
 int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		       const struct hf_vk_buf *x, bool x_slot,
-		       const struct hf_vk_buf *w, enum hf_dtype wt,
+		       const struct hf_vk_buf *w, enum hf_wfmt wt,
 		       uint32_t n_exp, const struct hf_vk_buf *ids, uint32_t n,
 		       uint32_t k, uint32_t in, uint32_t out,
 		       struct hf_err *err);

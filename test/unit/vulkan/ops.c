@@ -9,6 +9,13 @@
 #include "vkt.h"
 
 #include "tensor/dtype.h"
+#include "tensor/wfmt.h"
+
+/* The plain weight format of dtype t (F32, F16, BF16). */
+static enum hf_wfmt wf(enum hf_dtype t)
+{
+	return (enum hf_wfmt)hf_wfmt_of_dtype(t);
+}
 
 static struct hf_vk *vk;
 
@@ -138,10 +145,10 @@ static void check_matmul(enum hf_dtype t, uint32_t n, uint32_t in,
 						     mm_abs_per_in * in);
 		}
 	if (kernel < 0)
-		RUN(OP(hf_vk_op_matmul(s, by, bx, bw, t, w_off,
+		RUN(OP(hf_vk_op_matmul(s, by, bx, bw, wf(t), w_off,
 				       bias ? bb : NULL, n, in, out, &err)););
 	else
-		RUN(OP(hf_vk_op_matmul_kernel(s, by, bx, bw, t, w_off,
+		RUN(OP(hf_vk_op_matmul_kernel(s, by, bx, bw, wf(t), w_off,
 					      bias ? bb : NULL, n, in, out,
 					      kernel, &err)););
 	vkt_get(vk, y, by, (size_t)n * out * 4);
@@ -899,7 +906,7 @@ static void test_f16_products_round_x_to_f16(void **state)
 	float y[2];
 
 	for (int tiled = 0; tiled < 2; tiled++) {
-		RUN(OP(hf_vk_op_matmul_kernel(s, by, bx, bw, HF_DTYPE_F16, 0,
+		RUN(OP(hf_vk_op_matmul_kernel(s, by, bx, bw, HF_WFMT_F16, 0,
 					      NULL, 1, 4, 2, tiled, &err)););
 		vkt_get(vk, y, by, sizeof(y));
 		for (int i = 0; i < 2; i++)
@@ -964,7 +971,7 @@ static void check_matmul_id(enum hf_dtype t, uint32_t n, uint32_t k,
 			bound[(size_t)r * out + o] =
 				(float)(mm_rel * a + 1e-7 + mm_abs_per_in * in);
 		}
-	RUN(OP(hf_vk_op_matmul_id(s, by, bx, x_slot, bw, t, E, bi, n, k, in,
+	RUN(OP(hf_vk_op_matmul_id(s, by, bx, x_slot, bw, wf(t), E, bi, n, k, in,
 				  out, &err)););
 	vkt_get(vk, y, by, (size_t)nk * out * 4);
 	for (size_t i = 0; i < (size_t)nk * out; i++)
