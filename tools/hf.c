@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "tensor/matmul.h"
 
 struct command {
 	const char *name;
@@ -68,8 +69,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-		printf("hf %s\n", HF_VERSION);
-		return 0;
+		/* the kernels hf_matmul chose (HF_CPU overrides) */
+		printf("hf %s\ncpu %s\n", HF_VERSION, hf_matmul_isa_name());
+		return finish_stdout("hf");
 	}
 	c = find(argv[1]);
 	if (!c) {

@@ -20,6 +20,7 @@
 #include "gen/gen.h"
 #include "model/model.h"
 #include "st/st.h"
+#include "tensor/matmul.h"
 #include "tok/chat/chat.h"
 #include "tok/tok.h"
 
@@ -1465,11 +1466,16 @@ int cmd_run(int argc, char **argv)
 			 hf_model_config(r.m)->model_type);
 		goto out;
 	}
-	if (r.o.verbose)
-		fprintf(stderr, "%s: loaded %s (%s, %zu layers) in %.0f ms on %s\n",
-			prog, r.o.model, hf_model_config(r.m)->model_type,
-			hf_model_layers(r.m), r.load_ms,
-			hf_backend_name(hf_model_backend(r.m)));
+	if (r.o.verbose) {
+		const char *dev = hf_backend_name(hf_model_backend(r.m));
+		int cpu = !strcmp(dev, "cpu");
+
+		fprintf(stderr, "%s: loaded %s (%s, %zu layers) in %.0f ms on "
+			"%s%s%s%s\n", prog, r.o.model,
+			hf_model_config(r.m)->model_type, hf_model_layers(r.m),
+			r.load_ms, dev, cpu ? " (" : "",
+			cpu ? hf_matmul_isa_name() : "", cpu ? " kernels)" : "");
+	}
 	if (r.o.perplexity) {
 		rc = perplexity(&r, &err);
 	} else if (r.o.prompt) {

@@ -553,6 +553,8 @@ expect "short option missing value" 2 "option '-n' needs a value" "$run" -m "$FX
 expect "no model" 2 "" "$run" -p hi
 expect "dtype f16 not built" 1 "f16 compute is not built" "$run" -m "$FX/llama-tiny" --dtype f16
 expect "bad dtype" 2 "" "$run" -m "$FX/llama-tiny" --dtype f8
+expect "--version names the kernels" 0 "cpu generic" \
+	env HF_CPU=generic "${run%-run}" --version
 
 echo "run: $cases cases, $failed failed" >&2
 [ "$failed" = 0 ]
