@@ -942,3 +942,49 @@ int hf_tok_encode_batch(const struct hf_tok *t, struct hf_pool *pool,
 		return hf_tok_pad(t, outs, n, pad, err);
 	return 0;
 }
+
+int hf_tok_normalize(struct hf_tok_ctx *c, const char *text, size_t len,
+		     char **out, size_t *len_out, struct hf_err *err)
+{
+	struct tok_ws *ws = &c->ws;
+	struct piece p0 = { 0, (uint32_t)len, 0, -1 };
+	size_t bad, n = 0;
+	int cur = 0;
+	char *s;
+
+	if (!hf_utf8_valid(text, len, &bad))
+		return hf_err_set(err, HF_EUTF8, "invalid UTF-8 at byte %zu", bad);
+	if (len > 0xFFFFFFF0u)
+		return hf_err_set(err, HF_ERANGE, "input too long (%zu bytes)", len);
+	ws->ar[0].len = 0;
+	ws->pl[0].n = 0;
+	if (tok_ar_reserve(&ws->ar[0], len))
+		goto nomem;
+	memcpy(ws->ar[0].s, text, len);
+	for (size_t i = 0; i < len; i++)
+		ws->ar[0].al[i] = (struct al){ (uint32_t)i, (uint32_t)i + 1 };
+	ws->ar[0].len = len;
+	if (len && tok_pl_push(&ws->pl[0], p0))
+		goto nomem;
+	if (c->t->norm && (cur = tok_norm_apply(c->t->norm, ws, cur)) < 0)
+		goto nomem;
+	for (size_t i = 0; i < ws->pl[cur].n; i++)
+		n += ws->pl[cur].v[i].len;
+	s = malloc(n + 1);
+	if (!s)
+		goto nomem;
+	n = 0;
+	for (size_t i = 0; i < ws->pl[cur].n; i++) {
+		const struct piece *p = &ws->pl[cur].v[i];
+
+		memcpy(s + n, ws->ar[cur].s + p->off, p->len);
+		n += p->len;
+	}
+	s[n] = 0;
+	*out = s;
+	if (len_out)
+		*len_out = n;
+	return 0;
+nomem:
+	return hf_err_set(err, HF_ENOMEM, "out of memory");
+}

@@ -115,6 +115,13 @@ int hf_tok_encode(struct hf_tok_ctx *c, const char *text, size_t len,
 		  const struct hf_tok_trunc *trunc,
 		  struct hf_tok_encoding *out, struct hf_err *err);
 
+/* The normalizer alone on text (valid UTF-8), as tokenizers'
+ * normalizer.normalize_str() gives it: no added tokens split out first.
+ * *out is malloc'd and NUL-terminated; len_out optional. Thread-safe for
+ * distinct ctx. Invalid UTF-8: HF_EUTF8. */
+int hf_tok_normalize(struct hf_tok_ctx *c, const char *text, size_t len,
+		     char **out, size_t *len_out, struct hf_err *err);
+
 /* Pad encodings in place (to the longest, or pad->length, rounded up to
  * pad->multiple_of), as HF's pad_encodings does. */
 int hf_tok_pad(const struct hf_tok *t, struct hf_tok_encoding *encs, size_t n,
