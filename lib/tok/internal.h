@@ -398,6 +398,19 @@ int tok_replace_piece(struct tok_ws *ws, int cur, const struct piece *p,
 /* Unicode helpers */
 int tok_is_whitespace(uint32_t c);	/* Rust char::is_whitespace */
 int tok_is_punct(uint32_t c);		/* ASCII punct or Unicode P* */
+
+/* Character classes as tokenizers' crates have them, older than the
+ * Unicode utf8proc knows (ucd.c, made by gen-ucd.py). unicode_categories
+ * 0.1.1, Unicode 8.0: is_other (Cc Cf Co: not Cn, so unassigned code
+ * points and noncharacters stay), is_mark_nonspacing, is_punctuation.
+ * unicode-normalization-alignments 0.1.12, Unicode 9.0: is_combining_mark,
+ * and after9: code points that utf8proc decomposes or gives a combining
+ * class but 9.0 has no data for (they pass normalization untouched). */
+int tok_ucd_is_other(uint32_t c);
+int tok_ucd_is_mn(uint32_t c);
+int tok_ucd_is_punct(uint32_t c);
+int tok_ucd_is_mark(uint32_t c);
+int tok_ucd_after9(uint32_t c);
 uint32_t tok_decode1(const char *s, size_t len, size_t *n);
 
 /* decoders (decode.c) */

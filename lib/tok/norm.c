@@ -53,8 +53,12 @@ static int is_ascii(const char *s, size_t n)
  * first part has change 0 and the rest 1; a composed char carries the
  * changes of what it absorbed minus one per absorbed char. ---- */
 
+/* Combining classes and decompositions are utf8proc's, less what came
+ * after the Unicode 9.0 of unicode-normalization-alignments. */
 static int ccc(uint32_t c)
 {
+	if (tok_ucd_after9(c))
+		return 0;
 	return utf8proc_get_property((utf8proc_int32_t)c)->combining_class;
 }
 
@@ -70,7 +74,8 @@ static int decompose(struct tf *t, const char *s, size_t n, int compat)
 		utf8proc_ssize_t m;
 
 		i += k;
-		m = utf8proc_decompose_char((utf8proc_int32_t)c, buf, 32, opt, NULL);
+		m = tok_ucd_after9(c) ? 0 :
+		    utf8proc_decompose_char((utf8proc_int32_t)c, buf, 32, opt, NULL);
 		if (m < 1 || m > 32) {
 			buf[0] = (utf8proc_int32_t)c;
 			m = 1;
@@ -111,7 +116,8 @@ static uint32_t compose_pair(uint32_t a, uint32_t b)
 	if (a >= 0xAC00 && a < 0xAC00 + 11172 && (a - 0xAC00) % 28 == 0 &&
 	    b > 0x11A7 && b < 0x11C3)
 		return a + (b - 0x11A7);
-	if (utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE) == 1)
+	if (utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE) == 1 &&
+	    !tok_ucd_after9((uint32_t)buf[0]))
 		return (uint32_t)buf[0];
 	return 0;
 }
@@ -240,44 +246,28 @@ static int do_filter_map(struct tok_ws *ws, int cur, const struct piece *p,
 	return tok_piece_transform(ws, cur, p, initial);
 }
 
+/* BertNormalizer's strip accents: unicode_categories' is_mark_nonspacing */
 static int keep_not_mn(uint32_t c, const struct norm *n)
 {
-	return utf8proc_category((utf8proc_int32_t)c) != UTF8PROC_CATEGORY_MN;
+	return !tok_ucd_is_mn(c);
 }
 
-/* unicode-normalization's is_combining_mark: any General_Category M */
+/* StripAccents: unicode-normalization's is_combining_mark (category M) */
 static int keep_not_mark(uint32_t c, const struct norm *n)
 {
-	switch (utf8proc_category((utf8proc_int32_t)c)) {
-	case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC:
-	case UTF8PROC_CATEGORY_ME:
-		return 0;
-	default:
-		return 1;
-	}
+	return !tok_ucd_is_mark(c);
 }
 
-static int is_other(uint32_t c)
-{
-	switch (utf8proc_category((utf8proc_int32_t)c)) {
-	case UTF8PROC_CATEGORY_CC:
-	case UTF8PROC_CATEGORY_CF:
-	case UTF8PROC_CATEGORY_CN:
-	case UTF8PROC_CATEGORY_CO:
-	case UTF8PROC_CATEGORY_CS:
-		return 1;
-	default:
-		return 0;
-	}
-}
-
+/* BertNormalizer's clean_text: drop NUL, U+FFFD and is_control, that is
+ * unicode_categories' is_other (Cc Cf Co) but for tab, LF and CR.
+ * Unassigned code points and noncharacters (Cn) stay. */
 static int keep_bert_clean(uint32_t c, const struct norm *n)
 {
 	if (c == 0 || c == 0xFFFD)
 		return 0;
 	if (c == '\t' || c == '\n' || c == '\r')
 		return 1;
-	return !is_other(c);
+	return !tok_ucd_is_other(c);
 }
 
 static uint32_t map_bert_ws(uint32_t c)

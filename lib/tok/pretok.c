@@ -28,15 +28,7 @@ int tok_is_punct(uint32_t c)
 	if (c < 128)
 		return (c >= 33 && c <= 47) || (c >= 58 && c <= 64) ||
 		       (c >= 91 && c <= 96) || (c >= 123 && c <= 126);
-	switch (utf8proc_category((utf8proc_int32_t)c)) {
-	case UTF8PROC_CATEGORY_PC: case UTF8PROC_CATEGORY_PD:
-	case UTF8PROC_CATEGORY_PS: case UTF8PROC_CATEGORY_PE:
-	case UTF8PROC_CATEGORY_PI: case UTF8PROC_CATEGORY_PF:
-	case UTF8PROC_CATEGORY_PO:
-		return 1;
-	default:
-		return 0;
-	}
+	return tok_ucd_is_punct(c);	/* unicode_categories, Unicode 8.0 */
 }
 
 static int is_numeric(uint32_t c)

@@ -229,6 +229,27 @@ static void test_wordpiece(void **s)
 	hf_tok_free(t);
 }
 
+/* clean_text drops is_other (Cc Cf Co) only: noncharacters (U+FDD0,
+ * U+FFFF) and unassigned code points (U+0378) stay and become [UNK];
+ * U+200B (Cf) and U+E000 (Co) go. BertPreTokenizer's punctuation is
+ * Unicode 8.0's: U+2E43 (Po since 10.0) does not split a word. */
+static void test_bert_unicode_classes(void **s)
+{
+	struct hf_tok *t = load(
+		"{\"normalizer\":{\"type\":\"BertNormalizer\",\"lowercase\":true},"
+		"\"pre_tokenizer\":{\"type\":\"BertPreTokenizer\"},"
+		"\"model\":{\"unk_token\":\"[UNK]\",\"continuing_subword_prefix\":\"##\","
+		"\"vocab\":{\"[UNK]\":0,\"x\":1,\"y\":2,\"\xE2\xB8\xB9\":3}}}");
+
+	assert_string_equal(enc(t, "x \xEF\xB7\x90 y \xEF\xBF\xBF \xCD\xB8", NULL, 1),
+			    "x[0,1]|[UNK][2,3]|y[4,5]|[UNK][6,7]|[UNK][8,9]");
+	assert_string_equal(enc(t, "x\xE2\x80\x8By \xEE\x80\x80", NULL, 1),
+			    "[UNK][0,3]");
+	assert_string_equal(enc(t, "x\xE2\xB9\x83y x\xE2\xB8\xB9y", NULL, 1),
+			    "[UNK][0,3]|x[4,5]|\xE2\xB8\xB9[5,6]|y[6,7]");
+	hf_tok_free(t);
+}
+
 /* Viterbi picks the best-scoring path; unknown chars fuse into one unk */
 static void test_unigram(void **s)
 {
@@ -450,6 +471,7 @@ int main(void)
 		cmocka_unit_test(test_bpe_unk_and_byte_fallback),
 		cmocka_unit_test(test_bpe_ignore_merges_and_affixes),
 		cmocka_unit_test(test_wordpiece),
+		cmocka_unit_test(test_bert_unicode_classes),
 		cmocka_unit_test(test_unigram),
 		cmocka_unit_test(test_normalizers),
 		cmocka_unit_test(test_template_and_pairs),
