@@ -451,6 +451,71 @@ static void test_matmul_op_uses_views_of_a_fused_weight(void **state)
 	free(want);
 }
 
+static struct hf_buf *rmk(struct hf_backend *b, enum hf_dtype t, size_t n,
+			  const void *init);
+
+/* A weight of the second block of rows cut through its format
+ * (hf_wbuf_rows), run by hf_op_linear; and what supports_op refuses. */
+static void test_linear_on_weight_rows_and_supports_op(void **state)
+{
+	struct hf_err err = { 0 };
+	size_t n = 6, in = 9, out = 4;
+	float *w = frandv(2 * out * in), *x = frandv(n * in);
+	float *want = malloc(n * out * sizeof(float));
+	struct hf_buf *bw = fbuf(2 * out * in, w), *bx = fbuf(n * in, x);
+	struct hf_buf *y = fbuf(n * out, NULL), *i8 = rmk(be, HF_DTYPE_I8, 8,
+							  NULL);
+	struct hf_wbuf all, part;
+	struct hf_op op = { HF_OP_MATMUL, y, { bx, bw } };
+	struct hf_backend *b2;
+
+	assert_int_equal(hf_wbuf_plain(&all, bw, 2 * out, in, &err), 0);
+	assert_int_equal(all.fmt, HF_WFMT_F32);
+	assert_int_equal(hf_wbuf_rows(&part, &all, out, out, &err), 0);
+	assert_int_equal(part.rows, out);
+	hf_op_linear(y, bx, &part, NULL, n);
+	assert_int_equal(hf_backend_status(be, &err), 0);
+	hf_matmul_ref(want, x, w + out * in, HF_DTYPE_F32, NULL, n, in, out);
+	expect_close(y->host, want, n * out, 1e-5f);
+	{
+		struct hf_wbuf bad;
+
+		assert_int_equal(hf_wbuf_rows(&bad, &all, out, out + 1, &err),
+				 HF_EINTERNAL);
+	}
+	/* supports_op */
+	op.w = all;
+	assert_int_equal(hf_backend_supports(be, &op, &err), 1);
+	op.w.fmt = HF_WFMT_COUNT;
+	assert_int_equal(hf_backend_supports(be, &op, &err), 0);
+	op = (struct hf_op){ HF_OP_GET_ROWS, y, { i8, bx } };
+	assert_int_equal(hf_backend_supports(be, &op, &err), 0);
+	assert_non_null(strstr(err.msg, "I8"));
+	assert_int_not_equal(hf_wbuf_plain(&all, i8, 2, 4, &err), 0);
+	/* an int8 weight through the plain constructor fails when it runs,
+	 * named, and the backend keeps the error */
+	assert_int_equal(hf_backend_cpu_create(&b2, 1, &err), 0);
+	{
+		struct hf_buf *a = rmk(b2, HF_DTYPE_F32, 4, NULL);
+		struct hf_buf *q = rmk(b2, HF_DTYPE_I8, 4, NULL);
+
+		hf_op_matmul(a, a, q, NULL, 1, 2, 2);
+		assert_int_equal(hf_backend_status(b2, &err), HF_EUNSUPPORTED);
+		assert_non_null(strstr(err.msg, "dtype I8"));
+		hf_buf_free(a);
+		hf_buf_free(q);
+	}
+	hf_backend_free(b2);
+	hf_buf_free(part.t[0]);
+	hf_buf_free(i8);
+	hf_buf_free(y);
+	hf_buf_free(bx);
+	hf_buf_free(bw);
+	free(w);
+	free(x);
+	free(want);
+}
+
 static void test_graph_replays_on_new_buffer_contents(void **state)
 {
 	struct hf_err err = { 0 };
@@ -601,6 +666,7 @@ int main(void)
 		cmocka_unit_test(test_moe_route_picks_top2_renormalised),
 		cmocka_unit_test(test_add_rows_scale_add_copy_kv_store),
 		cmocka_unit_test(test_matmul_op_uses_views_of_a_fused_weight),
+		cmocka_unit_test(test_linear_on_weight_rows_and_supports_op),
 		cmocka_unit_test(test_graph_replays_on_new_buffer_contents),
 		cmocka_unit_test(test_replay_at_new_positions_equals_eager_ops),
 		cmocka_unit_test(test_matmul_id_matches_ref),
