@@ -1,24 +1,31 @@
 /* shaders/weights.glsl: wload(i), element i of the weight buffer `w`
- * (binding 0, element offset pc.o[0]) as float, for W_F32, W_F16 and
- * W_BF16. 16-bit weights are read as packed uint pairs (element 2k in the
- * low half: little-endian), so no 16-bit storage feature is needed; the
- * quantized formats add a branch here that dequantises from a block.
+ * (binding 0, element offset pc.o[0]) as float, for each weight format
+ * the shaders read (lib/backend/vulkan/ops.c, vk_wfmts). Every format is
+ * block-indexed: it defines W_BLOCK, the elements of one block of the
+ * bound buffer, and wblock(b, j), element j of absolute block b; wload
+ * is the same for all of them. The plain formats' blocks are one float
+ * (W_F32) or one uint holding two 16-bit values (W_F16, W_BF16; element
+ * 2k in the low half: little-endian, so no 16-bit storage feature is
+ * needed). A quantized format adds a section that dequantizes element j
+ * of its block (scales and codes), and the matvec/matmul shaders need no
+ * change beyond what its W_PAIRS-like fast paths want.
  * Include after the push-constant block. */
 #if defined(W_F32)
 layout(std430, binding = 0) readonly buffer Wbuf { float w[]; };
 
-float wload(uint i)
+#define W_BLOCK 1u
+float wblock(uint b, uint j)
 {
-	return w[pc.o[0] + i];
+	return w[b];
 }
 #elif defined(W_F16)
 layout(std430, binding = 0) readonly buffer Wbuf { uint w[]; };
 
-float wload(uint i)
+#define W_BLOCK 2u
+float wblock(uint b, uint j)
 {
-	const uint j = pc.o[0] + i;
-	const vec2 v = unpackHalf2x16(w[j >> 1]);
-	return (j & 1) != 0 ? v.y : v.x;
+	const vec2 v = unpackHalf2x16(w[b]);
+	return j != 0 ? v.y : v.x;
 }
 
 /* Elements 2k and 2k + 1 of the bound buffer (absolute word k). */
@@ -40,11 +47,11 @@ f16vec4 wload4h(uint k)
 #elif defined(W_BF16)
 layout(std430, binding = 0) readonly buffer Wbuf { uint w[]; };
 
-float wload(uint i)
+#define W_BLOCK 2u
+float wblock(uint b, uint j)
 {
-	const uint j = pc.o[0] + i;
-	const uint v = w[j >> 1];
-	return uintBitsToFloat((j & 1) != 0 ? (v & 0xffff0000u) : (v << 16));
+	const uint v = w[b];
+	return uintBitsToFloat(j != 0 ? (v & 0xffff0000u) : (v << 16));
 }
 
 #define W_PAIRS
@@ -59,3 +66,10 @@ vec2 wload2(uint k)
 #if defined(F16_ARITH) && !defined(W_F16)
 #error "F16_ARITH is for W_F16"
 #endif
+
+/* Element i of W (from the bound element offset pc.o[0]). */
+float wload(uint i)
+{
+	const uint e = pc.o[0] + i;
+	return wblock(e / W_BLOCK, e % W_BLOCK);
+}
