@@ -154,7 +154,11 @@ int hf_gen_run(struct hf_model *m, const int32_t *const *prompts,
 		goto out;
 	fo.logits = logits;
 	t0 = now_ms();
-	if ((rc = prefill(m, kv, ids, mask, B, T, &fo, err)))
+	/* a prompt in chunks gets the RoPE of the whole prompt in one call */
+	hf_model_set_seq_len(m, T);
+	rc = prefill(m, kv, ids, mask, B, T, &fo, err);
+	hf_model_set_seq_len(m, 0);
+	if (rc)
 		goto out;
 	t1 = now_ms();
 	for (size_t b = 0; b < B; b++)
@@ -282,13 +286,17 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 		size_t len = end - begin, trg = end - prev_end;
 
 		hf_kv_reset(kv);
+		/* one window is one call to the model in transformers */
+		hf_model_set_seq_len(m, len);
 		for (size_t c0 = 0; c0 < len; c0 += chunk) {
 			size_t cn = len - c0 < chunk ? len - c0 : chunk;
 			struct hf_fwd_out fo = { .logits = lg, .all_logits = 1 };
 
 			if ((rc = hf_model_forward(m, kv, ids + begin + c0, NULL,
-						   cn, &fo, err)))
+						   cn, &fo, err))) {
+				hf_model_set_seq_len(m, 0);
 				goto out;
+			}
 			/* row t predicts t + 1; the targets are the last trg
 			 * tokens of the window (never its first) */
 			for (size_t t = c0; t < c0 + cn; t++) {
@@ -307,6 +315,7 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 				cnt++;
 			}
 		}
+		hf_model_set_seq_len(m, 0);
 		prev_end = end;
 		hf_progress_update(&bar, end);
 		if (end == n)

@@ -61,11 +61,15 @@ struct hf_model {
 	/* rope */
 	size_t rot_dim;
 	float rope_scaling;		/* attention_scaling of cos/sin */
-	float *inv_freq_host;		/* (rot_dim / 2) as built at load */
+	float *inv_freq_host;		/* (rot_dim / 2) as built at load;
+					 * longrope: then the long set */
 	struct hf_buf *inv_freq;
-	int rope_dynamic;
+	int rope_dynamic;		/* 1 dynamic NTK, 2 longrope */
 	double rope_factor, rope_theta;
 	size_t dyn_len;			/* seq_len inv_freq was made for */
+	size_t rope_orig;		/* longrope: original context */
+	int rope_long_on;		/* longrope: the long set is loaded */
+	size_t seq_len;			/* hf_model_set_seq_len() */
 
 	/* embeddings */
 	struct hf_buf *embed, *pos_embed, *type_embed, *emb_ln_w, *emb_ln_b;
@@ -164,7 +168,8 @@ int llama_load(struct hf_model *m, struct hf_err *err);
 int gpt2_load(struct hf_model *m, struct hf_err *err);
 int encoder_load(struct hf_model *m, struct hf_err *err);
 int rope_init(struct hf_model *m, struct hf_err *err);
-/* Update inv_freq for dynamic NTK scaling at sequence length len. */
+/* Update inv_freq of dynamic NTK or longrope for a forward call whose
+ * largest position is len - 1. */
 int rope_update(struct hf_model *m, size_t len, struct hf_err *err);
 int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	       struct hf_err *err);

@@ -85,6 +85,12 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
  * it runs eagerly (experts grouped on the host). on = 0 runs every step eagerly. The default is on,
  * unless the environment has HF_GRAPH=0. */
 void hf_model_set_replay(struct hf_model *m, int on);
+/* Dynamic RoPE (rope_scaling dynamic, longrope) picks its frequencies
+ * from the largest position of each forward call, as transformers does
+ * per call. A caller that feeds one sequence in several calls (a long
+ * prompt in chunks) gives its whole length here first, so that every
+ * chunk is rotated as the whole would be in one call; 0 ends that. */
+void hf_model_set_seq_len(struct hf_model *m, size_t len);
 /* Decode steps on kv that ran as a replay of its recording. */
 size_t hf_kv_replays(const struct hf_kv *kv);
 
