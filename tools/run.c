@@ -52,7 +52,8 @@ static const char usage[] =
 	"      --batch <n>           prompts generated together (default 1)\n"
 	"      --normalize           --task embed: unit-length embeddings\n"
 	"      --perplexity          perplexity of all of stdin\n"
-	"      --ctx <n>             perplexity window (default: the context)\n"
+	"      --ctx <n>             context: KV cache tokens per prompt, the "
+	"perplexity window\n"
 	"      --stride <n>          perplexity stride (default: --ctx / 2)\n"
 	"  -t, --threads <n>         threads (default: all CPUs)\n"
 	"      --device <dev>        cpu (default), vulkan, or auto (a GPU if "
@@ -108,6 +109,7 @@ struct run {
 	double load_ms;
 	double t_prompt_ms, t_gen_ms;
 	size_t n_prompt, n_gen;
+	int past_positions;	/* input past a learned position table: exit 2 */
 };
 
 static double now_ms(void)
@@ -481,6 +483,7 @@ static int generate(struct run *r, struct input *ins, size_t B,
 	go.eos = r->eos;
 	go.neos = r->neos;
 	go.logprobs = (size_t)r->o.logprobs;
+	go.n_ctx = (size_t)r->o.ctx;
 	go.on_token = on_token;
 	go.ctx = r;
 	r->stream = r->tty_out && !r->o.jsonl && B == 1 && r->tok;
@@ -558,11 +561,7 @@ static int task_logits(struct run *r, struct input *in, struct hf_err *err)
 		struct hf_kv *kv = NULL;
 		struct hf_fwd_out fo = { .logits = lg, .all_logits = 1 };
 
-		if (T > hf_model_max_ctx(r->m))
-			rc = hf_err_set(err, HF_ERANGE,
-					"%zu tokens do not fit the model's context "
-					"of %zu tokens", T, hf_model_max_ctx(r->m));
-		else if (!(rc = hf_kv_new(&kv, r->m, 1, T, err)))
+		if (!(rc = hf_kv_new(&kv, r->m, 1, T, err)))
 			rc = hf_model_forward(r->m, kv, in->ids, NULL, T, &fo,
 					      err);
 		hf_kv_free(kv);
@@ -661,11 +660,7 @@ static int task_embed(struct run *r, struct input *in, struct hf_err *err)
 		struct hf_kv *kv = NULL;
 		struct hf_fwd_out fo = { .hidden = hid };
 
-		if (T > hf_model_max_ctx(r->m))
-			rc = hf_err_set(err, HF_ERANGE,
-					"%zu tokens do not fit the model's context "
-					"of %zu tokens", T, hf_model_max_ctx(r->m));
-		else if (!(rc = hf_kv_new(&kv, r->m, 1, T, err)))
+		if (!(rc = hf_kv_new(&kv, r->m, 1, T, err)))
 			rc = hf_model_forward(r->m, kv, in->ids, NULL, T, &fo,
 					      err);
 		hf_kv_free(kv);
@@ -881,12 +876,14 @@ static int perplexity(struct run *r, struct hf_err *err)
 					err))) {
 		return rc;
 	}
-	if (!ctx || ctx > hf_model_max_ctx(r->m))
+	if (!ctx)
 		ctx = hf_model_max_ctx(r->m);
+	if (hf_model_max_positions(r->m) && ctx > hf_model_max_positions(r->m))
+		ctx = hf_model_max_positions(r->m);
 	if ((rc = encode(r, text, len, 1, &ids, &n, NULL, err)) ||
 	    (rc = hf_gen_perplexity(r->m, ids, n, ctx,
 				    r->o.stride ? (size_t)r->o.stride :
-						  (ctx > 1 ? ctx / 2 : 1),
+						  (ctx > 1 ? ctx / 2 : 0),
 				    &nll, &cnt, err)))
 		goto out;
 	if (emit(json_pack("{s:f, s:f, s:I}", "perplexity", exp(nll), "nll", nll,
@@ -901,6 +898,22 @@ out:
 static int run_one(struct run *r, struct input *in, size_t nin,
 		   struct hf_err *err)
 {
+	size_t lim = hf_model_max_positions(r->m);
+	int gen = r->o.task == TASK_GENERATE;
+
+	/* no position past a learned table: the input asks too much */
+	for (size_t i = 0; lim && i < nin; i++)
+		if (in[i].n + (size_t)gen > lim) {
+			r->past_positions = 1;
+			return hf_err_set(err, HF_ERANGE,
+					  "%s of %zu tokens does not fit the %zu "
+					  "positions of %s's learned position "
+					  "embeddings%s", gen ? "prompt" : "input",
+					  in[i].n, lim,
+					  hf_model_config(r->m)->model_type,
+					  gen ? " (it must leave room for one "
+						"more)" : "");
+		}
 	switch (r->o.task) {
 	case TASK_GENERATE:
 		if (hf_model_is_encoder(r->m))
@@ -1009,6 +1022,7 @@ static int chat_loop(struct run *r, struct hf_err *err)
 			go.max_tokens = (size_t)r->o.max_tokens;
 			go.eos = r->eos;
 			go.neos = r->neos;
+			go.n_ctx = (size_t)r->o.ctx;
 			go.on_token = on_token;
 			go.ctx = r;
 			rc = r->rows ? hf_gen_run(r->m, &pr, &in.n, 1, &go, &g, err) :
@@ -1494,6 +1508,8 @@ int cmd_run(int argc, char **argv)
 		rc = write_logits(&r, &err);
 	if (rc) {
 		rc = die_err(prog, &err);
+		if (r.past_positions)
+			rc = 2;
 		goto out;
 	}
 	if (r.o.verbose && r.n_prompt)

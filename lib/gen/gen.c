@@ -90,7 +90,8 @@ int hf_gen_run(struct hf_model *m, const int32_t *const *prompts,
 	       const size_t *lens, size_t B, const struct hf_gen_opts *o,
 	       struct hf_gen_row *rows, struct hf_err *err)
 {
-	size_t V = hf_model_vocab(m), ctx = hf_model_max_ctx(m), T = 0;
+	size_t V = hf_model_vocab(m), T = 0;
+	size_t lim = hf_model_max_positions(m), ctx = o->n_ctx;
 	size_t maxnew = o->max_tokens, nlp = o->logprobs, active;
 	struct rowst *st = NULL;
 	int32_t *ids = NULL, *mask = NULL, *tok = NULL;
@@ -105,14 +106,22 @@ int hf_gen_run(struct hf_model *m, const int32_t *const *prompts,
 		if (!lens[b])
 			return hf_err_set(err, HF_EINVAL,
 					  "empty prompt: nothing to continue");
-		if (lens[b] >= ctx)
+		if (lim && lens[b] >= lim && (!ctx || ctx >= lim))
 			return hf_err_set(err, HF_ERANGE,
 					  "prompt of %zu tokens does not fit the "
-					  "model's context of %zu tokens (it must "
-					  "leave room for one more)", lens[b], ctx);
+					  "%zu positions of the model's learned "
+					  "position embeddings (it must leave room "
+					  "for one more)", lens[b], lim);
+		if (ctx && lens[b] >= ctx)
+			return hf_err_set(err, HF_ERANGE,
+					  "prompt of %zu tokens does not fit a "
+					  "context of %zu tokens (it must leave "
+					  "room for one more)", lens[b], ctx);
 		T = lens[b] > T ? lens[b] : T;
 	}
-	if (maxnew > ctx - T)
+	if (lim && (!ctx || ctx > lim))
+		ctx = lim;
+	if (ctx && maxnew > ctx - T)
 		maxnew = ctx - T;
 	st = calloc(B, sizeof(*st));
 	ids = calloc(B * T, sizeof(*ids));
@@ -268,9 +277,11 @@ int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 	if (n < 2)
 		return hf_err_set(err, HF_EINVAL,
 				  "perplexity needs at least 2 tokens, got %zu", n);
-	if (!ctx || ctx > hf_model_max_ctx(m))
+	if (!ctx)
 		ctx = hf_model_max_ctx(m);
-	if (ctx > n)
+	if (hf_model_max_positions(m) && ctx > hf_model_max_positions(m))
+		ctx = hf_model_max_positions(m);
+	if (!ctx || ctx > n)
 		ctx = n;
 	if (!stride || stride > ctx)
 		stride = ctx;

@@ -63,6 +63,12 @@ struct hf_gen_opts {
 	const int64_t *eos;	/* stop ids (not part of the output) */
 	size_t neos;
 	size_t logprobs;	/* top-N log-probabilities per token */
+	/* KV cache tokens per row, the prompt and what is generated: a
+	 * prompt that leaves no room is an error, and generation stops
+	 * with finish "length" when it is full. 0: the prompt plus
+	 * max_tokens. A model with a learned position table never takes
+	 * more than its rows. */
+	size_t n_ctx;
 	/* Called for each new token of row (not for EOS). Return 1 to end
 	 * the row (a stop string matched: finish "stop"), -1 to abort the
 	 * whole run (err filled by the callee), 0 to go on. */
@@ -90,16 +96,18 @@ void hf_gen_row_free(struct hf_gen_row *r);
 /* Generate for B prompts at once (left-padded to the longest, positions
  * cumsum(mask) - 1, so each row gets what it would get alone). rows[B]
  * are filled. A prompt that is empty, or that leaves no room in the
- * model's context (max_position_embeddings), is an HF_ERANGE/HF_EINVAL
- * error naming its length; generation that reaches the end of the
- * context stops with finish "length". */
+ * context (o->n_ctx, or the learned position table), is an
+ * HF_ERANGE/HF_EINVAL error naming its length; generation that reaches
+ * the end of the context stops with finish "length". A RoPE model runs
+ * past max_position_embeddings (with a warning, see hf_model_forward()). */
 int hf_gen_run(struct hf_model *m, const int32_t *const *prompts,
 	       const size_t *lens, size_t B, const struct hf_gen_opts *o,
 	       struct hf_gen_row *rows, struct hf_err *err);
 
 /* Perplexity of ids (n tokens) with a sliding window of ctx tokens moved
  * by stride (the transformers perplexity recipe: each window scores only
- * the tokens the previous one did not). *nll: mean negative
+ * the tokens the previous one did not). ctx 0: max_position_embeddings;
+ * at most the learned position table, where the model has one. *nll: mean negative
  * log-likelihood per scored token; *count: tokens scored. */
 int hf_gen_perplexity(struct hf_model *m, const int32_t *ids, size_t n,
 		      size_t ctx, size_t stride, double *nll, size_t *count,

@@ -4,6 +4,7 @@
  * q/k RMSNorm before RoPE), Gemma ((1 + w) RMSNorm, embeddings times
  * sqrt(hidden), GeGLU), Phi-3 (fused qkv_proj and gate_up_proj), Mixtral
  * (top-k sparse MoE in place of the MLP). */
+#include "core/log.h"
 #include "model/internal.h"
 
 #include <math.h>
@@ -689,6 +690,15 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 				"position %zu is past the %zu positions of the "
 				"model", maxpos, m->n_pos_rows);
 		goto out;
+	}
+	/* RoPE computes any position, as transformers does; say once that
+	 * the model was not trained this far */
+	if (!gpt2 && m->max_pos && maxpos >= m->max_pos && !m->warned_pos) {
+		m->warned_pos = 1;
+		hf_log_warn("%s: position %zu is past max_position_embeddings "
+			    "(%zu), the context the model was trained for; "
+			    "RoPE computes it, the output may degrade", m->dir,
+			    maxpos, m->max_pos);
 	}
 	for (size_t b = 0; b < B; b++)
 		for (size_t t = 0; t < T; t++)

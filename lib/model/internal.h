@@ -70,6 +70,7 @@ struct hf_model {
 	size_t rope_orig;		/* longrope: original context */
 	int rope_long_on;		/* longrope: the long set is loaded */
 	size_t seq_len;			/* hf_model_set_seq_len() */
+	int warned_pos;			/* warned of a position past max_pos */
 
 	/* embeddings */
 	struct hf_buf *embed, *pos_embed, *type_embed, *emb_ln_w, *emb_ln_b;

@@ -257,6 +257,11 @@ size_t hf_model_max_ctx(const struct hf_model *m)
 	return m->max_pos;
 }
 
+size_t hf_model_max_positions(const struct hf_model *m)
+{
+	return m->pos_embed ? m->n_pos_rows - (size_t)m->pos_offset : 0;
+}
+
 size_t hf_model_experts(const struct hf_model *m)
 {
 	return m->ne;

@@ -36,8 +36,14 @@ int hf_model_is_encoder(const struct hf_model *m);
 size_t hf_model_vocab(const struct hf_model *m);
 size_t hf_model_hidden(const struct hf_model *m);
 size_t hf_model_layers(const struct hf_model *m);
-/* Longest sequence the model takes (max_position_embeddings). */
+/* The context the model was trained for (max_position_embeddings, 0 if
+ * config.json gives none). RoPE models run past it: hf_model_forward()
+ * warns once on stderr when a position reaches it. */
 size_t hf_model_max_ctx(const struct hf_model *m);
+/* Positions the model has: the rows of its learned position table
+ * (gpt2, bert, distilbert; roberta less the rows before padding_idx + 1),
+ * or 0 for RoPE models, which compute any position. */
+size_t hf_model_max_positions(const struct hf_model *m);
 /* Experts of a MoE model (0 for dense). */
 size_t hf_model_experts(const struct hf_model *m);
 /* Labels of a *ForSequenceClassification head (0 when there is none). */
@@ -72,7 +78,7 @@ struct hf_fwd_out {
  * 1), as generate() builds them, so a left-padded batch gives the same
  * results per row as each row alone. Errors: ids outside the vocabulary
  * (HF_ERANGE naming the id and where), a full cache or a position past
- * max_position_embeddings (HF_ERANGE). */
+ * the learned position table (HF_ERANGE). */
 int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 		     const int32_t *mask, size_t T, struct hf_fwd_out *out,
 		     struct hf_err *err);

@@ -255,10 +255,59 @@ assert o["tokens"] == 158, o
 assert 1.0 < o["perplexity"] < 20.0, o
 EOF
 
-# 5. bad input: one line on stderr naming the culprit, exit 1.
-python3 -c "print('{\"ids\": [' + ','.join(['5'] * 600) + ']}')" >"$tmp/in"
-expect "prompt longer than the context" 1 "600 tokens does not fit" \
-	"$run" -m "$MODELS/stories260k" --jsonl -n 4
+# 5. past the context. RoPE has a position for every token: past
+# max_position_embeddings one warning on stderr, and --ctx bounds the
+# cache. A learned position table has no more rows: one line, exit 2.
+# one_line NAME: stderr of the last case is exactly one line.
+one_line() {
+	cases=$((cases + 1))
+	[ "$(wc -l <"$tmp/err")" = 1 ] ||
+		fail "$1: want one line on stderr, got: $(head -c 600 "$tmp/err")"
+}
+# ids N: one {"ids"} record of N ids in $tmp/in
+ids() {
+	python3 -c "import sys; n = int(sys.argv[1]); print('{\"ids\": [%s]}' %
+', '.join(str(5 + i * 37 % 120) for i in range(n)))" "$1" >"$tmp/in"
+}
+ids 600
+expect "RoPE past max_position_embeddings" 0 '"completion_tokens":4' \
+	"$run" -m "$MODELS/stories260k" --jsonl -n 4 &&
+one_line "RoPE past max_position_embeddings warns once" &&
+grep -qF "past max_position_embeddings (512)" "$tmp/err" ||
+	fail "RoPE past max_position_embeddings: no warning: $(cat "$tmp/err")"
+expect "prompt longer than --ctx" 1 \
+	"600 tokens does not fit a context of 600" \
+	"$run" -m "$MODELS/stories260k" --jsonl -n 4 --ctx 600
+# qwen3-tiny's weights under rope_scaling yarn (factor 4) and
+# max_position_embeddings 64: a 120-token prompt, 64 more greedily
+mkdir "$tmp/yarn" &&
+ln -s "$FX/qwen3-tiny/model.safetensors" "$tmp/yarn/model.safetensors" &&
+python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["max_position_embeddings"] = 64
+c["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0}
+print(json.dumps(c))' "$FX/qwen3-tiny/config.json" >"$tmp/yarn/config.json"
+ids 120
+expect "yarn 120 tokens past 64" 0 '"completion_tokens":64' \
+	"$run" -m "$tmp/yarn" --jsonl -n 64 --temperature 0 &&
+one_line "yarn past 64 warns once"
+ids 200
+for model in gpt2-tiny bert-tiny roberta-tiny distilbert-tiny; do
+	task=embed
+	[ "$model" = gpt2-tiny ] && task=generate
+	expect "$model past its position table" 2 \
+		"200 tokens does not fit the 128 positions of" \
+		"$run" -m "$FX/$model" --jsonl --task $task -n 4 &&
+	one_line "$model past its position table"
+done
+ids 128
+expect "gpt2 prompt filling its table" 2 "leave room for one more" \
+	"$run" -m "$FX/gpt2-tiny" --jsonl -n 4
+expect "roberta input filling its table" 0 '"embedding"' \
+	"$run" -m "$FX/roberta-tiny" --jsonl --task embed
+
+# 6. bad input: one line on stderr naming the culprit, exit 1.
 printf '\n' >"$tmp/in"
 expect "empty prompt" 1 "empty prompt" "$run" -m "$MODELS/stories260k" -n 4
 printf 'ab\377cd\n' >"$tmp/in"
@@ -516,7 +565,7 @@ if command -v script >/dev/null; then
 		fail "interactive chat without a template: exit $rc: $(cat "$tmp/tty-err")"
 fi
 
-# 6. the EXAMPLES of man/hf-run.1, as written there (models/ is linked
+# 7. the EXAMPLES of man/hf-run.1, as written there (models/ is linked
 # into a scratch directory, where the outputs go).
 mkdir -p "$tmp/ex"
 ln -s "$MODELS" "$tmp/ex/models"
@@ -545,7 +594,7 @@ sys.stdout.write(json.load(open('models/stories260k/reference.json'))['prompts']
 ) || failed=$((failed + 1))
 cases=$((cases + 4))
 
-# 7. usage
+# 8. usage
 expect "help" 0 "usage: hf-run" "$run" -h
 expect "bad option" 2 "unknown option '--no-such-option'" "$run" -m "$FX/llama-tiny" --no-such-option
 expect "missing value" 2 "option '--temperature' needs a value" "$run" -m "$FX/llama-tiny" --temperature

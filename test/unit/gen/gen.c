@@ -166,26 +166,87 @@ static void test_callback_can_end_a_row(void **state)
 	free((void *)pr[1]);
 }
 
+/* n_ctx sizes the cache: a prompt that leaves no room is an error naming
+ * the lengths, generation stops with "length" at the end. */
 static void test_context_errors_name_the_length(void **state)
 {
 	struct hf_err err = { 0 };
 	struct hf_gen_opts o;
 	struct hf_gen_row r;
-	size_t ctx = hf_model_max_ctx(m), len = ctx, zero = 0;
+	size_t ctx = 100, len = ctx, zero = 0;
 	int32_t *p = calloc(ctx + 1, sizeof(*p));
 	const int32_t *pr = p;
 
 	greedy_opts(&o, 4);
+	o.n_ctx = ctx;
 	assert_int_equal(hf_gen_run(m, &pr, &len, 1, &o, &r, &err), HF_ERANGE);
-	assert_non_null(strstr(err.msg, "512"));
+	assert_non_null(strstr(err.msg, "100 tokens does not fit a context of "
+			       "100 tokens"));
 	assert_int_equal(hf_gen_run(m, &pr, &zero, 1, &o, &r, &err), HF_EINVAL);
 	assert_non_null(strstr(err.msg, "empty"));
-	/* one short of the context: generation stops at the end */
+	/* two short of the context: generation stops at the end */
 	len = ctx - 2;
 	assert_int_equal(hf_gen_run(m, &pr, &len, 1, &o, &r, &err), 0);
 	assert_int_equal(r.n, 2);
 	assert_int_equal(r.finish, HF_FINISH_LENGTH);
 	hf_gen_row_free(&r);
+	free(p);
+}
+
+/* RoPE has a position for every token: llama-tiny runs past its
+ * max_position_embeddings (512) when n_ctx does not stop it. */
+static void test_rope_runs_past_max_position_embeddings(void **state)
+{
+	struct hf_err err = { 0 };
+	struct hf_gen_opts o;
+	struct hf_gen_row r;
+	size_t len = hf_model_max_ctx(m) + 8;
+	int32_t *p = calloc(len, sizeof(*p));
+	const int32_t *pr = p;
+
+	assert_int_equal(hf_model_max_ctx(m), 512);
+	assert_int_equal(hf_model_max_positions(m), 0);
+	for (size_t i = 0; i < len; i++)
+		p[i] = (int32_t)(5 + i % 400);
+	greedy_opts(&o, 4);
+	assert_int_equal(hf_gen_run(m, &pr, &len, 1, &o, &r, &err), 0);
+	assert_int_equal(r.n, 4);
+	assert_int_equal(r.finish, HF_FINISH_LENGTH);
+	hf_gen_row_free(&r);
+	free(p);
+}
+
+/* gpt2 has a learned table of n_positions (128) rows: a prompt of 128
+ * leaves no room, and n_ctx cannot go past the table. */
+static void test_learned_positions_refuse_past_the_table(void **state)
+{
+	struct hf_err err = { 0 };
+	const char *fx = getenv("HF_FIXTURES");
+	char dir[512];
+	struct hf_model *g;
+	struct hf_gen_opts o;
+	struct hf_gen_row r;
+	size_t len = 128;
+	int32_t *p = calloc(len, sizeof(*p));
+	const int32_t *pr = p;
+
+	snprintf(dir, sizeof(dir), "%s/models/gpt2-tiny",
+		 fx ? fx : "test/fixtures");
+	assert_int_equal(hf_model_open(&g, dir, NULL, 2, &err), 0);
+	assert_int_equal(hf_model_max_positions(g), 128);
+	for (size_t i = 0; i < len; i++)
+		p[i] = 5;
+	greedy_opts(&o, 4);
+	o.n_ctx = 1000;
+	assert_int_equal(hf_gen_run(g, &pr, &len, 1, &o, &r, &err), HF_ERANGE);
+	assert_non_null(strstr(err.msg, "128 tokens does not fit the 128 "
+			       "positions"));
+	len = 126;
+	assert_int_equal(hf_gen_run(g, &pr, &len, 1, &o, &r, &err), 0);
+	assert_int_equal(r.n, 2);
+	assert_int_equal(r.finish, HF_FINISH_LENGTH);
+	hf_gen_row_free(&r);
+	hf_model_free(g);
 	free(p);
 }
 
@@ -348,6 +409,8 @@ int main(void)
 		cmocka_unit_test(test_stops_on_eos_id_and_max_tokens),
 		cmocka_unit_test(test_callback_can_end_a_row),
 		cmocka_unit_test(test_context_errors_name_the_length),
+		cmocka_unit_test(test_rope_runs_past_max_position_embeddings),
+		cmocka_unit_test(test_learned_positions_refuse_past_the_table),
 		cmocka_unit_test(test_seeded_sampling_repeats_and_batches),
 		cmocka_unit_test(test_perplexity_matches_reference_logits),
 		cmocka_unit_test(test_perplexity_chunks_agree_with_one_pass),
