@@ -29,22 +29,19 @@ int die(const char *prog, const char *fmt, ...)
 	return 1;
 }
 
-int die_usage(const char *prog, const char *usage, const char *fmt, ...)
+int die_usage(const char *prog, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (fmt) {
-		fprintf(stderr, "%s: ", prog);
-		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
-		va_end(ap);
-		fputc('\n', stderr);
-	}
-	fputs(usage, stderr);
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
 	return 2;
 }
 
-int die_bad_option(const char *prog, const char *usage, int c, char **argv)
+int die_bad_option(const char *prog, int c, char **argv)
 {
 	const char *arg = argv[optind - 1];
 	int len = (int)strcspn(arg, "=");
@@ -53,17 +50,14 @@ int die_bad_option(const char *prog, const char *usage, int c, char **argv)
 	 * long one by its word, without any "=value" */
 	if (strncmp(arg, "--", 2) && optopt > 0 && optopt < 128) {
 		if (c == ':')
-			return die_usage(prog, usage, "option '-%c' needs a value",
-					 optopt);
-		return die_usage(prog, usage, "unknown option '-%c'", optopt);
+			return die_usage(prog, "option '-%c' needs a value", optopt);
+		return die_usage(prog, "unknown option '-%c'", optopt);
 	}
 	if (c == ':')
-		return die_usage(prog, usage, "option '%.*s' needs a value", len,
-				 arg);
+		return die_usage(prog, "option '%.*s' needs a value", len, arg);
 	if (optopt && arg[len] == '=')	/* glibc: a known flag given a value */
-		return die_usage(prog, usage, "option '%.*s' takes no value",
-				 len, arg);
-	return die_usage(prog, usage, "unknown option '%.*s'", len, arg);
+		return die_usage(prog, "option '%.*s' takes no value", len, arg);
+	return die_usage(prog, "unknown option '%.*s'", len, arg);
 }
 
 int finish_stdout(const char *prog)

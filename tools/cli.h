@@ -17,15 +17,17 @@ int die_err(const char *prog, const struct hf_err *err);
 int die(const char *prog, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/* Print usage to stderr after "<prog>: <message>"; returns 2. */
-int die_usage(const char *prog, const char *usage, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* A usage error: "<prog>: <message>" and "Try '<prog> --help' for more
+ * information." to stderr; returns 2. The usage itself goes to stdout,
+ * for --help only. */
+int die_usage(const char *prog, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 /* After getopt_long (with opterr = 0 and an optstring that starts with
  * ':') returned '?' or ':': "<prog>: unknown option '--x'", "option '-j'
- * needs a value" or "option '--quiet' takes no value", then the usage;
+ * needs a value" or "option '--quiet' takes no value", as die_usage();
  * returns 2. */
-int die_bad_option(const char *prog, const char *usage, int c, char **argv);
+int die_bad_option(const char *prog, int c, char **argv);
 
 /* Flush stdout and check it: returns 0, or 1 after a message if a write
  * failed (a full disk must not look like success). */

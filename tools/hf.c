@@ -20,15 +20,14 @@ static const struct command commands[] = {
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
-static void usage(FILE *f)
+static void usage(void)
 {
 	fputs("usage: hf <command> [<args>...]\n"
 	      "       hf-<command> [<args>...]\n"
-	      "       hf --version\n\ncommands:\n", f);
+	      "       hf --version\n\ncommands:\n", stdout);
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name,
-			commands[i].summary);
-	fputs("\n'hf <command> --help' describes one command.\n", f);
+		printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\n'hf <command> --help' describes one command.\n", stdout);
 }
 
 static const struct command *find(const char *name)
@@ -55,7 +54,10 @@ int main(int argc, char **argv)
 		return c->fn(argc, argv);
 	}
 	if (argc < 2) {
-		usage(stderr);
+		fputs("hf: a command is required:", stderr);
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			fprintf(stderr, " %s", commands[i].name);
+		fputs("\nTry 'hf --help' for more information.\n", stderr);
 		return 2;
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
@@ -65,8 +67,8 @@ int main(int argc, char **argv)
 
 			return c->fn(2, av);
 		}
-		usage(stdout);
-		return 0;
+		usage();
+		return finish_stdout("hf");
 	}
 	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
 		/* the kernels hf_matmul chose (HF_CPU overrides) */
@@ -75,8 +77,8 @@ int main(int argc, char **argv)
 	}
 	c = find(argv[1]);
 	if (!c) {
-		fprintf(stderr, "hf: '%s' is not an hf command; see 'hf --help'\n",
-			argv[1]);
+		fprintf(stderr, "hf: '%s' is not an hf command\n"
+			"Try 'hf --help' for more information.\n", argv[1]);
 		return 2;
 	}
 	/* argv[1] becomes the program name; getopt starts after it */

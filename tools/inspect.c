@@ -568,23 +568,23 @@ int cmd_inspect(int argc, char **argv)
 			fputs(usage, stdout);
 			return finish_stdout(prog);
 		default:
-			return die_bad_option(prog, usage, c, argv);
+			return die_bad_option(prog, c, argv);
 		}
 	}
 	if (devices) {
 		if (check || optind != argc)
-			return die_usage(prog, usage, "--devices takes no "
+			return die_usage(prog, "--devices takes no "
 					 "operand and no --validate");
 		if (print_devices(as_json, &err))
 			return die_err(prog, &err);
 		return finish_stdout(prog);
 	}
 	if (optind != argc - 1)
-		return die_usage(prog, usage, optind == argc ?
+		return die_usage(prog, optind == argc ?
 				 "a file or directory is required" :
 				 "one file or directory only");
 	if (as_json && check)
-		return die_usage(prog, usage, "--json and --validate do not "
+		return die_usage(prog, "--json and --validate do not "
 				 "go together");
 	if (resolve_model(&path, argv[optind], &err))
 		return die_err(prog, &err);

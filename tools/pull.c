@@ -80,7 +80,7 @@ int cmd_pull(int argc, char **argv)
 			} else if (!strcmp(optarg, "space")) {
 				req.type = HF_HUB_SPACE;
 			} else {
-				rc = die_usage(prog, usage, "--repo-type: '%s' is not "
+				rc = die_usage(prog, "--repo-type: '%s' is not "
 					       "model, dataset or space", optarg);
 				goto out;
 			}
@@ -96,7 +96,7 @@ int cmd_pull(int argc, char **argv)
 			break;
 		case 'j':
 			if (parse_long(optarg, 1, 64, &jobs)) {
-				rc = die_usage(prog, usage, "-j: '%s' is not a number "
+				rc = die_usage(prog, "-j: '%s' is not a number "
 					       "from 1 to 64", optarg);
 				goto out;
 			}
@@ -112,20 +112,20 @@ int cmd_pull(int argc, char **argv)
 			opts.quiet = 1;
 			break;
 		default:
-			rc = die_bad_option(prog, usage, c, argv);
+			rc = die_bad_option(prog, c, argv);
 			goto out;
 		}
 	}
 	if (optind >= argc) {
-		rc = die_usage(prog, usage, "a repo id is required");
+		rc = die_usage(prog, "a repo id is required");
 		goto out;
 	}
 	if (hf_hub_parse_spec(&repo, &spec_rev, argv[optind], &err)) {
-		rc = die_usage(prog, usage, "%s", err.msg);
+		rc = die_usage(prog, "%s", err.msg);
 		goto out;
 	}
 	if (spec_rev && revision && strcmp(spec_rev, revision)) {
-		rc = die_usage(prog, usage, "revision '%s' in '%s' and --revision "
+		rc = die_usage(prog, "revision '%s' in '%s' and --revision "
 			       "'%s' disagree", spec_rev, argv[optind], revision);
 		goto out;
 	}

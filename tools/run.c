@@ -1248,12 +1248,12 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case 'n':
 			if (parse_long(optarg, 0, 1L << 30, &o->max_tokens))
-				return die_usage(prog, usage,
+				return die_usage(prog,
 						 "bad --max-tokens '%s'", optarg);
 			break;
 		case 't':
 			if (parse_long(optarg, 1, 1024, &o->threads))
-				return die_usage(prog, usage, "bad --threads '%s'",
+				return die_usage(prog, "bad --threads '%s'",
 						 optarg);
 			break;
 		case 'v':
@@ -1270,64 +1270,64 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case OPT_TASK:
 			if (parse_task(optarg, &o->task))
-				return die_usage(prog, usage,
+				return die_usage(prog,
 						 "unknown --task '%s'", optarg);
 			break;
 		case OPT_TEMP:
 			if (parse_double(optarg, &o->temperature) ||
 			    o->temperature < 0)
-				return die_usage(prog, usage,
+				return die_usage(prog,
 						 "bad --temperature '%s'", optarg);
 			o->have_temp = 1;
 			break;
 		case OPT_TOPK:
 			if (parse_long(optarg, 0, 1L << 30, &o->top_k))
-				return die_usage(prog, usage, "bad --top-k '%s'",
+				return die_usage(prog, "bad --top-k '%s'",
 						 optarg);
 			o->have_sampling = o->have_top_k = 1;
 			break;
 		case OPT_TOPP:
 			if (parse_double(optarg, &o->top_p) || o->top_p <= 0 ||
 			    o->top_p > 1)
-				return die_usage(prog, usage, "bad --top-p '%s'",
+				return die_usage(prog, "bad --top-p '%s'",
 						 optarg);
 			o->have_sampling = 1;
 			break;
 		case OPT_MINP:
 			if (parse_double(optarg, &o->min_p) || o->min_p < 0 ||
 			    o->min_p > 1)
-				return die_usage(prog, usage, "bad --min-p '%s'",
+				return die_usage(prog, "bad --min-p '%s'",
 						 optarg);
 			o->have_sampling = 1;
 			break;
 		case OPT_REP:
 			if (parse_double(optarg, &o->repeat_penalty) ||
 			    o->repeat_penalty <= 0)
-				return die_usage(prog, usage,
+				return die_usage(prog,
 						 "bad --repeat-penalty '%s'", optarg);
 			break;
 		case OPT_SEED:
 			if (parse_long(optarg, 0, INT64_MAX >> 1, &l))
-				return die_usage(prog, usage, "bad --seed '%s'",
+				return die_usage(prog, "bad --seed '%s'",
 						 optarg);
 			o->seed = (uint64_t)l;
 			break;
 		case OPT_STOP:
 			if (o->nstop == MAX_STOP || !*optarg)
-				return die_usage(prog, usage,
+				return die_usage(prog,
 						 "--stop: at most %d non-empty "
 						 "strings", MAX_STOP);
 			o->stop[o->nstop++] = optarg;
 			break;
 		case OPT_LOGPROBS:
 			if (parse_long(optarg, 0, 100, &o->logprobs))
-				return die_usage(prog, usage,
+				return die_usage(prog,
 						 "bad --logprobs '%s' (0..100)",
 						 optarg);
 			break;
 		case OPT_BATCH:
 			if (parse_long(optarg, 1, 4096, &o->batch))
-				return die_usage(prog, usage, "bad --batch '%s'",
+				return die_usage(prog, "bad --batch '%s'",
 						 optarg);
 			break;
 		case OPT_NORMALIZE:
@@ -1338,12 +1338,12 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case OPT_CTX:
 			if (parse_long(optarg, 2, 1L << 30, &o->ctx))
-				return die_usage(prog, usage, "bad --ctx '%s'",
+				return die_usage(prog, "bad --ctx '%s'",
 						 optarg);
 			break;
 		case OPT_STRIDE:
 			if (parse_long(optarg, 1, 1L << 30, &o->stride))
-				return die_usage(prog, usage, "bad --stride '%s'",
+				return die_usage(prog, "bad --stride '%s'",
 						 optarg);
 			break;
 		case OPT_DTYPE:
@@ -1359,7 +1359,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 					"built (f32 or bf16)\n", prog, optarg);
 				return 1;
 			} else {
-				return die_usage(prog, usage, "bad --dtype '%s' "
+				return die_usage(prog, "bad --dtype '%s' "
 						 "(f32 or bf16)", optarg);
 			}
 			break;
@@ -1367,25 +1367,25 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			o->device = optarg;
 			break;
 		default:
-			return die_bad_option(prog, usage, c, argv);
+			return die_bad_option(prog, c, argv);
 		}
 	}
 	if (optind < argc)
-		return die_usage(prog, usage, "unexpected argument '%s'",
+		return die_usage(prog, "unexpected argument '%s'",
 				 argv[optind]);
 	if (!o->model)
-		return die_usage(prog, usage, "-m <model> is required");
+		return die_usage(prog, "-m <model> is required");
 	if (!o->device && getenv("HF_DEVICE") && *getenv("HF_DEVICE"))
 		o->device = getenv("HF_DEVICE");
 	if (o->device && strcmp(o->device, "cpu") &&
 	    strcmp(o->device, "vulkan") && strcmp(o->device, "auto"))
-		return die_usage(prog, usage, "unknown device '%s' (--device "
+		return die_usage(prog, "unknown device '%s' (--device "
 				 "or HF_DEVICE: cpu, vulkan or auto)",
 				 o->device);
 	if (o->output && o->task != TASK_LOGITS)
-		return die_usage(prog, usage, "-o is for --task logits");
+		return die_usage(prog, "-o is for --task logits");
 	if (o->chat && o->task != TASK_GENERATE)
-		return die_usage(prog, usage, "--chat is for generation");
+		return die_usage(prog, "--chat is for generation");
 	return 0;
 }
 

@@ -700,7 +700,7 @@ static int open_and_run(struct opts *op)
 		op->max_from_model = 1;
 		if (op->max_length < 0) {
 			hf_tok_free(t);
-			return die_usage(prog, usage, "--truncate needs --max-length "
+			return die_usage(prog, "--truncate needs --max-length "
 					 "(the model sets no limit)");
 		}
 	}
@@ -763,21 +763,21 @@ int cmd_tokenize(int argc, char **argv)
 		case O_SKIP_SPECIAL: op.skip_special = 1; break;
 		case O_MAX_LENGTH:
 			if (parse_long(optarg, 1, 1L << 30, &op.max_length))
-				return die_usage(prog, usage, "--max-length: bad number '%s'", optarg);
+				return die_usage(prog, "--max-length: bad number '%s'", optarg);
 			break;
 		case O_TRUNCATE: op.truncate = 1; break;
 		case O_STRIDE:
 			if (parse_long(optarg, 0, 1L << 30, &op.stride))
-				return die_usage(prog, usage, "--stride: bad number '%s'", optarg);
+				return die_usage(prog, "--stride: bad number '%s'", optarg);
 			break;
 		case O_PAD: op.pad = 1; break;
 		case O_BATCH:
 			if (parse_long(optarg, 1, 1L << 20, &op.batch))
-				return die_usage(prog, usage, "--batch-size: bad number '%s'", optarg);
+				return die_usage(prog, "--batch-size: bad number '%s'", optarg);
 			break;
 		case O_THREADS:
 			if (parse_long(optarg, 1, 64, &op.threads))
-				return die_usage(prog, usage, "--threads: want 1 to 64, not '%s'", optarg);
+				return die_usage(prog, "--threads: want 1 to 64, not '%s'", optarg);
 			break;
 		case O_LOSSY: op.lossy = 1; break;
 		case O_CHAT: op.mode = CHAT; break;
@@ -785,27 +785,27 @@ int cmd_tokenize(int argc, char **argv)
 		case O_TEMPLATE: op.template_name = optarg; break;
 		case O_IDS: op.chat_ids = 1; break;
 		default:
-			return die_bad_option(prog, usage, c, argv);
+			return die_bad_option(prog, c, argv);
 		}
 	}
 	if (optind < argc)
-		return die_usage(prog, usage, "unexpected argument '%s'", argv[optind]);
+		return die_usage(prog, "unexpected argument '%s'", argv[optind]);
 	if (!op.model)
-		return die_usage(prog, usage, "-m <model> is required");
+		return die_usage(prog, "-m <model> is required");
 	if (op.ids_only && op.count)
-		return die_usage(prog, usage, "--ids-only and --count exclude each other");
+		return die_usage(prog, "--ids-only and --count exclude each other");
 	if (op.stride >= 0 && (!op.truncate || op.ids_only || op.count))
-		return die_usage(prog, usage, "--stride needs --truncate (and full records)");
+		return die_usage(prog, "--stride needs --truncate (and full records)");
 	if (op.mode != ENCODE && (op.ids_only || op.count || op.truncate || op.pad ||
 				  op.max_length > 0 || op.no_special))
-		return die_usage(prog, usage, "encode options given with --%s",
+		return die_usage(prog, "encode options given with --%s",
 				 op.mode == DECODE ? "decode" : "chat");
 	if (op.mode != DECODE && op.skip_special)
-		return die_usage(prog, usage, "--skip-special needs --decode");
+		return die_usage(prog, "--skip-special needs --decode");
 	if (op.mode != CHAT && (op.add_gen || op.template_name || op.chat_ids))
-		return die_usage(prog, usage, "chat options need --chat");
+		return die_usage(prog, "chat options need --chat");
 	if (op.mode == CHAT && op.jsonl)
-		return die_usage(prog, usage, "--chat always reads JSON Lines; drop --jsonl");
+		return die_usage(prog, "--chat always reads JSON Lines; drop --jsonl");
 	if (op.threads == 0)
 		op.threads = hf_cpu_count();
 	if (resolve_model(&model_dir, op.model, &err))

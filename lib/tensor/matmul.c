@@ -1,6 +1,7 @@
 /* lib/tensor/matmul.c: y = x . W^T for nn.Linear weights in F32/F16/BF16:
  * the reference loop, the portable kernels, and the dispatch that splits
- * the work across the pool and picks AVX-512, AVX2 or plain C once. */
+ * the work across the pool and picks AVX-512, AVX2, NEON or plain C
+ * once. */
 #include <assert.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -175,6 +176,9 @@ static const struct mm_isa isas[] = {
 	[HF_MATMUL_AVX512] = { "avx512", mm_avx512, mm_avx512_bf16 },
 	[HF_MATMUL_AVX512BF16] = { "avx512bf16", mm_avx512, mm_avx512bf16 },
 #endif
+#if defined(__aarch64__)
+	[HF_MATMUL_NEON] = { "neon", mm_neon, NULL },
+#endif
 };
 
 static const struct mm_isa *isa_cur;
@@ -202,13 +206,18 @@ static int isa_ok(enum hf_matmul_isa isa)
 		break;
 	}
 #endif
+#if defined(__aarch64__)
+	if (isa == HF_MATMUL_NEON)
+		return 1;	/* in every AArch64 Linux ABI */
+#endif
 	return 0;
 }
 
 #define NISA (sizeof(isas) / sizeof(isas[0]))
 
 /* The best the CPU has, unless HF_CPU names one (generic, avx2, avx512,
- * avx512bf16). avx512bf16 only if named: its vdpbf16ps ran at half the
+ * avx512bf16, neon; isas[] has no name where this build lacks the
+ * set). avx512bf16 only if named: its vdpbf16ps ran at half the
  * flops of the FMAs on the Sapphire Rapids we measured (86 against 174
  * GFLOP/s on one core), and the f32 kernels are the same otherwise. */
 static void kern_init(void)
@@ -216,7 +225,7 @@ static void kern_init(void)
 	const char *e = getenv("HF_CPU");
 
 	for (int i = (int)NISA - 1; e && i >= 0; i--)
-		if (!strcmp(e, isas[i].name) && isa_ok(i)) {
+		if (isa_ok(i) && !strcmp(e, isas[i].name)) {
 			isa_cur = &isas[i];
 			return;
 		}

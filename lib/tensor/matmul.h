@@ -51,7 +51,7 @@ void hf_matmul_as(float *y, const float *x, const void *w, enum hf_dtype wt,
 
 /* The instruction sets of the fast paths. hf_matmul picks the best the
  * CPU has on first use, or the one the HF_CPU environment variable names
- * (generic, avx2, avx512, avx512bf16). avx512bf16 (bf16 compute on
+ * (generic, avx2, avx512, avx512bf16, neon). avx512bf16 (bf16 compute on
  * vdpbf16ps, f32 as avx512) is never the default: on the Sapphire Rapids
  * measured, vdpbf16ps gave half the flops of the f32 FMAs. */
 enum hf_matmul_isa {
@@ -59,12 +59,13 @@ enum hf_matmul_isa {
 	HF_MATMUL_AVX2,		/* AVX2 + FMA + F16C */
 	HF_MATMUL_AVX512,	/* AVX-512 F/BW/VL + FMA + F16C */
 	HF_MATMUL_AVX512BF16,	/* that + AVX512_BF16 (bf16 compute) */
+	HF_MATMUL_NEON,		/* AArch64 Advanced SIMD */
 };
 
 /* Force one (tests, benchmarks); -1 if this CPU lacks it. Not to be called
  * while a product runs. */
 int hf_matmul_set_isa(enum hf_matmul_isa isa);
-/* "generic", "avx2", "avx512" or "avx512bf16": the one in use. */
+/* "generic", "avx2", "avx512", "avx512bf16" or "neon": the one in use. */
 const char *hf_matmul_isa_name(void);
 
 /* The plain loop the fast paths are tested against. */

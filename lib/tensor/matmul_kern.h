@@ -1,5 +1,6 @@
 /* lib/tensor/matmul_kern.h: the kernels behind hf_matmul, one set per
- * instruction set (matmul.c: portable C; matmul_x86.c: AVX2, AVX-512).
+ * instruction set (matmul.c: portable C; matmul_x86.c: AVX2, AVX-512;
+ * matmul_arm.c: NEON).
  * Internal to lib/tensor. */
 #ifndef HF_TENSOR_MATMUL_KERN_H
 #define HF_TENSOR_MATMUL_KERN_H
@@ -108,6 +109,9 @@ extern const struct mm_kern mm_generic[HF_WFMT_COUNT];
 extern const struct mm_kern mm_avx2[HF_WFMT_COUNT], mm_avx512[HF_WFMT_COUNT];
 extern const struct mm_bf16_kern mm_avx512_bf16[HF_WFMT_COUNT],
 	mm_avx512bf16[HF_WFMT_COUNT];
+#endif
+#if defined(__aarch64__)
+extern const struct mm_kern mm_neon[HF_WFMT_COUNT];
 #endif
 
 #endif

@@ -107,8 +107,8 @@ expect "stdin validate" 0 "ok  -: 30 tensors" bash -c 'cat "$1" | "$2" --validat
 expect "stdin truncated" 1 "past the end of 'standard input'" bash -c 'head -c 5000 "$1" | "$2" -' _ "$f" "$inspect"
 
 # Usage and missing input.
-expect "no args" 2 "usage: hf-inspect" "$inspect"
-expect "two args" 2 "usage: hf-inspect" "$inspect" a b
+expect "no args" 2 "a file or directory is required" "$inspect"
+expect "two args" 2 "one file or directory only" "$inspect" a b
 expect "bad option" 2 "unknown option '--frob'" "$inspect" --frob x
 expect "bad short option" 2 "unknown option '-z'" "$inspect" -z x
 expect "help" 0 "usage: hf-inspect" "$inspect" -h

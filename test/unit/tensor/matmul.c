@@ -1,6 +1,7 @@
-/* Tests for lib/tensor/matmul.c, matmul_x86.c and matmul_bf16.c: every
- * instruction set, weight dtype, compute type and awkward shape against
- * hf_matmul_ref (f32 compute) and hf_matmul_bf16_ref (bf16 compute). */
+/* Tests for lib/tensor/matmul.c, matmul_x86.c, matmul_bf16.c and
+ * matmul_arm.c: every instruction set, weight dtype, compute type and
+ * awkward shape against hf_matmul_ref (f32 compute) and
+ * hf_matmul_bf16_ref (bf16 compute). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,7 +95,7 @@ static const enum hf_dtype dtypes[] = {
 	HF_DTYPE_F32, HF_DTYPE_F16, HF_DTYPE_BF16,
 };
 static const char *const isa_names[] = {
-	"generic", "avx2", "avx512", "avx512bf16",
+	"generic", "avx2", "avx512", "avx512bf16", "neon",
 };
 
 static float round_bf16(float v)
@@ -207,6 +208,11 @@ static void test_avx512bf16_matches_ref(void **state)
 	check_isa(HF_MATMUL_AVX512BF16, HF_DTYPE_F32);
 }
 
+static void test_neon_matches_ref(void **state)
+{
+	check_isa(HF_MATMUL_NEON, HF_DTYPE_F32);
+}
+
 /* bf16 compute: on the vdpbf16ps kernels (avx512bf16) and on the
  * fallback that rounds and runs the f32 kernels (the others). */
 static void test_generic_bf16_matches_bf16_ref(void **state)
@@ -229,6 +235,11 @@ static void test_avx512bf16_bf16_matches_bf16_ref(void **state)
 	check_isa(HF_MATMUL_AVX512BF16, HF_DTYPE_BF16);
 }
 
+static void test_neon_bf16_matches_bf16_ref(void **state)
+{
+	check_isa(HF_MATMUL_NEON, HF_DTYPE_BF16);
+}
+
 /* bf16 compute rounds x and f32/f16 W to nearest even: 1 + 2^-8 and
  * 1 + 3 * 2^-8 are ties (bf16 keeps 7 fraction bits) and go to 1 and
  * 1 + 2^-6; 1 + 2^-10 goes to 1. One term per output, in = 1, so any
@@ -246,7 +257,7 @@ static void test_bf16_rounds_to_nearest_even(void **state)
 		h[i] = hf_f32_to_f16(v[i]);	/* all four exact in f16 */
 		b16[i] = hf_f32_to_bf16(v[i]);
 	}
-	for (int isa = 0; isa <= HF_MATMUL_AVX512BF16; isa++) {
+	for (int isa = 0; isa <= HF_MATMUL_NEON; isa++) {
 		if (hf_matmul_set_isa(isa))
 			continue;
 		for (size_t n = 1; n <= 6; n += 5) {
@@ -399,10 +410,12 @@ int main(void)
 		cmocka_unit_test(test_avx2_matches_ref),
 		cmocka_unit_test(test_avx512_matches_ref),
 		cmocka_unit_test(test_avx512bf16_matches_ref),
+		cmocka_unit_test(test_neon_matches_ref),
 		cmocka_unit_test(test_generic_bf16_matches_bf16_ref),
 		cmocka_unit_test(test_avx2_bf16_matches_bf16_ref),
 		cmocka_unit_test(test_avx512_bf16_matches_bf16_ref),
 		cmocka_unit_test(test_avx512bf16_bf16_matches_bf16_ref),
+		cmocka_unit_test(test_neon_bf16_matches_bf16_ref),
 		cmocka_unit_test(test_bf16_rounds_to_nearest_even),
 		cmocka_unit_test(test_empty_inner_dimension_gives_bias),
 		cmocka_unit_test(test_ref_widens_exactly),

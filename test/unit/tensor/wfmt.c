@@ -170,6 +170,7 @@ static void test_bind_picks_the_format_of_the_checkpoint(void **state)
 static const char *const isas[] = {
 	[HF_MATMUL_GENERIC] = "generic", [HF_MATMUL_AVX2] = "avx2",
 	[HF_MATMUL_AVX512] = "avx512", [HF_MATMUL_AVX512BF16] = "avx512bf16",
+	[HF_MATMUL_NEON] = "neon",
 };
 
 /* hf_matmul_w on every format and ISA (forced in turn) against the
@@ -182,7 +183,7 @@ static void test_every_format_on_every_isa(void **state)
 	static const size_t ns[] = { 1, 3, 4, 5, 9 };
 	int ran = 0;
 
-	for (int isa = 0; isa <= HF_MATMUL_AVX512BF16; isa++) {
+	for (int isa = 0; isa <= HF_MATMUL_NEON; isa++) {
 		if (hf_matmul_set_isa(isa)) {
 			printf("# %s: not on this CPU\n", isas[isa]);
 			continue;
