@@ -46,8 +46,6 @@ usage_error "tokenize bad number" hf-tokenize "--max-length: bad number 'x'" \
 	"$BIN/hf-tokenize" -m "$T/gpt2" --max-length x
 usage_error "tokenize missing value" hf-tokenize "option '--max-length' needs a value" \
 	"$BIN/hf-tokenize" -m "$T/gpt2" --max-length
-usage_error "tokenize decode and chat" hf-tokenize "--decode and --chat exclude each other" \
-	"$BIN/hf-tokenize" -m "$T/qwen3" --decode --chat
 usage_error "inspect no operand" hf-inspect "a file or directory is required" "$BIN/hf-inspect"
 usage_error "inspect bad option" hf-inspect "unknown option '-z'" "$BIN/hf-inspect" -z x
 usage_error "pull -j 0" hf-pull "-j: '0' is not a number from 1 to 64" "$BIN/hf-pull" -j 0 a/b
