@@ -759,7 +759,11 @@ int cmd_tokenize(int argc, char **argv)
 		case O_IDS_ONLY: op.ids_only = 1; break;
 		case O_COUNT: op.count = 1; break;
 		case O_NO_SPECIAL: op.no_special = 1; break;
-		case O_DECODE: op.mode = DECODE; break;
+		case O_DECODE:
+			if (op.mode == CHAT)
+				return die_usage(prog, "--decode and --chat exclude each other");
+			op.mode = DECODE;
+			break;
 		case O_SKIP_SPECIAL: op.skip_special = 1; break;
 		case O_MAX_LENGTH:
 			if (parse_long(optarg, 1, 1L << 30, &op.max_length))
@@ -780,7 +784,11 @@ int cmd_tokenize(int argc, char **argv)
 				return die_usage(prog, "--threads: want 1 to 64, not '%s'", optarg);
 			break;
 		case O_LOSSY: op.lossy = 1; break;
-		case O_CHAT: op.mode = CHAT; break;
+		case O_CHAT:
+			if (op.mode == DECODE)
+				return die_usage(prog, "--decode and --chat exclude each other");
+			op.mode = CHAT;
+			break;
 		case O_ADD_GEN: op.add_gen = 1; break;
 		case O_TEMPLATE: op.template_name = optarg; break;
 		case O_IDS: op.chat_ids = 1; break;
@@ -804,8 +812,6 @@ int cmd_tokenize(int argc, char **argv)
 		return die_usage(prog, "--skip-special needs --decode");
 	if (op.mode != CHAT && (op.add_gen || op.template_name || op.chat_ids))
 		return die_usage(prog, "chat options need --chat");
-	if (op.mode == CHAT && op.jsonl)
-		return die_usage(prog, "--chat always reads JSON Lines; drop --jsonl");
 	if (op.threads == 0)
 		op.threads = hf_cpu_count();
 	if (resolve_model(&model_dir, op.model, &err))

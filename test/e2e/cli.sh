@@ -62,5 +62,16 @@ for c in hf hf-run hf-tokenize hf-inspect hf-pull; do
 		fail "$c --help: exit $rc, stdout $(head -c 100 "$tmp/out"), stderr $(cat "$tmp/err")"
 done
 
+# 2. a flag the mode implies is accepted (--chat reads JSON Lines anyway);
+# two modes are a contradiction
+usage_error "tokenize decode and chat" hf-tokenize "--decode and --chat exclude each other" \
+	"$BIN/hf-tokenize" -m "$T/qwen3" --decode --chat
+cases=$((cases + 1))
+msg='{"messages": [{"role": "user", "content": "Hi"}]}'
+want=$(echo "$msg" | "$BIN/hf-tokenize" -m "$T/qwen3" --chat 2>&1)
+got=$(echo "$msg" | "$BIN/hf-tokenize" -m "$T/qwen3" --chat --jsonl 2>&1)
+[ "$?" = 0 ] && [ "$got" = "$want" ] && [ -n "$got" ] ||
+	fail "--chat --jsonl: $got, want $want"
+
 echo "cli: $cases cases, $failed failed" >&2
 [ "$failed" = 0 ]
