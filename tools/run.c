@@ -170,8 +170,13 @@ static int encode(struct run *r, const char *text, size_t len, int add_special,
 	if (!hf_utf8_valid(text, len, &bad))
 		return hf_err_set(err, HF_EUTF8,
 				  "invalid UTF-8 at byte %zu of the input", bad);
-	if (!len)
-		return hf_err_set(err, HF_EINVAL, "empty prompt");
+	if (!len) {
+		static const char *const what[] = { "generate from", "embed",
+						    "classify", "fill", "score" };
+
+		return hf_err_set(err, HF_EINVAL, "empty text: nothing to %s",
+				  what[r->o.task]);
+	}
 	if (need_tok(r, err) ||
 	    hf_tok_encode(r->tctx, text, len, NULL, 0, add_special, NULL, &e,
 			  err))
@@ -875,6 +880,11 @@ static int perplexity(struct run *r, struct hf_err *err)
 	} else if ((rc = hf_stream_read(&text, &len, stdin, "standard input",
 					err))) {
 		return rc;
+	}
+	if (!len) {
+		rc = hf_err_set(err, HF_EINVAL, "%s holds no text to score",
+				r->o.prompt ? "the prompt (-p)" : "standard input");
+		goto out;
 	}
 	if (!ctx)
 		ctx = hf_model_max_ctx(r->m);

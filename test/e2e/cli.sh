@@ -73,5 +73,27 @@ got=$(echo "$msg" | "$BIN/hf-tokenize" -m "$T/qwen3" --chat --jsonl 2>&1)
 [ "$?" = 0 ] && [ "$got" = "$want" ] && [ -n "$got" ] ||
 	fail "--chat --jsonl: $got, want $want"
 
+# 3. empty input says what was empty
+# expect1 NAME MESSAGE CMD...: exit 1 and stderr exactly MESSAGE
+expect1() {
+	local name=$1 msg=$2 rc
+	shift 2
+	cases=$((cases + 1))
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	[ "$rc" = 1 ] && [ "$(cat "$tmp/err")" = "$msg" ] ||
+		fail "$name: exit $rc, stderr: $(cat "$tmp/err"), want $msg"
+}
+expect1 "perplexity of nothing" "hf-run: standard input holds no text to score" \
+	"$BIN/hf-run" -m "$M" --perplexity </dev/null
+expect1 "perplexity of -p ''" "hf-run: the prompt (-p) holds no text to score" \
+	"$BIN/hf-run" -m "$M" --perplexity -p ''
+expect1 "generate from an empty line" "hf-run: record 1: empty text: nothing to generate from" \
+	"$BIN/hf-run" -m "$M" -n 4 < <(echo)
+expect1 "embed an empty line" "hf-run: record 1: empty text: nothing to embed" \
+	"$BIN/hf-run" -m "$M" --task embed < <(echo)
+expect1 "generate from -p ''" "hf-run: empty text: nothing to generate from" \
+	"$BIN/hf-run" -m "$M" -p ''
+
 echo "cli: $cases cases, $failed failed" >&2
 [ "$failed" = 0 ]

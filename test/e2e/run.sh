@@ -309,7 +309,7 @@ expect "roberta input filling its table" 0 '"embedding"' \
 
 # 6. bad input: one line on stderr naming the culprit, exit 1.
 printf '\n' >"$tmp/in"
-expect "empty prompt" 1 "empty prompt" "$run" -m "$MODELS/stories260k" -n 4
+expect "empty prompt" 1 "record 1: empty text: nothing to generate from" "$run" -m "$MODELS/stories260k" -n 4
 printf 'ab\377cd\n' >"$tmp/in"
 expect "invalid UTF-8" 1 "invalid UTF-8 at byte 2" \
 	"$run" -m "$MODELS/stories260k" -n 4
