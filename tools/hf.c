@@ -1,5 +1,6 @@
 /* tools/hf.c: the multi-call binary. Dispatches on basename(argv[0]) minus
  * "hf-" (so hf-run can be a link to hf), else on the first word (hf run). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +44,10 @@ int main(int argc, char **argv)
 	const char *base = strrchr(argv[0], '/');
 	const struct command *c;
 
+	/* "| head": a reader that goes away ends us quietly, by SIGPIPE,
+	 * even where a parent left SIGPIPE ignored (EPIPE would make each
+	 * command report a failed write) */
+	signal(SIGPIPE, SIG_DFL);
 	base = base ? base + 1 : argv[0];
 	if (!strncmp(base, "hf-", 3)) {
 		c = find(base + 3);

@@ -95,5 +95,32 @@ expect1 "embed an empty line" "hf-run: record 1: empty text: nothing to embed" \
 expect1 "generate from -p ''" "hf-run: empty text: nothing to generate from" \
 	"$BIN/hf-run" -m "$M" -p ''
 
+# 4. | head: the reader goes away; no message, whether SIGPIPE is
+# ignored by the parent or not
+seq 20000 >"$tmp/lines"
+for i in $(seq 300); do echo "Once upon a time"; done >"$tmp/prompts"
+for ign in default ignored; do
+	for c in "hf-tokenize -m $M" "hf-run -m $M -n 8"; do
+		cases=$((cases + 1))
+		in=$tmp/lines
+		case $c in hf-run*) in=$tmp/prompts ;; esac
+		python3 - "$ign" "$BIN" "$in" $c >"$tmp/res" <<'EOF'
+import os, signal, subprocess, sys
+ign, bindir, inp = sys.argv[1:4]
+cmd = [os.path.join(bindir, sys.argv[4])] + sys.argv[5:]
+pre = (lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN)) if ign == 'ignored' else None
+p = subprocess.Popen(cmd, stdin=open(inp), stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, preexec_fn=pre)
+p.stdout.readline()
+p.stdout.close()
+err = p.stderr.read()
+p.wait()
+print(p.returncode, repr(err.decode()))
+EOF
+		[ "$(cat "$tmp/res")" = "-13 ''" ] ||
+			fail "| head, SIGPIPE $ign, $c: want death by SIGPIPE and no message, got $(cat "$tmp/res")"
+	done
+done
+
 echo "cli: $cases cases, $failed failed" >&2
 [ "$failed" = 0 ]
