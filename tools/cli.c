@@ -6,9 +6,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int die_err(const char *prog, const struct hf_err *err)
 {
@@ -58,6 +60,54 @@ int die_bad_option(const char *prog, int c, char **argv)
 	if (optopt && arg[len] == '=')	/* glibc: a known flag given a value */
 		return die_usage(prog, "option '%.*s' takes no value", len, arg);
 	return die_usage(prog, "unknown option '%.*s'", len, arg);
+}
+
+static volatile sig_atomic_t sigint_seen, sigint_soft;
+
+static void on_sigint(int sig)
+{
+	sigint_seen = 1;
+	if (!sigint_soft) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+}
+
+void interrupt_soft(int on)
+{
+	static int installed;
+
+	if (!installed) {
+		struct sigaction sa, old;
+
+		/* a SIGINT the parent ignores (a background job) stays so */
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigint;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = SA_RESTART;
+		if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+			sigaction(SIGINT, &sa, NULL);
+		installed = 1;
+	}
+	sigint_soft = on;
+}
+
+int interrupted(void)
+{
+	return sigint_seen;
+}
+
+void interrupt_clear(void)
+{
+	sigint_seen = 0;
+}
+
+void interrupt_exit(void)
+{
+	fflush(stdout);
+	signal(SIGINT, SIG_DFL);
+	raise(SIGINT);
+	_exit(130);	/* SIGINT was blocked or ignored */
 }
 
 int finish_stdout(const char *prog)

@@ -29,6 +29,18 @@ int die_usage(const char *prog, const char *fmt, ...)
  * returns 2. */
 int die_bad_option(const char *prog, int c, char **argv);
 
+/* Ctrl-C. By default SIGINT ends a command at once (what it has written
+ * is flushed record by record, and the line editor restores the
+ * terminal itself). Between interrupt_soft(1) and interrupt_soft(0) it
+ * only sets interrupted(), which a loop polls to stop at its next step;
+ * the command then finishes its output and calls interrupt_exit(), which
+ * flushes stdout and ends it by SIGINT, so that a shell sees status 130
+ * and stops its script too. */
+void interrupt_soft(int on);
+int interrupted(void);
+void interrupt_clear(void);
+void interrupt_exit(void) __attribute__((noreturn));
+
 /* Flush stdout and check it: returns 0, or 1 after a message if a write
  * failed (a full disk must not look like success). */
 int finish_stdout(const char *prog);

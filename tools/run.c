@@ -127,7 +127,9 @@ static int emit(json_t *v)
 	int rc = json_dumpf(v, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
 
 	json_decref(v);
-	if (rc || fputc('\n', stdout) == EOF)
+	/* each record as soon as it is whole: for the next command of a
+	 * pipeline, and so that Ctrl-C loses none */
+	if (rc || fputc('\n', stdout) == EOF || fflush(stdout))
 		return -1;
 	return 0;
 }
@@ -376,6 +378,10 @@ static int on_token(void *ctx, size_t row, int32_t tok, struct hf_err *err)
 	size_t len, stop_at = SIZE_MAX;
 	int stop = 0;
 
+	if (interrupted()) {	/* Ctrl-C: see generate() and chat_loop() */
+		hf_err_set(err, HF_EIO, "interrupted");
+		return -1;
+	}
 	if (rt->n == rt->cap) {
 		size_t cap = rt->cap ? 2 * rt->cap : 64;
 		int32_t *ids = realloc(rt->ids, cap * sizeof(*ids));
@@ -492,7 +498,16 @@ static int generate(struct run *r, struct input *ins, size_t B,
 	go.on_token = on_token;
 	go.ctx = r;
 	r->stream = r->tty_out && !r->o.jsonl && B == 1 && r->tok;
-	if ((rc = hf_gen_run(r->m, pr, lens, B, &go, rows, err)))
+	interrupt_soft(1);
+	rc = hf_gen_run(r->m, pr, lens, B, &go, rows, err);
+	interrupt_soft(0);
+	if (rc && interrupted()) {
+		/* Ctrl-C: the streamed text stays, the unfinished records go */
+		if (r->stream)
+			fputc('\n', stdout);
+		interrupt_exit();
+	}
+	if (rc)
 		goto out;
 	for (size_t b = 0; b < B; b++) {
 		struct hf_gen_row *g = &rows[b];
@@ -532,6 +547,8 @@ static int generate(struct run *r, struct input *ins, size_t B,
 			}
 		}
 	}
+	if (interrupted())	/* after the last token: its records are out */
+		interrupt_exit();
 out:
 	for (size_t b = 0; rows && b < B; b++)
 		hf_gen_row_free(&rows[b]);
@@ -1035,9 +1052,18 @@ static int chat_loop(struct run *r, struct hf_err *err)
 			go.n_ctx = (size_t)r->o.ctx;
 			go.on_token = on_token;
 			go.ctx = r;
+			interrupt_soft(1);
 			rc = r->rows ? hf_gen_run(r->m, &pr, &in.n, 1, &go, &g, err) :
 				       hf_err_set(err, HF_ENOMEM, "out of memory");
-			if (!rc) {
+			interrupt_soft(0);
+			if (rc && interrupted()) {
+				/* Ctrl-C ends the reply, not the chat: the
+				 * question goes too, and the prompt comes back */
+				fputc('\n', stdout);
+				fflush(stdout);
+				json_array_remove(msgs, json_array_size(msgs) - 1);
+				rc = 0;
+			} else if (!rc) {
 				const char *t = r->rows->text ? r->rows->text : "";
 
 				fputs(t + r->rows->printed, stdout);
@@ -1047,6 +1073,7 @@ static int chat_loop(struct run *r, struct hf_err *err)
 					"role", "assistant", "content", t));
 				hf_gen_row_free(&g);
 			}
+			interrupt_clear();
 			if (r->rows) {
 				free(r->rows->ids);
 				free(r->rows->text);

@@ -122,5 +122,96 @@ EOF
 	done
 done
 
+# 5. Ctrl-C while generating: death by SIGINT (a shell sees 130), no
+# message; complete records are out and whole; on a terminal the streamed
+# text stays and ends its line. In a chat, Ctrl-C ends the reply only.
+mkdir -p "$tmp/chat"
+cp "$M"/* "$tmp/chat/"
+python3 - "$tmp/chat/tokenizer_config.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["chat_template"] = "{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+for i in $(seq 400); do echo "Once upon a time"; done >"$tmp/many"
+cases=$((cases + 3))
+python3 - "$BIN/hf-run" "$M" "$tmp/many" "$tmp/chat" <<'EOF' || failed=$((failed + 1))
+import json, os, pty, select, signal, subprocess, sys, time
+run, model, many, chat = sys.argv[1:5]
+dfl = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
+bad = 0
+def fail(msg):
+    global bad
+    print('FAIL: Ctrl-C: ' + msg, file=sys.stderr)
+    bad = 1
+
+# a pipe: some whole records, then death by SIGINT
+p = subprocess.Popen([run, '-m', model, '-n', '400', '--temperature', '0.8'],
+                     stdin=open(many), stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, preexec_fn=dfl)
+first = p.stdout.readline()	# generation is under way
+p.send_signal(signal.SIGINT)
+out, err = p.communicate(timeout=60)
+recs = [json.loads(l) for l in (first + out).splitlines()]
+if p.returncode != -signal.SIGINT or err or not recs or len(recs) == 400:
+    fail('pipe: status %s, %d records, stderr %r' % (p.returncode, len(recs), err))
+
+def pty_run(argv, keys, wait_for):
+    """Run argv on a terminal; type keys after wait_for shows up, SIGINT
+    once the output grows past that; returns (status, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        dfl()
+        os.execv(argv[0], argv)
+    buf, sent, since, t0 = b'', 0, 0, time.time()
+    while time.time() - t0 < 60:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            try:
+                d = os.read(fd, 65536)
+            except OSError:
+                break
+            if not d:
+                break
+            buf += d
+        if sent < len(keys) and wait_for[sent] in buf[since:]:
+            k = keys[sent]
+            sent += 1
+            since = len(buf)
+            if k == 'INT':
+                mark = len(buf)
+                while len(buf) < mark + 40 and time.time() - t0 < 60:
+                    r, _, _ = select.select([fd], [], [], 0.1)
+                    if r:
+                        buf += os.read(fd, 65536)
+                os.kill(pid, signal.SIGINT)
+                since = len(buf)
+            else:
+                os.write(fd, k)
+    for _ in range(50):
+        wp, st = os.waitpid(pid, os.WNOHANG)
+        if wp:
+            return st, buf
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)	# still going: a failure
+    return os.waitpid(pid, 0)[1], buf
+
+# a terminal: the story so far, a newline, death by SIGINT
+st, buf = pty_run([run, '-m', model, '-n', '20000', '--temperature', '0.8',
+                   '-p', 'Once upon a time'], ['INT'], [b'Once'])
+if not (os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGINT) or \
+   not buf.endswith(b'\r\n') or len(buf) < 40:
+    fail('terminal: status %#x, output ends %r' % (st, buf[-40:]))
+
+# a chat: Ctrl-C ends the reply and the prompt comes back; /exit quits
+st, buf = pty_run([run, '-m', chat, '--chat', '-n', '20000',
+                   '--temperature', '0.8'],
+                  [b'Once upon a time\r', 'INT', b'/exit\r'],
+                  [b'> ', b'Once upon a time\r', b'\r\n\r\x1b[K> '])
+if not (os.WIFEXITED(st) and os.WEXITSTATUS(st) == 0) or b'/exit' not in buf:
+    fail('chat: status %#x, output %r' % (st, buf[-200:]))
+sys.exit(bad)
+EOF
+
 echo "cli: $cases cases, $failed failed" >&2
 [ "$failed" = 0 ]
