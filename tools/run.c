@@ -1423,6 +1423,16 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		return die_usage(prog, "-o is for --task logits");
 	if (o->chat && o->task != TASK_GENERATE)
 		return die_usage(prog, "--chat is for generation");
+	/* --perplexity scores all of stdin as plain text: a task, a chat or
+	 * records would each be ignored, so they are refused */
+	if (o->perplexity && (o->task != TASK_GENERATE || o->chat || o->jsonl))
+		return die_usage(prog, "--perplexity scores plain text: not with "
+				 "%s", o->chat ? "--chat" : o->jsonl ? "--jsonl" :
+				 "--task");
+	if (o->normalize && o->task != TASK_EMBED)
+		return die_usage(prog, "--normalize is for --task embed");
+	if (o->stride && !o->perplexity)
+		return die_usage(prog, "--stride is for --perplexity");
 	return 0;
 }
 

@@ -66,6 +66,14 @@ done
 # two modes are a contradiction
 usage_error "tokenize decode and chat" hf-tokenize "--decode and --chat exclude each other" \
 	"$BIN/hf-tokenize" -m "$T/qwen3" --decode --chat
+usage_error "perplexity with a task" hf-run "--perplexity scores plain text: not with --task" \
+	"$BIN/hf-run" -m "$M" --perplexity --task embed
+usage_error "perplexity of records" hf-run "--perplexity scores plain text: not with --jsonl" \
+	"$BIN/hf-run" -m "$M" --perplexity --jsonl
+usage_error "normalize a generation" hf-run "--normalize is for --task embed" \
+	"$BIN/hf-run" -m "$M" --normalize
+usage_error "stride without perplexity" hf-run "--stride is for --perplexity" \
+	"$BIN/hf-run" -m "$M" --stride 4
 cases=$((cases + 1))
 msg='{"messages": [{"role": "user", "content": "Hi"}]}'
 want=$(echo "$msg" | "$BIN/hf-tokenize" -m "$T/qwen3" --chat 2>&1)
