@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/file.h"
@@ -586,6 +587,9 @@ int cmd_inspect(int argc, char **argv)
 	if (as_json && check)
 		return die_usage(prog, "--json and --validate do not "
 				 "go together");
+	if (!strcmp(argv[optind], "-") && isatty(STDIN_FILENO))
+		return die_usage(prog, "'-' reads a safetensors file from standard "
+				 "input, which is a terminal");
 	if (resolve_model(&path, argv[optind], &err))
 		return die_err(prog, &err);
 	if (check) {

@@ -53,6 +53,13 @@ usage_error "pull no repo" hf-pull "a repo id is required" "$BIN/hf-pull"
 usage_error "hf alone" hf "a command is required: inspect pull tokenize run" "$BIN/hf"
 usage_error "hf unknown command" hf "'frob' is not an hf command" "$BIN/hf" frob
 
+# '-' with a terminal on stdin: a binary file never comes from one
+cases=$((cases + 1))
+out=$(script -qec "'$BIN/hf-inspect' - 2>&1; echo rc=\$?" /dev/null | tr -d '\r')
+[ "$out" = "$(printf '%s\n%s\n%s' "hf-inspect: '-' reads a safetensors file from standard input, which is a terminal" \
+	"Try 'hf-inspect --help' for more information." "rc=2")" ] ||
+	fail "inspect - on a terminal: $out"
+
 # --help: the usage on stdout, nothing on stderr, exit 0
 for c in hf hf-run hf-tokenize hf-inspect hf-pull; do
 	cases=$((cases + 1))
