@@ -18,7 +18,10 @@ usage: gen-ucd.py CATEGORIES_TABLES_RS NORMALIZATION_TABLES_RS > ucd.c
 The normalization part lists the code points for which utf8proc (as
 linked here) has a combining class or a decomposition that the 9.0
 tables lack: all of them were assigned after 9.0, and tokenizers treats
-them as plain starters that neither decompose nor compose.
+them as plain starters that neither decompose nor compose. And the
+composites that utf8proc 2.8 forms but the crate's composition table
+has not: U+2ADC and the musical symbols U+1D15E..U+1D1C0, which
+CompositionExclusions.txt excludes (and U+11938, from 13.0).
 """
 import ctypes
 import ctypes.util
@@ -83,13 +86,32 @@ def main():
         known |= {int(x, 16) for x in
                   re.findall(r"\(0x([0-9a-fA-F]+), &\[", block(norm, t))}
 
+    comp = {int(x, 16) for x in
+            re.findall(r"'\\u\{([0-9A-Fa-f]+)\}'\)",
+                       block(norm, 'COMPOSITION_TABLE_KV:'))}
+    i = norm.index('fn composition_table_astral')
+    comp |= {int(x, 16) for x in
+             re.findall(r"Some\('\\u\{([0-9A-Fa-f]+)\}'\)",
+                        norm[i:norm.index('_ => None', i)])}
+
     u = ctypes.CDLL(ctypes.util.find_library('utf8proc'))
+    u.utf8proc_normalize_utf32.restype = ctypes.c_ssize_t
     u.utf8proc_unicode_version.restype = ctypes.c_char_p
     buf = (ctypes.c_int32 * 32)()
     prop = u.utf8proc_get_property
     u.utf8proc_decompose_char.restype = ctypes.c_ssize_t
     prop.restype = ctypes.POINTER(ctypes.c_uint16 * 4)
-    after9 = set()
+    after9, nocomp = set(), set()
+    for c in range(0x110000):
+        if 0xD800 <= c <= 0xDFFF or 0xAC00 <= c <= 0xD7A3 or c in comp:
+            continue
+        n = u.utf8proc_decompose_char(c, buf, ctypes.c_ssize_t(32), 1 << 4,
+                                      None)	# DECOMPOSE
+        if n > 1:
+            d = (ctypes.c_int32 * 32)(*buf[:n])
+            m = u.utf8proc_normalize_utf32(d, ctypes.c_ssize_t(n), 1 << 3)
+            if c in d[:m]:	# utf8proc's COMPOSE gives it back
+                nocomp.add(c)
     for c in range(0x110000):
         if 0xD800 <= c <= 0xDFFF or 0xAC00 <= c <= 0xD7A3 or c in known:
             continue
@@ -113,6 +135,9 @@ def main():
     print(table('after9', after9,
                 'utf8proc %s: combining class or decomposition, none in '
                 'Unicode 9.0.0' % u.utf8proc_unicode_version().decode()))
+    print(table('nocomp9', nocomp,
+                'utf8proc %s composes them, unicode-normalization-alignments '
+                'does not' % u.utf8proc_unicode_version().decode()))
     print('''static int in(const uint32_t (*t)[2], size_t n, uint32_t c)
 {
 	size_t lo = 0, hi = n;
@@ -158,6 +183,11 @@ int tok_ucd_is_mark(uint32_t c)
 int tok_ucd_after9(uint32_t c)
 {
 	return IN(after9, c);
+}
+
+int tok_ucd_nocomp(uint32_t c)
+{
+	return IN(nocomp9, c);
 }''')
 
 

@@ -411,6 +411,9 @@ int tok_ucd_is_mn(uint32_t c);
 int tok_ucd_is_punct(uint32_t c);
 int tok_ucd_is_mark(uint32_t c);
 int tok_ucd_after9(uint32_t c);
+/* Composites utf8proc forms that the 9.0 composition table has not: the
+ * CompositionExclusions utf8proc 2.8 misses (U+2ADC, U+1D15E..). */
+int tok_ucd_nocomp(uint32_t c);
 uint32_t tok_decode1(const char *s, size_t len, size_t *n);
 
 /* decoders (decode.c) */

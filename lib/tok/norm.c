@@ -117,7 +117,7 @@ static uint32_t compose_pair(uint32_t a, uint32_t b)
 	    b > 0x11A7 && b < 0x11C3)
 		return a + (b - 0x11A7);
 	if (utf8proc_normalize_utf32(buf, 2, UTF8PROC_COMPOSE) == 1 &&
-	    !tok_ucd_after9((uint32_t)buf[0]))
+	    !tok_ucd_nocomp((uint32_t)buf[0]))
 		return (uint32_t)buf[0];
 	return 0;
 }
@@ -170,11 +170,28 @@ static int do_unicode(struct tok_ws *ws, int cur, const struct piece *p,
 	return tok_piece_transform(ws, cur, p, 0);
 }
 
+/* Lowercase pairs of Unicode 16.0 and 17.0, which utf8proc 2.8 (15.0)
+ * lacks and the Rust of tokenizers 0.23.2 has: first, last, offset. */
+static const struct {
+	uint32_t a, b;
+	int32_t d;
+} lower_new[] = {
+	{ 0x1C89, 0x1C89, 1 }, { 0xA7CB, 0xA7CB, 0x264 - 0xA7CB },
+	{ 0xA7CC, 0xA7CC, 1 }, { 0xA7CE, 0xA7CE, 1 }, { 0xA7D2, 0xA7D2, 1 },
+	{ 0xA7D4, 0xA7D4, 1 }, { 0xA7DA, 0xA7DA, 1 },
+	{ 0xA7DC, 0xA7DC, 0x19B - 0xA7DC }, { 0x10D50, 0x10D65, 0x20 },
+	{ 0x16EA0, 0x16EB8, 0x1B },
+};
+
 /* char::to_lowercase: full mapping; only U+0130 expands. */
 static int push_lower(struct tf *t, uint32_t c)
 {
 	if (c == 0x130)
 		return tok_tf_push(t, 'i', 0) || tok_tf_push(t, 0x307, 1);
+	for (size_t i = 0; i < sizeof(lower_new) / sizeof(lower_new[0]); i++)
+		if (c >= lower_new[i].a && c <= lower_new[i].b)
+			return tok_tf_push(t, (uint32_t)((int32_t)c + lower_new[i].d),
+					   0);
 	return tok_tf_push(t, (uint32_t)utf8proc_tolower((utf8proc_int32_t)c), 0);
 }
 

@@ -213,6 +213,11 @@ static const uint32_t after9[][2] = {
 	{ 0x1F16C, 0x1F16C }, { 0x1FBF0, 0x1FBF9 },
 };
 
+/* utf8proc 15.0.0 composes them, unicode-normalization-alignments does not: 15 code points */
+static const uint32_t nocomp9[][2] = {
+	{ 0x2ADC, 0x2ADC }, { 0x11938, 0x11938 }, { 0x1D15E, 0x1D164 }, { 0x1D1BB, 0x1D1C0 },
+};
+
 static int in(const uint32_t (*t)[2], size_t n, uint32_t c)
 {
 	size_t lo = 0, hi = n;
@@ -258,4 +263,9 @@ int tok_ucd_is_mark(uint32_t c)
 int tok_ucd_after9(uint32_t c)
 {
 	return IN(after9, c);
+}
+
+int tok_ucd_nocomp(uint32_t c)
+{
+	return IN(nocomp9, c);
 }

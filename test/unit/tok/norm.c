@@ -2,7 +2,8 @@
  * tables. The BertNormalizer walk checks every code point against
  * data/bert-ucd.txt, written by data/gen-bert-ucd.py from bert.rs and the
  * tables of the crates it uses (unicode_categories 0.1.1, Unicode 8.0;
- * unicode-normalization-alignments 0.1.12, Unicode 9.0). */
+ * unicode-normalization-alignments 0.1.12, Unicode 9.0). The Lowercase
+ * and NFC walks check against the library's own output. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -188,6 +189,85 @@ static void test_bert_normalizer_every_code_point(void **state)
 	ucd_free(u);
 }
 
+/* Every code point through the Lowercase and NFC normalizers against
+ * data/tokenizers-walk.txt: what tokenizers 0.23.2 itself made of each
+ * (data/gen-tokenizers-walk.js), where it changed it. */
+static void walk_library(const char *name, const char *normalizer)
+{
+	static uint32_t *want[NCP];
+	FILE *f = fopen(TOKENIZERS_WALK, "r");
+	char json[256], line[256];
+	struct hf_tok *t = NULL;
+	struct hf_tok_ctx *c = NULL;
+	struct hf_err err = { 0 };
+	size_t bad = 0, nl = strlen(name);
+
+	if (!f)
+		fail_msg("cannot read %s", TOKENIZERS_WALK);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned a, b;
+		int at, k, n = 0;
+		uint32_t d[8];
+
+		if (strncmp(line, name, nl) || line[nl] != ' ')
+			continue;
+		if (sscanf(line + nl, "%x%n", &a, &at) != 1 || a >= NCP)
+			fail_msg("bad line in %s: %s", TOKENIZERS_WALK, line);
+		while (n < 7 && sscanf(line + nl + at, "%x%n", &b, &k) == 1) {
+			d[n++] = b;
+			at += k;
+		}
+		d[n] = 0;
+		want[a] = malloc(sizeof(d));
+		memcpy(want[a], d, sizeof(d));
+	}
+	fclose(f);
+	snprintf(json, sizeof(json), "{\"normalizer\":%s,\"model\":{\"type\":"
+		 "\"WordLevel\",\"unk_token\":\"u\",\"vocab\":{\"u\":0}}}",
+		 normalizer);
+	assert_int_equal(hf_tok_load_buf(&t, json, strlen(json), name, &err), 0);
+	assert_int_equal(hf_tok_ctx_create(&c, t, &err), 0);
+	for (uint32_t cp = 0; cp < NCP; cp++) {
+		char in[4], w[64], *got = NULL, hg[64], hw[64];
+		size_t nin, nw = 0, ngot;
+
+		if (cp >= 0xD800 && cp <= 0xDFFF)
+			continue;
+		nin = put8(cp, in);
+		if (want[cp])
+			for (const uint32_t *p = want[cp]; *p; p++)
+				nw += put8(*p, w + nw);
+		else
+			nw = put8(cp, w);
+		if (hf_tok_normalize(c, in, nin, &got, &ngot, &err))
+			fail_msg("U+%04X: %s", cp, err.msg);
+		if ((ngot != nw || memcmp(got, w, nw)) && bad++ < 20) {
+			hex(got, ngot, hg);
+			hex(w, nw, hw);
+			print_error("%s U+%04X: got [%s] want [%s]\n", name, cp, hg, hw);
+		}
+		free(got);
+		free(want[cp]);
+		want[cp] = NULL;
+	}
+	hf_tok_ctx_free(c);
+	hf_tok_free(t);
+	if (bad)
+		fail_msg("%s: %zu code points differ from tokenizers", name, bad);
+}
+
+/* Rust's to_lowercase of tokenizers 0.23.2 is Unicode 17.0's */
+static void test_lowercase_every_code_point(void **state)
+{
+	walk_library("lower", "{\"type\":\"Lowercase\"}");
+}
+
+/* U+2ADC and U+1D15E..U+1D1C0 are composition exclusions */
+static void test_nfc_every_code_point(void **state)
+{
+	walk_library("nfc", "{\"type\":\"NFC\"}");
+}
+
 static char *norm_with(const char *normalizer, const char *text)
 {
 	static char out[256];
@@ -239,6 +319,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bert_normalizer_every_code_point),
+		cmocka_unit_test(test_lowercase_every_code_point),
+		cmocka_unit_test(test_nfc_every_code_point),
 		cmocka_unit_test(test_nfkc_leaves_code_points_after_unicode_9),
 		cmocka_unit_test(test_strip_accents_marks_of_unicode_9),
 	};
