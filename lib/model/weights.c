@@ -26,18 +26,6 @@ int has_tensor(struct hf_model *m, const char *name)
 	return lookup(m, name) != NULL;
 }
 
-static void shape_str(char *s, size_t n, const int64_t *shape, int ndim)
-{
-	size_t o = 0;
-
-	o += (size_t)snprintf(s + o, n - o, "[");
-	for (int i = 0; i < ndim && o < n; i++)
-		o += (size_t)snprintf(s + o, n - o, "%s%lld", i ? ", " : "",
-				      (long long)shape[i]);
-	if (o < n)
-		snprintf(s + o, n - o, "]");
-}
-
 static int unsupported(struct hf_model *m, const struct hf_tensor *t,
 		       struct hf_err *err)
 {
@@ -71,8 +59,8 @@ static int vbind(struct hf_model *m, struct hf_buf **out, int required,
 	if (t->ndim != wnd || t->shape[0] != d0 || (d1 && t->shape[1] != d1)) {
 		char got[128], exp[128];
 
-		shape_str(got, sizeof(got), t->shape, t->ndim);
-		shape_str(exp, sizeof(exp), want, wnd);
+		hf_shape_str(got, sizeof(got), t->shape, t->ndim);
+		hf_shape_str(exp, sizeof(exp), want, wnd);
 		return hf_err_set(err, HF_EFORMAT,
 				  "%s: tensor '%s' has shape %s, expected %s",
 				  m->dir, t->name, got, exp);

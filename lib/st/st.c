@@ -241,14 +241,14 @@ static int find_dup_key(const char *h, size_t n, char *out, size_t cap)
 	return found;
 }
 
-static void shape_str(char *buf, size_t cap, const struct hf_tensor *t)
+void hf_shape_str(char *buf, size_t cap, const int64_t *shape, int ndim)
 {
 	size_t n = 0;
 
 	n += (size_t)snprintf(buf, cap, "[");
-	for (int i = 0; i < t->ndim && n < cap; i++)
+	for (int i = 0; i < ndim && n < cap; i++)
 		n += (size_t)snprintf(buf + n, cap - n, "%s%" PRId64,
-				      i ? ", " : "", t->shape[i]);
+				      i ? ", " : "", shape[i]);
 	if (n < cap)
 		snprintf(buf + n, cap - n, "]");
 }
@@ -284,7 +284,7 @@ static int check_layout(struct hf_st *st, struct raw *r, size_t n,
 				"overlapping '%s', which ends at byte %" PRIu64,
 				name, st->path, r[i].begin, prev, start);
 		if (r[i].end - r[i].begin != r[i].nbytes) {
-			shape_str(shp, sizeof(shp), &r[i].t);
+			hf_shape_str(shp, sizeof(shp), r[i].t.shape, r[i].t.ndim);
 			return hf_err_set(err, HF_EFORMAT, "tensor '%s' in "
 				"'%s': dtype %s and shape %s need %" PRIu64
 				" bytes, but data_offsets [%" PRIu64 ", %"

@@ -29,6 +29,9 @@ struct hf_tensor {
 /* Elements in t (product of the shape; 1 for a scalar). */
 uint64_t hf_tensor_numel(const struct hf_tensor *t);
 
+/* "[2, 3]": a shape of ndim dims as errors quote it, into buf (cap). */
+void hf_shape_str(char *buf, size_t cap, const int64_t *shape, int ndim);
+
 /* ---- one file ---- */
 
 struct hf_st;	/* opaque */

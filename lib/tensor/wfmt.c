@@ -56,17 +56,6 @@ static int span_plain(const struct hf_weight *w, unsigned i, size_t r0,
 	return 0;
 }
 
-static void shape_str(char *s, size_t n, const int64_t *shape, int ndim)
-{
-	size_t o = (size_t)snprintf(s, n, "[");
-
-	for (int i = 0; i < ndim && o < n; i++)
-		o += (size_t)snprintf(s + o, n - o, "%s%lld", i ? ", " : "",
-				      (long long)shape[i]);
-	if (o < n)
-		snprintf(s + o, n - o, "]");
-}
-
 /* <base>.weight of shape (rows, cols) and of the row's dtype. */
 static int bind_plain(struct hf_weight *w, const struct hf_tensor **tn,
 		      enum hf_wfmt fmt, hf_wfmt_get_fn get, void *ctx,
@@ -86,8 +75,8 @@ static int bind_plain(struct hf_weight *w, const struct hf_tensor **tn,
 		int64_t want[2] = { (int64_t)rows, (int64_t)cols };
 		char got[128], exp[128];
 
-		shape_str(got, sizeof(got), t->shape, t->ndim);
-		shape_str(exp, sizeof(exp), want, 2);
+		hf_shape_str(got, sizeof(got), t->shape, t->ndim);
+		hf_shape_str(exp, sizeof(exp), want, 2);
 		return hf_err_set(err, HF_EFORMAT,
 				  "tensor '%s' has shape %s, expected %s",
 				  t->name, got, exp);
