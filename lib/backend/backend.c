@@ -41,7 +41,7 @@ void hf_wbuf_host(struct hf_weight *hw, const struct hf_wbuf *w)
 	hw->fmt = w->fmt;
 	hw->rows = w->rows;
 	hw->cols = w->cols;
-	hw->group = w->group;
+	hw->q = w->q;
 	for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
 		hw->t[i] = w->t[i] ? w->t[i]->host : NULL;
 }
@@ -69,12 +69,21 @@ int hf_wbuf_rows(struct hf_wbuf *dst, const struct hf_wbuf *w, size_t r0,
 				  r0, r0 + n, w->rows);
 	hf_wbuf_host(&hw, w);
 	v.rows = n;
+	v.q.ld = hf_weight_ld(&hw);
+	if (!tr->span)
+		v.q.roff += r0;
 	for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
 		v.t[i] = NULL;
 	for (unsigned i = 0; i < tr->ntensors && !rc; i++) {
-		size_t off, len, es = hf_dtype_size(w->t[i]->dtype, 1);
+		size_t off = 0, len, es;
 
-		rc = tr->span(&hw, i, r0, n, &off, &len, err);
+		if (!w->t[i])
+			continue;
+		es = hf_dtype_size(w->t[i]->dtype, 1);
+		len = w->t[i]->size;
+		/* no span: the whole tensors, row roff on */
+		if (tr->span)
+			rc = tr->span(&hw, i, r0, n, &off, &len, err);
 		if (!rc && (off % es || len % es))
 			rc = hf_err_set(err, HF_EINTERNAL,
 					"rows [%zu, %zu) of tensor %u are not whole elements",

@@ -76,13 +76,14 @@ enum {
 	HF_BUF_VIEW = 4,	/* a window of root */
 };
 
-/* A weight matrix W (rows, cols) = (out, in) in format fmt, grouped by
- * `group` along a row where the format is: the buffers of the format's
- * tensors (t[0] the packed weights; the rest as its traits name them,
- * NULL past ntensors). Views of rows go through hf_wbuf_rows(). */
+/* A weight matrix W (rows, cols) = (out, in) in format fmt with its
+ * parameters q (tensor/wfmt.h): the buffers of the format's tensors
+ * (t[0] the packed weights; the rest as its traits name them, NULL past
+ * ntensors or where optional). Views of rows go through hf_wbuf_rows(). */
 struct hf_wbuf {
 	enum hf_wfmt fmt;
-	size_t rows, cols, group;
+	size_t rows, cols;
+	struct hf_wparam q;
 	struct hf_buf *t[HF_WEIGHT_NT];
 };
 

@@ -256,12 +256,20 @@ int llama_load(struct hf_model *m, struct hf_err *err)
 }
 
 /* GPT-2's Conv1D stores W as (in, out); make the (out, in) float32 copy
- * hf_matmul takes. */
+ * hf_matmul takes. Quantized checkpoints store it as a Linear, (out, in)
+ * (transformers' quantizers transpose Conv1D weights), in any format. */
 static int bind_conv1d(struct hf_model *m, struct lin *l, size_t in,
 		       size_t out, const char *base, struct hf_err *err)
 {
 	struct hf_buf *wt, *w;
 	float *src, *dst;
+	const struct hf_tensor *t;
+	char name[400];
+
+	snprintf(name, sizeof(name), "%s.weight", base);
+	t = find_tensor(m, name);
+	if (!t || hf_wfmt_of_dtype(t->dtype) < 0)
+		return bind_lin(m, l, out, in, 1, err, "%s", base);
 
 	if (bind(m, &wt, 1, 1, (int64_t)in, (int64_t)out, err, "%s.weight",
 		 base) ||

@@ -5,6 +5,7 @@
 
 #include "core/json.h"
 #include "model/model.h"
+#include "quant/qconfig.h"
 #include "st/st.h"
 
 enum family {
@@ -44,6 +45,8 @@ struct layer {
 struct hf_model {
 	char *dir;
 	struct hf_config *cfg;
+	struct hf_qcfg qcfg;		/* config.json's quantization_config */
+	const struct hf_qcfg *qc;	/* &qcfg, or NULL if it has none */
 	struct hf_st_model *st;
 	struct hf_backend *be;
 	int own_be;
@@ -122,6 +125,8 @@ struct hf_kv {
 	size_t nreplay;			/* steps replayed */
 };
 
+/* The tensor name under the model's prefix, else as given; NULL. */
+const struct hf_tensor *find_tensor(struct hf_model *m, const char *name);
 /* Remember b so hf_model_free() frees it; returns b. */
 struct hf_buf *keep(struct hf_model *m, struct hf_buf *b);
 /* Alloc a F32/I32 buffer of n elements, kept until hf_model_free(). */

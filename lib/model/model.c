@@ -127,6 +127,19 @@ int hf_model_open(struct hf_model **out, const char *dir,
 	}
 	m->fam = families[i].fam;
 	{
+		const json_t *q = json_object_get(m->cfg->json,
+						  "quantization_config");
+		char where[600];
+
+		snprintf(where, sizeof(where),
+			 "%s/config.json: quantization_config", dir);
+		if (q && !json_is_null(q)) {
+			if ((rc = hf_qcfg_parse(&m->qcfg, q, where, err)))
+				goto fail;
+			m->qc = &m->qcfg;
+		}
+	}
+	{
 		const char *g = getenv("HF_GRAPH");
 
 		m->replay = !g || strcmp(g, "0") != 0;

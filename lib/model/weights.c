@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct hf_tensor *lookup(struct hf_model *m, const char *name)
+const struct hf_tensor *find_tensor(struct hf_model *m, const char *name)
 {
 	const struct hf_tensor *t = NULL;
 	char full[512];
@@ -23,7 +23,7 @@ static const struct hf_tensor *lookup(struct hf_model *m, const char *name)
 
 int has_tensor(struct hf_model *m, const char *name)
 {
-	return lookup(m, name) != NULL;
+	return find_tensor(m, name) != NULL;
 }
 
 static int unsupported(struct hf_model *m, const struct hf_tensor *t,
@@ -48,7 +48,7 @@ static int vbind(struct hf_model *m, struct hf_buf **out, int required,
 
 	*out = NULL;
 	vsnprintf(name, sizeof(name), fmt, ap);
-	t = lookup(m, name);
+	t = find_tensor(m, name);
 	if (!t) {
 		if (!required)
 			return 0;
@@ -103,7 +103,7 @@ int bind(struct hf_model *m, struct hf_buf **out, int required, int f32,
 
 static const struct hf_tensor *get_cb(void *ctx, const char *name)
 {
-	return lookup(ctx, name);
+	return find_tensor(ctx, name);
 }
 
 /* Whether the backend runs a product on w; an error naming the tensor if
@@ -134,12 +134,12 @@ int bind_weight(struct hf_model *m, struct lin *l, size_t out, size_t in,
 	l->in = in;
 	l->out = out;
 	memset(&l->w, 0, sizeof(l->w));
-	rc = hf_weight_bind(&hw, tn, get_cb, m, base, out, in, err);
+	rc = hf_weight_bind(&hw, tn, get_cb, m, m->qc, base, out, in, err);
 	if (rc == HF_ENOTFOUND) {
 		const struct hf_tensor *t;
 
 		snprintf(name, sizeof(name), "%s.weight", base);
-		if ((t = lookup(m, name)))
+		if ((t = find_tensor(m, name)))
 			return unsupported(m, t, err);
 		return hf_err_set(err, HF_ENOTFOUND,
 				  "%s: missing tensor '%s%s'", m->dir,
@@ -151,10 +151,12 @@ int bind_weight(struct hf_model *m, struct lin *l, size_t out, size_t in,
 	l->w.fmt = hw.fmt;
 	l->w.rows = out;
 	l->w.cols = in;
-	l->w.group = hw.group;
+	l->w.q = hw.q;
 	for (unsigned i = 0; i < tr->ntensors; i++) {
 		struct hf_buf *b;
 
+		if (!tn[i])
+			continue;
 		if (hf_buf_wrap(&b, m->be, tn[i]->dtype,
 				(size_t)hf_tensor_numel(tn[i]), tn[i]->data,
 				err))

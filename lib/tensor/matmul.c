@@ -519,7 +519,8 @@ static void bf16_panels_job(void *ctx, int ith, int nth)
 		init_cols(j, b, e);
 	for (size_t p = b; p < e; p += PANEL) {
 		size_t rows = e - p < PANEL ? e - p : PANEL;
-		struct hf_weight pw = { HF_WFMT_F32, rows, j->in, 0, { wp } };
+		struct hf_weight pw = { .fmt = HF_WFMT_F32, .rows = rows,
+					 .cols = j->in, .t = { wp } };
 
 		j->k->widen(wp, j->w, p, rows, 0, j->in);
 		for (size_t i = 0; i < rows * j->in; i++)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "quant/formats.h"
 #include "st/st.h"
 
 /* ---- plain float rows: f32, f16, bf16 ------------------------------------ */
@@ -85,6 +86,7 @@ static int bind_plain(struct hf_weight *w, const struct hf_tensor **tn,
 	w->fmt = fmt;
 	w->rows = rows;
 	w->cols = cols;
+	w->q.ld = rows;
 	w->t[0] = t->data;
 	tn[0] = t;
 	return 0;
@@ -94,9 +96,10 @@ static int bind_plain(struct hf_weight *w, const struct hf_tensor **tn,
 	static int bind_##f(struct hf_weight *w,			\
 			    const struct hf_tensor **tn,		\
 			    hf_wfmt_get_fn get, void *ctx,		\
-			    const char *base, size_t rows, size_t cols,	\
-			    struct hf_err *err)				\
+			    const struct hf_qcfg *qc, const char *base,	\
+			    size_t rows, size_t cols, struct hf_err *err) \
 	{								\
+		(void)qc;						\
 		return bind_plain(w, tn, F, get, ctx, base, rows, cols,	\
 				  err);					\
 	}
@@ -122,6 +125,43 @@ static const struct hf_wfmt_traits traits[HF_WFMT_COUNT] = {
 		.dtype = HF_DTYPE_BF16, .ntensors = 1, .bf16_exact = 1,
 		.dequant = dequant_bf16, .span = span_plain,
 		.bind = bind_bf16,
+	},
+	/* the quantized formats: lib/quant/formats.c */
+	[HF_WFMT_INT8] = {
+		.name = "int8", .block = 1, .block_bytes = 1,
+		.dtype = HF_DTYPE_I8, .ntensors = 2,
+		.dequant = hf_int8_dequant, .span = hf_int8_span,
+		.bind = hf_int8_bind,
+	},
+	[HF_WFMT_BNB4] = {
+		.name = "bnb4", .block = 2, .block_bytes = 1,
+		.dtype = HF_DTYPE_U8, .ntensors = 3,
+		.dequant = hf_bnb4_dequant, .bind = hf_bnb4_bind,
+	},
+	[HF_WFMT_BNB4DQ] = {
+		.name = "bnb4dq", .block = 2, .block_bytes = 1,
+		.dtype = HF_DTYPE_U8, .ntensors = 5,
+		.dequant = hf_bnb4dq_dequant, .bind = hf_bnb4dq_bind,
+	},
+	[HF_WFMT_GPTQ] = {
+		.name = "gptq", .block = 8, .block_bytes = 4,
+		.dtype = HF_DTYPE_I32, .ntensors = 4,
+		.dequant = hf_gptq_dequant, .bind = hf_gptq_bind,
+	},
+	[HF_WFMT_AWQ] = {
+		.name = "awq", .block = 8, .block_bytes = 4,
+		.dtype = HF_DTYPE_I32, .ntensors = 3,
+		.dequant = hf_awq_dequant, .bind = hf_awq_bind,
+	},
+	[HF_WFMT_BITNET] = {
+		.name = "bitnet", .block = 4, .block_bytes = 1,
+		.dtype = HF_DTYPE_U8, .ntensors = 1,
+		.dequant = hf_bitnet_dequant, .bind = hf_bitnet_bind,
+	},
+	[HF_WFMT_FP8] = {
+		.name = "fp8", .block = 1, .block_bytes = 1,
+		.dtype = HF_DTYPE_F8_E4M3, .ntensors = 2,
+		.dequant = hf_fp8_dequant, .bind = hf_fp8_bind,
 	},
 };
 
@@ -153,9 +193,11 @@ const char *hf_wfmt_list(void)
 		size_t o = 0;
 
 		for (int f = 0; f < HF_WFMT_COUNT && o < sizeof(list); f++)
-			o += (size_t)snprintf(list + o, sizeof(list) - o,
-					      "%s%s", f ? ", " : "",
-					      traits[f].name);
+			if (traits[f].block == 1 && traits[f].ntensors == 1)
+				o += (size_t)snprintf(list + o,
+						      sizeof(list) - o, "%s%s",
+						      o ? ", " : "",
+						      traits[f].name);
 	}
 	return list;
 }
@@ -193,14 +235,23 @@ int hf_weight_rows(struct hf_weight *dst, const struct hf_weight *w,
 	struct hf_weight v = *w;
 
 	v.rows = n;
+	v.q.ld = hf_weight_ld(w);
+	if (!tr->span) {
+		v.q.roff += r0;
+		*dst = v;
+		return 0;
+	}
 	for (unsigned i = 0; i < tr->ntensors; i++) {
 		size_t off, len;
-		int rc = tr->span(w, i, r0, n, &off, &len, err);
+		int rc;
 
-		if (rc)
+		if (!w->t[i])
+			continue;
+		if ((rc = tr->span(w, i, r0, n, &off, &len, err)))
 			return rc;
 		v.t[i] = (const char *)w->t[i] + off;
 	}
+
 	*dst = v;
 	return 0;
 }
@@ -212,15 +263,17 @@ void hf_weight_dequant(float *dst, const struct hf_weight *w, size_t r0,
 }
 
 int hf_weight_bind(struct hf_weight *w, const struct hf_tensor **tn,
-		   hf_wfmt_get_fn get, void *ctx, const char *base,
-		   size_t rows, size_t cols, struct hf_err *err)
+		   hf_wfmt_get_fn get, void *ctx, const struct hf_qcfg *qc,
+		   const char *base, size_t rows, size_t cols,
+		   struct hf_err *err)
 {
 	for (int f = 0; f < HF_WFMT_COUNT; f++) {
 		int rc;
 
 		for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
 			tn[i] = NULL;
-		rc = traits[f].bind(w, tn, get, ctx, base, rows, cols, err);
+		rc = traits[f].bind(w, tn, get, ctx, qc, base, rows, cols,
+				    err);
 		if (rc != HF_ENOTFOUND)
 			return rc;
 	}
