@@ -563,9 +563,8 @@ static int packed_bind(struct hf_weight *w, const struct hf_tensor **tn,
 		if (want(qw, HF_DTYPE_I32, (int64_t)cols, (int64_t)rows / 8,
 			 err) ||
 		    want(qz, HF_DTYPE_I32, (int64_t)G, (int64_t)rows / 8, err))
-			return hf_err_set(err, HF_EFORMAT, "%s (quantization_"
-					  "config: awq %zu-bit, group_size "
-					  "%zu)", err->msg, b, gs);
+			return hf_err_prefix(err, "quantization_config awq "
+					     "%zu-bit, group_size %zu", b, gs);
 	} else {
 		if (cols * b % 32 || rows * b % 32)
 			return hf_err_set(err, HF_EFORMAT, "'%s': %zu-bit GPTQ "
@@ -575,10 +574,9 @@ static int packed_bind(struct hf_weight *w, const struct hf_tensor **tn,
 			 (int64_t)rows, err) ||
 		    want(qz, HF_DTYPE_I32, (int64_t)G, (int64_t)(rows * b / 32),
 			 err))
-			return hf_err_set(err, HF_EFORMAT, "%s (quantization_"
-					  "config: bits %zu, group_size %lld)",
-					  err->msg, b,
-					  (long long)qc->group_size);
+			return hf_err_prefix(err, "quantization_config bits "
+					     "%zu, group_size %lld", b,
+					     (long long)qc->group_size);
 	}
 	if (want(sc, HF_DTYPE_F16, (int64_t)G, (int64_t)rows, err))
 		return err->code;

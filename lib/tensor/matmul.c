@@ -153,9 +153,7 @@ static void gemv_c(float *y, size_t ldy, const float *x, size_t nt,
  * and an ISA without an entry for a format falls back to it. */
 #define GENERIC_ROW { gemv_c, hf_weight_dequant, NULL }
 const struct mm_kern mm_generic[HF_WFMT_COUNT] = {
-	[HF_WFMT_F32] = GENERIC_ROW,
-	[HF_WFMT_F16] = GENERIC_ROW,
-	[HF_WFMT_BF16] = GENERIC_ROW,
+	[0 ... HF_WFMT_COUNT - 1] = GENERIC_ROW,
 };
 
 /* ---- dispatch ---------------------------------------------------------- */
