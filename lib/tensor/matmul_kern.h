@@ -103,6 +103,26 @@ struct mm_bf16_kern {
 	mm_gemm_bf16_fn gemm;
 };
 
+/* The quantized formats' AVX2 kernels (matmul_quant_x86.c), in both the
+ * AVX2 and the AVX-512 tables. */
+#if defined(__x86_64__) || defined(__i386__)
+#define MMQ_DECL(f)							\
+	void mmq_gemv_##f(float *y, size_t ldy, const float *x,		\
+			  size_t nt, const struct hf_weight *w,		\
+			  const float *bias, size_t r0, size_t r1);	\
+	void mmq_widen_##f(float *dst, const struct hf_weight *w,	\
+			   size_t r0, size_t rows, size_t k0, size_t kc);
+MMQ_DECL(int8)
+MMQ_DECL(bnb4)
+MMQ_DECL(gptq)
+#undef MMQ_DECL
+#define MMQ_ENTRIES							\
+	[HF_WFMT_INT8] = { mmq_gemv_int8, mmq_widen_int8, NULL },	\
+	[HF_WFMT_BNB4] = { mmq_gemv_bnb4, mmq_widen_bnb4, NULL },	\
+	[HF_WFMT_BNB4DQ] = { mmq_gemv_bnb4, mmq_widen_bnb4, NULL },	\
+	[HF_WFMT_GPTQ] = { mmq_gemv_gptq, mmq_widen_gptq, NULL },
+#endif
+
 /* The per-ISA tables, one row per format (enum hf_wfmt). */
 extern const struct mm_kern mm_generic[HF_WFMT_COUNT];
 #if defined(__x86_64__) || defined(__i386__)

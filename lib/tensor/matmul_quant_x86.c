@@ -1,0 +1,363 @@
+/* lib/tensor/matmul_quant_x86.c: AVX2 kernels for the quantized weight
+ * formats (tensor/wfmt.h), for the AVX2 and AVX-512 tables of
+ * matmul_x86.c. Weights are dequantized in registers from the packed
+ * bytes, to the very float32 values the format's traits dequant gives
+ * (lib/quant/formats.c), and never stored whole. A layout a kernel does
+ * not take (a block that is not a multiple of 32, GPTQ bits other than
+ * 4, a view not on a word boundary) runs on the portable kernels. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <stdint.h>
+#include <string.h>
+
+#include "tensor/matmul_kern.h"
+#include "tensor/matmul_x86.h"
+
+INLINE T256 float hsum(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
+			      _mm256_extractf128_ps(v, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+static void fallback(float *y, size_t ldy, const float *x, size_t nt,
+		     const struct hf_weight *w, const float *bias, size_t r0,
+		     size_t r1)
+{
+	mm_generic[w->fmt].gemv(y, ldy, x, nt, w, bias, r0, r1);
+}
+
+/* ---- bitsandbytes LLM.int8 ------------------------------------------------ */
+
+/* y = (x . q[r]) * SCB[r] / 127: the row's factor applied once. */
+T256 void mmq_gemv_int8(float *y, size_t ldy, const float *x, size_t nt,
+			const struct hf_weight *w, const float *bias,
+			size_t r0, size_t r1)
+{
+	const size_t in = w->cols, k16 = in & ~(size_t)15;
+	const float *scb = w->t[1];
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t R = w->q.roff + r;
+		const int8_t *q = (const int8_t *)w->t[0] + R * in;
+		__m256 a[MM_GEMV_NT][2];
+		float f = scb[R] / 127.0f;
+
+		for (size_t t = 0; t < nt; t++)
+			a[t][0] = a[t][1] = _mm256_setzero_ps();
+		for (size_t k = 0; k < k16; k += 16) {
+			__m128i b = _mm_loadu_si128((const __m128i *)(q + k));
+			__m256 w0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b));
+			__m256 w1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+				_mm_srli_si128(b, 8)));
+
+			for (size_t t = 0; t < nt; t++) {
+				const float *xt = x + t * in + k;
+
+				a[t][0] = _mm256_fmadd_ps(
+					w0, _mm256_loadu_ps(xt), a[t][0]);
+				a[t][1] = _mm256_fmadd_ps(
+					w1, _mm256_loadu_ps(xt + 8), a[t][1]);
+			}
+		}
+		for (size_t t = 0; t < nt; t++) {
+			float s = hsum(_mm256_add_ps(a[t][0], a[t][1]));
+
+			for (size_t k = k16; k < in; k++)
+				s += (float)q[k] * x[t * in + k];
+			y[t * ldy + r] = s * f + (bias ? bias[r] : 0.0f);
+		}
+	}
+}
+
+T256 void mmq_widen_int8(float *dst, const struct hf_weight *w, size_t r0,
+			 size_t rows, size_t k0, size_t kc)
+{
+	const float *scb = w->t[1];
+	const size_t k8 = kc & ~(size_t)7;
+
+	for (size_t r = 0; r < rows; r++) {
+		const size_t R = w->q.roff + r0 + r;
+		const int8_t *q = (const int8_t *)w->t[0] + R * w->cols + k0;
+		float *d = dst + r * kc, f = scb[R] / 127.0f;
+		__m256 fv = _mm256_set1_ps(f);
+
+		for (size_t k = 0; k < k8; k += 8)
+			_mm256_storeu_ps(d + k, _mm256_mul_ps(fv,
+				_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+					_mm_loadl_epi64((const __m128i *)
+							(q + k))))));
+		for (size_t k = k8; k < kc; k++)
+			d[k] = (float)q[k] * f;
+	}
+}
+
+/* ---- bitsandbytes 4-bit ----------------------------------------------------- */
+
+/* The kernels take rows of whole blocks of a multiple of 32 codes. */
+static int bnb4_fast(const struct hf_weight *w)
+{
+	return w->q.group % 32 == 0 && w->cols % w->q.group == 0;
+}
+
+static float bnb4_absmax(const struct hf_weight *w, size_t b)
+{
+	if (w->fmt == HF_WFMT_BNB4DQ) {
+		const uint8_t *aq = w->t[1];
+		const float *nabs = w->t[3], *nmap = w->t[4];
+
+		return nmap[aq[b]] * nabs[b / w->q.group2] + w->q.p0;
+	}
+	return ((const float *)w->t[1])[b];
+}
+
+/* The 32 weights of 16 code bytes, element 2i the high nibble, as the
+ * 16-entry table (lo: entries 0-7, hi: 8-15) gives them: four vectors of
+ * 8 in element order. */
+INLINE T256 void bnb4_32(__m256 out[4], const uint8_t *c, __m256 lo,
+			 __m256 hi)
+{
+	__m128i v = _mm_loadu_si128((const __m128i *)c);
+	__m128i m = _mm_set1_epi8(15);
+	__m128i hn = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+	__m128i ln = _mm_and_si128(v, m);
+	__m128i e0 = _mm_unpacklo_epi8(hn, ln), e1 = _mm_unpackhi_epi8(hn, ln);
+	__m128i part[4] = { e0, _mm_srli_si128(e0, 8), e1,
+			    _mm_srli_si128(e1, 8) };
+
+	for (int i = 0; i < 4; i++) {
+		__m256i idx = _mm256_cvtepu8_epi32(part[i]);
+		__m256 sel = _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28));
+
+		out[i] = _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, idx),
+					  _mm256_permutevar8x32_ps(hi, idx),
+					  sel);
+	}
+}
+
+T256 void mmq_gemv_bnb4(float *y, size_t ldy, const float *x, size_t nt,
+			const struct hf_weight *w, const float *bias,
+			size_t r0, size_t r1)
+{
+	const size_t in = w->cols, bs = w->q.group;
+	const uint8_t *codes = w->t[0];
+	const float *map = w->t[2];
+	__m256 tlo = _mm256_loadu_ps(map), thi = _mm256_loadu_ps(map + 8);
+
+	if (!bnb4_fast(w)) {
+		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	for (size_t r = r0; r < r1; r++) {
+		const size_t e0 = (w->q.roff + r) * in;
+		__m256 a[MM_GEMV_NT][2];
+
+		for (size_t t = 0; t < nt; t++)
+			a[t][0] = a[t][1] = _mm256_setzero_ps();
+		for (size_t k0 = 0; k0 < in; k0 += bs) {
+			__m256 am = _mm256_set1_ps(bnb4_absmax(w,
+							       (e0 + k0) / bs));
+			__m256 lo = _mm256_mul_ps(tlo, am);
+			__m256 hi = _mm256_mul_ps(thi, am);
+
+			for (size_t k = k0; k < k0 + bs; k += 32) {
+				__m256 wv[4];
+
+				bnb4_32(wv, codes + (e0 + k) / 2, lo, hi);
+				for (size_t t = 0; t < nt; t++) {
+					const float *xt = x + t * in + k;
+
+					a[t][0] = _mm256_fmadd_ps(wv[0],
+						_mm256_loadu_ps(xt), a[t][0]);
+					a[t][1] = _mm256_fmadd_ps(wv[1],
+						_mm256_loadu_ps(xt + 8),
+						a[t][1]);
+					a[t][0] = _mm256_fmadd_ps(wv[2],
+						_mm256_loadu_ps(xt + 16),
+						a[t][0]);
+					a[t][1] = _mm256_fmadd_ps(wv[3],
+						_mm256_loadu_ps(xt + 24),
+						a[t][1]);
+				}
+			}
+		}
+		for (size_t t = 0; t < nt; t++)
+			y[t * ldy + r] = hsum(_mm256_add_ps(a[t][0], a[t][1])) +
+					 (bias ? bias[r] : 0.0f);
+	}
+}
+
+T256 void mmq_widen_bnb4(float *dst, const struct hf_weight *w, size_t r0,
+			 size_t rows, size_t k0, size_t kc)
+{
+	const size_t in = w->cols, bs = w->q.group;
+	const uint8_t *codes = w->t[0];
+	const float *map = w->t[2];
+	__m256 tlo = _mm256_loadu_ps(map), thi = _mm256_loadu_ps(map + 8);
+
+	if (!bnb4_fast(w) || k0 % bs || kc % bs) {
+		hf_weight_dequant(dst, w, r0, rows, k0, kc);
+		return;
+	}
+	for (size_t r = 0; r < rows; r++) {
+		const size_t e0 = (w->q.roff + r0 + r) * in + k0;
+
+		for (size_t k0b = 0; k0b < kc; k0b += bs) {
+			__m256 am = _mm256_set1_ps(bnb4_absmax(w,
+							       (e0 + k0b) / bs));
+			__m256 lo = _mm256_mul_ps(tlo, am);
+			__m256 hi = _mm256_mul_ps(thi, am);
+
+			for (size_t k = k0b; k < k0b + bs; k += 32) {
+				__m256 wv[4];
+				float *d = dst + r * kc + k;
+
+				bnb4_32(wv, codes + (e0 + k) / 2, lo, hi);
+				for (int i = 0; i < 4; i++)
+					_mm256_storeu_ps(d + 8 * i, wv[i]);
+			}
+		}
+	}
+}
+
+/* ---- GPTQ 4-bit -------------------------------------------------------------- */
+
+static int gptq_fast(const struct hf_weight *w)
+{
+	return w->q.bits == 4 && w->q.group % 8 == 0;
+}
+
+/* The scales and zeros of outputs R .. R + 7 (R a multiple of 8) in
+ * group g: s as float, z the true zero. */
+INLINE T256 void gptq_sz(const struct hf_weight *w, size_t g, size_t R,
+			 __m256 *s, __m256i *z)
+{
+	const size_t ld = hf_weight_ld(w);
+	const uint32_t *qz = w->t[1];
+	const uint16_t *sc = w->t[2];
+	__m256i sh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+	__m256i zw = _mm256_set1_epi32((int)qz[g * (ld / 8) + R / 8]);
+
+	*s = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sc + g * ld +
+							       R)));
+	*z = _mm256_and_si256(_mm256_add_epi32(_mm256_srlv_epi32(zw, sh),
+					       _mm256_set1_epi32(
+						       (int)w->q.zoff)),
+			      _mm256_set1_epi32(15));
+}
+
+/* Vectorized over 8 outputs: word p of the 8 columns R .. R + 7 holds
+ * inputs 8p .. 8p + 7 of each. */
+T256 void mmq_gemv_gptq(float *y, size_t ldy, const float *x, size_t nt,
+			const struct hf_weight *w, const float *bias,
+			size_t r0, size_t r1)
+{
+	const size_t in = w->cols, ld = hf_weight_ld(w), gs = w->q.group;
+	const uint32_t *qw = w->t[0];
+	const int32_t *gi = w->t[3];
+	const __m256i m = _mm256_set1_epi32(15);
+	size_t r = r0;
+
+	if (!gptq_fast(w)) {
+		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	/* rows up to a word boundary of qzeros, and the tail, portable */
+	while (r < r1 && (w->q.roff + r) % 8)
+		r++;
+	if (r > r0)
+		fallback(y, ldy, x, nt, w, bias, r0, r);
+	for (; r + 8 <= r1; r += 8) {
+		const size_t R = w->q.roff + r;
+		__m256 a[MM_GEMV_NT], s = _mm256_setzero_ps();
+		__m256i z = _mm256_setzero_si256();
+		size_t g = (size_t)-1;
+
+		for (size_t t = 0; t < nt; t++)
+			a[t] = _mm256_setzero_ps();
+		for (size_t p = 0; p < in / 8; p++) {
+			__m256i wd = _mm256_loadu_si256((const __m256i *)
+							(qw + p * ld + R));
+
+			if (!gi && p * 8 / gs != g) {
+				g = p * 8 / gs;
+				gptq_sz(w, g, R, &s, &z);
+			}
+			for (unsigned j = 0; j < 8; j++) {
+				size_t c = 8 * p + j;
+				__m256i q = _mm256_and_si256(
+					_mm256_srli_epi32(wd, (int)(4 * j)), m);
+				__m256 wv;
+
+				if (gi && (size_t)gi[c] != g) {
+					g = (size_t)gi[c];
+					gptq_sz(w, g, R, &s, &z);
+				}
+				wv = _mm256_mul_ps(s, _mm256_cvtepi32_ps(
+					_mm256_sub_epi32(q, z)));
+				for (size_t t = 0; t < nt; t++)
+					a[t] = _mm256_fmadd_ps(wv,
+						_mm256_broadcast_ss(x + t * in +
+								    c), a[t]);
+			}
+		}
+		for (size_t t = 0; t < nt; t++) {
+			__m256 v = a[t];
+
+			if (bias)
+				v = _mm256_add_ps(v, _mm256_loadu_ps(bias + r));
+			_mm256_storeu_ps(y + t * ldy + r, v);
+		}
+	}
+	if (r < r1)
+		fallback(y, ldy, x, nt, w, bias, r, r1);
+}
+
+/* One output row at a time: word p of column R gives 8 inputs. */
+T256 void mmq_widen_gptq(float *dst, const struct hf_weight *w, size_t r0,
+			 size_t rows, size_t k0, size_t kc)
+{
+	const size_t ld = hf_weight_ld(w), gs = w->q.group;
+	const uint32_t *qw = w->t[0], *qz = w->t[1];
+	const uint16_t *sc = w->t[2];
+	const __m256i sh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+	const __m256i m = _mm256_set1_epi32(15);
+
+	if (!gptq_fast(w) || w->t[3] || k0 % 8 || kc % 8) {
+		hf_weight_dequant(dst, w, r0, rows, k0, kc);
+		return;
+	}
+	for (size_t r = 0; r < rows; r++) {
+		const size_t R = w->q.roff + r0 + r;
+		float *d = dst + r * kc;
+		size_t g = (size_t)-1;
+		__m256 s = _mm256_setzero_ps();
+		__m256i z = _mm256_setzero_si256();
+
+		for (size_t k = 0; k < kc; k += 8) {
+			size_t c = k0 + k;
+			__m256i q;
+
+			if (c / gs != g) {
+				unsigned zf;
+
+				g = c / gs;
+				zf = (qz[g * (ld / 8) + R / 8] >> (4 * (R % 8)))
+				     & 15;
+				z = _mm256_set1_epi32((int)((zf + w->q.zoff) &
+							    15));
+				s = _mm256_set1_ps(hf_f16_to_f32(sc[g * ld +
+								   R]));
+			}
+			q = _mm256_and_si256(_mm256_srlv_epi32(
+				_mm256_set1_epi32((int)qw[c / 8 * ld + R]), sh),
+				m);
+			_mm256_storeu_ps(d + k, _mm256_mul_ps(s,
+				_mm256_cvtepi32_ps(_mm256_sub_epi32(q, z))));
+		}
+	}
+}
+
+#endif
