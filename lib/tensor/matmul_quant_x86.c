@@ -31,10 +31,20 @@ static void fallback(float *y, size_t ldy, const float *x, size_t nt,
 
 /* ---- bitsandbytes LLM.int8 ------------------------------------------------ */
 
+/* The kernels below are instantiated for each token count nt (a
+ * constant once inlined, so the accumulators stay in registers). */
+#define BY_NT(f, ...)							\
+	switch (nt) {							\
+	case 1: f(__VA_ARGS__, 1); break;				\
+	case 2: f(__VA_ARGS__, 2); break;				\
+	case 3: f(__VA_ARGS__, 3); break;				\
+	default: f(__VA_ARGS__, 4); break;				\
+	}
+
 /* y = (x . q[r]) * SCB[r] / 127: the row's factor applied once. */
-T256 void mmq_gemv_int8(float *y, size_t ldy, const float *x, size_t nt,
-			const struct hf_weight *w, const float *bias,
-			size_t r0, size_t r1)
+INLINE T256 void int8_rows(float *y, size_t ldy, const float *x,
+			   const struct hf_weight *w, const float *bias,
+			   size_t r0, size_t r1, const size_t nt)
 {
 	const size_t in = w->cols, k16 = in & ~(size_t)15;
 	const float *scb = w->t[1];
@@ -70,6 +80,13 @@ T256 void mmq_gemv_int8(float *y, size_t ldy, const float *x, size_t nt,
 			y[t * ldy + r] = s * f + (bias ? bias[r] : 0.0f);
 		}
 	}
+}
+
+T256 void mmq_gemv_int8(float *y, size_t ldy, const float *x, size_t nt,
+			const struct hf_weight *w, const float *bias,
+			size_t r0, size_t r1)
+{
+	BY_NT(int8_rows, y, ldy, x, w, bias, r0, r1)
 }
 
 T256 void mmq_widen_int8(float *dst, const struct hf_weight *w, size_t r0,
@@ -137,19 +154,15 @@ INLINE T256 void bnb4_32(__m256 out[4], const uint8_t *c, __m256 lo,
 	}
 }
 
-T256 void mmq_gemv_bnb4(float *y, size_t ldy, const float *x, size_t nt,
-			const struct hf_weight *w, const float *bias,
-			size_t r0, size_t r1)
+INLINE T256 void bnb4_rows(float *y, size_t ldy, const float *x,
+			   const struct hf_weight *w, const float *bias,
+			   size_t r0, size_t r1, const size_t nt)
 {
 	const size_t in = w->cols, bs = w->q.group;
 	const uint8_t *codes = w->t[0];
 	const float *map = w->t[2];
 	__m256 tlo = _mm256_loadu_ps(map), thi = _mm256_loadu_ps(map + 8);
 
-	if (!bnb4_fast(w)) {
-		fallback(y, ldy, x, nt, w, bias, r0, r1);
-		return;
-	}
 	for (size_t r = r0; r < r1; r++) {
 		const size_t e0 = (w->q.roff + r) * in;
 		__m256 a[MM_GEMV_NT][2];
@@ -187,6 +200,17 @@ T256 void mmq_gemv_bnb4(float *y, size_t ldy, const float *x, size_t nt,
 			y[t * ldy + r] = hsum(_mm256_add_ps(a[t][0], a[t][1])) +
 					 (bias ? bias[r] : 0.0f);
 	}
+}
+
+T256 void mmq_gemv_bnb4(float *y, size_t ldy, const float *x, size_t nt,
+			const struct hf_weight *w, const float *bias,
+			size_t r0, size_t r1)
+{
+	if (!bnb4_fast(w)) {
+		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	BY_NT(bnb4_rows, y, ldy, x, w, bias, r0, r1)
 }
 
 T256 void mmq_widen_bnb4(float *dst, const struct hf_weight *w, size_t r0,
@@ -249,27 +273,18 @@ INLINE T256 void gptq_sz(const struct hf_weight *w, size_t g, size_t R,
 }
 
 /* Vectorized over 8 outputs: word p of the 8 columns R .. R + 7 holds
- * inputs 8p .. 8p + 7 of each. */
-T256 void mmq_gemv_gptq(float *y, size_t ldy, const float *x, size_t nt,
-			const struct hf_weight *w, const float *bias,
-			size_t r0, size_t r1)
+ * inputs 8p .. 8p + 7 of each. Rows [r0, r1): R = roff + r a multiple of
+ * 8, r1 - r0 too. */
+INLINE T256 void gptq_rows(float *y, size_t ldy, const float *x,
+			   const struct hf_weight *w, const float *bias,
+			   size_t r0, size_t r1, const size_t nt)
 {
 	const size_t in = w->cols, ld = hf_weight_ld(w), gs = w->q.group;
 	const uint32_t *qw = w->t[0];
 	const int32_t *gi = w->t[3];
 	const __m256i m = _mm256_set1_epi32(15);
-	size_t r = r0;
 
-	if (!gptq_fast(w)) {
-		fallback(y, ldy, x, nt, w, bias, r0, r1);
-		return;
-	}
-	/* rows up to a word boundary of qzeros, and the tail, portable */
-	while (r < r1 && (w->q.roff + r) % 8)
-		r++;
-	if (r > r0)
-		fallback(y, ldy, x, nt, w, bias, r0, r);
-	for (; r + 8 <= r1; r += 8) {
+	for (size_t r = r0; r < r1; r += 8) {
 		const size_t R = w->q.roff + r;
 		__m256 a[MM_GEMV_NT], s = _mm256_setzero_ps();
 		__m256i z = _mm256_setzero_si256();
@@ -285,23 +300,26 @@ T256 void mmq_gemv_gptq(float *y, size_t ldy, const float *x, size_t nt,
 				g = p * 8 / gs;
 				gptq_sz(w, g, R, &s, &z);
 			}
-			for (unsigned j = 0; j < 8; j++) {
-				size_t c = 8 * p + j;
-				__m256i q = _mm256_and_si256(
-					_mm256_srli_epi32(wd, (int)(4 * j)), m);
-				__m256 wv;
-
-				if (gi && (size_t)gi[c] != g) {
-					g = (size_t)gi[c];
-					gptq_sz(w, g, R, &s, &z);
-				}
-				wv = _mm256_mul_ps(s, _mm256_cvtepi32_ps(
-					_mm256_sub_epi32(q, z)));
-				for (size_t t = 0; t < nt; t++)
-					a[t] = _mm256_fmadd_ps(wv,
-						_mm256_broadcast_ss(x + t * in +
-								    c), a[t]);
+#define GPTQ_J(j) {							\
+				size_t c = 8 * p + j;			\
+				__m256i q = _mm256_and_si256(		\
+					_mm256_srli_epi32(wd, 4 * j), m); \
+				__m256 wv;				\
+									\
+				if (gi && (size_t)gi[c] != g) {		\
+					g = (size_t)gi[c];		\
+					gptq_sz(w, g, R, &s, &z);	\
+				}					\
+				wv = _mm256_mul_ps(s, _mm256_cvtepi32_ps( \
+					_mm256_sub_epi32(q, z)));	\
+				for (size_t t = 0; t < nt; t++)		\
+					a[t] = _mm256_fmadd_ps(wv,	\
+						_mm256_broadcast_ss(x +	\
+							t * in + c), a[t]); \
 			}
+			GPTQ_J(0) GPTQ_J(1) GPTQ_J(2) GPTQ_J(3)
+			GPTQ_J(4) GPTQ_J(5) GPTQ_J(6) GPTQ_J(7)
+#undef GPTQ_J
 		}
 		for (size_t t = 0; t < nt; t++) {
 			__m256 v = a[t];
@@ -311,8 +329,28 @@ T256 void mmq_gemv_gptq(float *y, size_t ldy, const float *x, size_t nt,
 			_mm256_storeu_ps(y + t * ldy + r, v);
 		}
 	}
-	if (r < r1)
-		fallback(y, ldy, x, nt, w, bias, r, r1);
+}
+
+T256 void mmq_gemv_gptq(float *y, size_t ldy, const float *x, size_t nt,
+			const struct hf_weight *w, const float *bias,
+			size_t r0, size_t r1)
+{
+	size_t a = r0, b;
+
+	if (!gptq_fast(w)) {
+		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	/* rows up to a word boundary of qzeros, and the tail, portable */
+	while (a < r1 && (w->q.roff + a) % 8)
+		a++;
+	b = a + (r1 - a) / 8 * 8;
+	if (a > r0)
+		fallback(y, ldy, x, nt, w, bias, r0, a);
+	if (b > a)
+		BY_NT(gptq_rows, y, ldy, x, w, bias, a, b)
+	if (r1 > b)
+		fallback(y, ldy, x, nt, w, bias, b, r1);
 }
 
 /* One output row at a time: word p of column R gives 8 inputs. */
