@@ -213,6 +213,69 @@ T256 void mmq_gemv_bnb4(float *y, size_t ldy, const float *x, size_t nt,
 	BY_NT(bnb4_rows, y, ldy, x, w, bias, r0, r1)
 }
 
+/* AVX-512: the 16-entry table is one register, so 16 weights are one
+ * permute. */
+INLINE T512 void bnb4_rows512(float *y, size_t ldy, const float *x,
+			      const struct hf_weight *w, const float *bias,
+			      size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, bs = w->q.group;
+	const uint8_t *codes = w->t[0];
+	const __m512 tbl = _mm512_loadu_ps(w->t[2]);
+	const __m128i m = _mm_set1_epi8(15);
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t e0 = (w->q.roff + r) * in;
+		__m512 a[MM_GEMV_NT][2];
+
+		for (size_t t = 0; t < nt; t++)
+			a[t][0] = a[t][1] = _mm512_setzero_ps();
+		for (size_t k0 = 0; k0 < in; k0 += bs) {
+			__m512 tb = _mm512_mul_ps(tbl, _mm512_set1_ps(
+				bnb4_absmax(w, (e0 + k0) / bs)));
+
+			for (size_t k = k0; k < k0 + bs; k += 32) {
+				__m128i v = _mm_loadu_si128((const __m128i *)
+					(codes + (e0 + k) / 2));
+				__m128i hn = _mm_and_si128(_mm_srli_epi16(v, 4),
+							   m);
+				__m128i ln = _mm_and_si128(v, m);
+				__m512 w0 = _mm512_permutexvar_ps(
+					_mm512_cvtepu8_epi32(
+						_mm_unpacklo_epi8(hn, ln)), tb);
+				__m512 w1 = _mm512_permutexvar_ps(
+					_mm512_cvtepu8_epi32(
+						_mm_unpackhi_epi8(hn, ln)), tb);
+
+				for (size_t t = 0; t < nt; t++) {
+					const float *xt = x + t * in + k;
+
+					a[t][0] = _mm512_fmadd_ps(w0,
+						_mm512_loadu_ps(xt), a[t][0]);
+					a[t][1] = _mm512_fmadd_ps(w1,
+						_mm512_loadu_ps(xt + 16),
+						a[t][1]);
+				}
+			}
+		}
+		for (size_t t = 0; t < nt; t++)
+			y[t * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(
+						 a[t][0], a[t][1])) +
+					 (bias ? bias[r] : 0.0f);
+	}
+}
+
+T512 void mmq_gemv_bnb4_512(float *y, size_t ldy, const float *x, size_t nt,
+			    const struct hf_weight *w, const float *bias,
+			    size_t r0, size_t r1)
+{
+	if (!bnb4_fast(w)) {
+		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	BY_NT(bnb4_rows512, y, ldy, x, w, bias, r0, r1)
+}
+
 T256 void mmq_widen_bnb4(float *dst, const struct hf_weight *w, size_t r0,
 			 size_t rows, size_t k0, size_t kc)
 {
