@@ -342,6 +342,9 @@ struct job {
 	const struct mm_bf16_kern *bk;
 	const uint16_t *xb;	/* x rounded, (n, ldx), for bk */
 	size_t ldx;
+	/* the ISA's float32 GEMM, for formats without their own: their
+	 * panels are widened to float32 and multiplied by it */
+	mm_gemm_fn g32;
 };
 
 /* Rows of W per block handed to a thread: 16 rows keep a block's share
@@ -386,7 +389,7 @@ static void gemm_job(void *ctx, int ith, int nth)
 {
 	struct job *j = ctx;
 	size_t nb = (j->out + MM_NR - 1) / MM_NR, j0, j1;
-	float *s;
+	float *s, *wp;
 
 	hf_pool_split(nb, ith, nth, &j0, &j1);
 	j0 *= MM_NR;
@@ -405,6 +408,19 @@ static void gemm_job(void *ctx, int ith, int nth)
 			    (int)j->n, (int)(j1 - j0), (int)j->in, 1.0f, j->x,
 			    (int)j->in, (const float *)j->w->t[0] + j0 * j->in,
 			    (int)j->in, 1.0f, j->y + j0, (int)j->out);
+		return;
+	} else if (j->g32 && (s = scratch_get(SLOT_GEMM,
+					      mm_gemm_scratch(j->n))) &&
+		   (wp = scratch_get(SLOT_PANEL, MM_NC * j->in))) {
+		for (size_t p = j0; p < j1; p += MM_NC) {
+			size_t rows = j1 - p < MM_NC ? j1 - p : MM_NC;
+			struct hf_weight pw = { .fmt = HF_WFMT_F32,
+						.rows = rows, .cols = j->in,
+						.t = { wp } };
+
+			j->k->widen(wp, j->w, p, rows, 0, j->in);
+			j->g32(j->y + p, j->out, j->x, &pw, j->n, 0, rows, s);
+		}
 		return;
 	} else if ((s = scratch_get(SLOT_GEMM, PANEL * j->in))) {
 		for (size_t p = j0; p < j1; p += PANEL) {
@@ -588,7 +604,7 @@ void hf_matmul_w(float *y, const float *x, const struct hf_weight *w,
 	const struct mm_isa *isa = get_isa();
 	struct job j = { fmt_kern(isa, w->fmt), hf_wfmt_traits(w->fmt), y, x,
 			 w, bias, n, w->cols, w->rows, fmt_bkern(isa, w->fmt),
-			 NULL, 0 };
+			 NULL, 0, isa->f32[HF_WFMT_F32].gemm };
 
 	assert(ct == HF_DTYPE_F32 || ct == HF_DTYPE_BF16);
 	if (!n || !j.out)
