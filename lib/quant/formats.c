@@ -211,6 +211,25 @@ void hf_bitnet_dequant(float *dst, const struct hf_weight *w, size_t r0,
 
 /* ---- FP8 E4M3 with block scales ------------------------------------------------ */
 
+/* hf_f8e4m3_to_f32 by bits: normal numbers rebias the exponent (7 to
+ * 127), subnormals are m * 2^-9, S.1111.111 is NaN. */
+static inline float e4m3(uint8_t v)
+{
+	unsigned e = (v >> 3) & 15, m = v & 7;
+	uint32_t u;
+	float f;
+
+	if (e == 15 && m == 7)
+		return (v & 0x80) ? -NAN : NAN;
+	if (!e) {
+		f = (float)m * 0x1p-9f;
+		return (v & 0x80) ? -f : f;
+	}
+	u = (uint32_t)(v & 0x80) << 24 | (e + 120) << 23 | m << 20;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
 void hf_fp8_dequant(float *dst, const struct hf_weight *w, size_t r0,
 		    size_t rows, size_t k0, size_t kc)
 {
@@ -226,7 +245,7 @@ void hf_fp8_dequant(float *dst, const struct hf_weight *w, size_t r0,
 		for (size_t k = 0; k < kc; k++) {
 			size_t c = k0 + k;
 
-			dst[r * kc + k] = hf_f8e4m3_to_f32(s[c]) *
+			dst[r * kc + k] = e4m3(s[c]) *
 					  srow[c / w->q.group];
 		}
 	}

@@ -116,6 +116,8 @@ struct mm_bf16_kern {
 MMQ_DECL(int8)
 MMQ_DECL(bnb4)
 MMQ_DECL(gptq)
+MMQ_DECL(awq)
+MMQ_DECL(fp8)
 #undef MMQ_DECL
 void mmq_gemv_bnb4_512(float *y, size_t ldy, const float *x, size_t nt,
 		       const struct hf_weight *w, const float *bias,
@@ -124,7 +126,9 @@ void mmq_gemv_bnb4_512(float *y, size_t ldy, const float *x, size_t nt,
 	[HF_WFMT_INT8] = { mmq_gemv_int8, mmq_widen_int8, NULL },	\
 	[HF_WFMT_BNB4] = { bnb4, mmq_widen_bnb4, NULL },		\
 	[HF_WFMT_BNB4DQ] = { bnb4, mmq_widen_bnb4, NULL },		\
-	[HF_WFMT_GPTQ] = { mmq_gemv_gptq, mmq_widen_gptq, NULL },
+	[HF_WFMT_GPTQ] = { mmq_gemv_gptq, mmq_widen_gptq, NULL },	\
+	[HF_WFMT_AWQ] = { mmq_gemv_awq, mmq_widen_awq, NULL },		\
+	[HF_WFMT_FP8] = { mmq_gemv_fp8, mmq_widen_fp8, NULL },
 #endif
 
 /* The per-ISA tables, one row per format (enum hf_wfmt). */

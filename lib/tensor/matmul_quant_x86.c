@@ -461,4 +461,267 @@ T256 void mmq_widen_gptq(float *dst, const struct hf_weight *w, size_t r0,
 	}
 }
 
+/* ---- AWQ ------------------------------------------------------------------------ */
+
+/* Shifts of output columns 0 .. 7 in an AWQ word (nibble order 0 2 4 6
+ * 1 3 5 7). */
+#define AWQ_SHIFTS _mm256_setr_epi32(0, 16, 4, 20, 8, 24, 12, 28)
+
+/* 32 outputs R .. R + 31 (R a multiple of 8) at a time, input by input:
+ * word c * ld / 8 + R / 8 + v holds outputs R + 8v .. R + 8v + 7. */
+INLINE T256 void awq_rows(float *y, size_t ldy, const float *x,
+			  const struct hf_weight *w, const float *bias,
+			  size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, ld = hf_weight_ld(w), lw = ld / 8;
+	const size_t gs = w->q.group;
+	const uint32_t *qw = w->t[0], *qz = w->t[1];
+	const uint16_t *sc = w->t[2];
+	const __m256i sh = AWQ_SHIFTS, m = _mm256_set1_epi32(15);
+
+	for (size_t r = r0; r < r1; r += 32) {
+		const size_t R = w->q.roff + r;
+		__m256 a[MM_GEMV_NT][4], s[4] = { 0 };
+		__m256i z[4] = { 0 };
+
+		for (size_t t = 0; t < nt; t++)
+			for (int v = 0; v < 4; v++)
+				a[t][v] = _mm256_setzero_ps();
+		for (size_t c = 0; c < in; c++) {
+			const uint32_t *wr = qw + c * lw + R / 8;
+
+			if (c % gs == 0) {
+				size_t g = c / gs;
+
+				for (int v = 0; v < 4; v++) {
+					s[v] = _mm256_cvtph_ps(_mm_loadu_si128(
+						(const __m128i *)(sc + g * ld +
+								  R + 8 * v)));
+					z[v] = _mm256_and_si256(
+						_mm256_srlv_epi32(
+							_mm256_set1_epi32((int)
+							qz[g * lw + R / 8 + v]),
+							sh), m);
+				}
+			}
+			for (int v = 0; v < 4; v++) {
+				__m256i q = _mm256_and_si256(_mm256_srlv_epi32(
+					_mm256_set1_epi32((int)wr[v]), sh), m);
+				__m256 wv = _mm256_mul_ps(s[v],
+					_mm256_cvtepi32_ps(
+						_mm256_sub_epi32(q, z[v])));
+
+				for (size_t t = 0; t < nt; t++)
+					a[t][v] = _mm256_fmadd_ps(wv,
+						_mm256_broadcast_ss(x + t * in +
+								    c),
+						a[t][v]);
+			}
+		}
+		for (size_t t = 0; t < nt; t++)
+			for (int v = 0; v < 4; v++) {
+				__m256 o = a[t][v];
+
+				if (bias)
+					o = _mm256_add_ps(o, _mm256_loadu_ps(
+						bias + r + 8 * v));
+				_mm256_storeu_ps(y + t * ldy + r + 8 * v, o);
+			}
+	}
+}
+
+T256 void mmq_gemv_awq(float *y, size_t ldy, const float *x, size_t nt,
+		       const struct hf_weight *w, const float *bias,
+		       size_t r0, size_t r1)
+{
+	size_t a = r0, b;
+
+	while (a < r1 && (w->q.roff + a) % 8)
+		a++;
+	b = a + (r1 - a) / 32 * 32;
+	if (a > r0)
+		fallback(y, ldy, x, nt, w, bias, r0, a);
+	if (b > a)
+		BY_NT(awq_rows, y, ldy, x, w, bias, a, b)
+	if (r1 > b)
+		fallback(y, ldy, x, nt, w, bias, b, r1);
+}
+
+/* Rows r of v[r] (8 x 8) to columns. */
+INLINE T256 void transpose8(__m256 v[8])
+{
+	__m256 t[8], u[8];
+
+	for (int i = 0; i < 8; i += 2) {
+		t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+		t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+	}
+	for (int i = 0; i < 8; i += 4) {
+		u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+		u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+		u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+		u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+	}
+	for (int i = 0; i < 4; i++) {
+		v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+		v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+	}
+}
+
+/* 8 output rows at a time: the word of input c gives the 8 outputs of
+ * that input; 8 inputs make an 8 x 8 tile, stored transposed. */
+T256 void mmq_widen_awq(float *dst, const struct hf_weight *w, size_t r0,
+			size_t rows, size_t k0, size_t kc)
+{
+	const size_t ld = hf_weight_ld(w), lw = ld / 8, gs = w->q.group;
+	const uint32_t *qw = w->t[0], *qz = w->t[1];
+	const uint16_t *sc = w->t[2];
+	const __m256i sh = AWQ_SHIFTS, m = _mm256_set1_epi32(15);
+
+	if ((w->q.roff + r0) % 8 || rows % 8 || kc % 8 || k0 % 8 || gs % 8) {
+		hf_weight_dequant(dst, w, r0, rows, k0, kc);
+		return;
+	}
+	for (size_t r = 0; r < rows; r += 8) {
+		const size_t R = w->q.roff + r0 + r;
+		size_t g = (size_t)-1;
+		__m256 s = _mm256_setzero_ps();
+		__m256i z = _mm256_setzero_si256();
+
+		for (size_t k = 0; k < kc; k += 8) {
+			__m256 v[8];
+
+			if ((k0 + k) / gs != g) {
+				g = (k0 + k) / gs;
+				s = _mm256_cvtph_ps(_mm_loadu_si128(
+					(const __m128i *)(sc + g * ld + R)));
+				z = _mm256_and_si256(_mm256_srlv_epi32(
+					_mm256_set1_epi32((int)qz[g * lw +
+								 R / 8]), sh),
+					m);
+			}
+			for (int i = 0; i < 8; i++) {
+				__m256i q = _mm256_and_si256(_mm256_srlv_epi32(
+					_mm256_set1_epi32((int)qw[(k0 + k + i) *
+								 lw + R / 8]),
+					sh), m);
+
+				v[i] = _mm256_mul_ps(s, _mm256_cvtepi32_ps(
+					_mm256_sub_epi32(q, z)));
+			}
+			transpose8(v);
+			for (int i = 0; i < 8; i++)
+				_mm256_storeu_ps(dst + (r + i) * kc + k, v[i]);
+		}
+	}
+}
+
+/* ---- FP8 E4M3 ------------------------------------------------------------------ */
+
+/* 8 E4M3 codes to float: normal numbers rebias the exponent, subnormals
+ * are m * 2^-9, S.1111.111 is NaN (as hf_f8e4m3_to_f32). */
+INLINE T256 __m256 e4m3_8(const uint8_t *p)
+{
+	__m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+	__m256i sign = _mm256_slli_epi32(_mm256_and_si256(v,
+		_mm256_set1_epi32(0x80)), 24);
+	__m256i e = _mm256_and_si256(_mm256_srli_epi32(v, 3),
+				     _mm256_set1_epi32(15));
+	__m256i mm = _mm256_and_si256(v, _mm256_set1_epi32(7));
+	__m256i nrm = _mm256_or_si256(_mm256_slli_epi32(_mm256_add_epi32(e,
+		_mm256_set1_epi32(120)), 23), _mm256_slli_epi32(mm, 20));
+	__m256 sub = _mm256_mul_ps(_mm256_cvtepi32_ps(mm),
+				   _mm256_set1_ps(0x1p-9f));
+	__m256 mag = _mm256_blendv_ps(_mm256_castsi256_ps(nrm), sub,
+		_mm256_castsi256_ps(_mm256_cmpeq_epi32(e,
+			_mm256_setzero_si256())));
+	__m256 nan = _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+		_mm256_and_si256(v, _mm256_set1_epi32(0x7f)),
+		_mm256_set1_epi32(0x7f)));
+
+	mag = _mm256_blendv_ps(mag, _mm256_set1_ps(__builtin_nanf("")), nan);
+	return _mm256_or_ps(mag, _mm256_castsi256_ps(sign));
+}
+
+static int fp8_fast(const struct hf_weight *w)
+{
+	return w->q.group % 8 == 0;
+}
+
+INLINE T256 void fp8_rows(float *y, size_t ldy, const float *x,
+			  const struct hf_weight *w, const float *bias,
+			  size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, bc = w->q.group;
+	const size_t nb = (in + bc - 1) / bc;
+	const float *si = w->t[1];
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t R = w->q.roff + r;
+		const uint8_t *p = (const uint8_t *)w->t[0] + R * in;
+		const float *srow = si + R / w->q.group2 * nb;
+		float acc[MM_GEMV_NT] = { 0 };
+
+		for (size_t b = 0; b < nb; b++) {
+			size_t k0 = b * bc, k1 = k0 + bc < in ? k0 + bc : in;
+			size_t k8 = k0 + (k1 - k0) / 8 * 8;
+			__m256 a[MM_GEMV_NT];
+			float tail[MM_GEMV_NT] = { 0 };
+
+			for (size_t t = 0; t < nt; t++)
+				a[t] = _mm256_setzero_ps();
+			for (size_t k = k0; k < k8; k += 8) {
+				__m256 wv = e4m3_8(p + k);
+
+				for (size_t t = 0; t < nt; t++)
+					a[t] = _mm256_fmadd_ps(wv,
+						_mm256_loadu_ps(x + t * in + k),
+						a[t]);
+			}
+			for (size_t k = k8; k < k1; k++)
+				for (size_t t = 0; t < nt; t++)
+					tail[t] += hf_f8e4m3_to_f32(p[k]) *
+						   x[t * in + k];
+			for (size_t t = 0; t < nt; t++)
+				acc[t] += (hsum(a[t]) + tail[t]) * srow[b];
+		}
+		for (size_t t = 0; t < nt; t++)
+			y[t * ldy + r] = acc[t] + (bias ? bias[r] : 0.0f);
+	}
+}
+
+T256 void mmq_gemv_fp8(float *y, size_t ldy, const float *x, size_t nt,
+		       const struct hf_weight *w, const float *bias,
+		       size_t r0, size_t r1)
+{
+	if (!fp8_fast(w)) {
+		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	BY_NT(fp8_rows, y, ldy, x, w, bias, r0, r1)
+}
+
+T256 void mmq_widen_fp8(float *dst, const struct hf_weight *w, size_t r0,
+			size_t rows, size_t k0, size_t kc)
+{
+	const size_t in = w->cols, bc = w->q.group;
+	const size_t nb = (in + bc - 1) / bc;
+	const float *si = w->t[1];
+
+	if (!fp8_fast(w) || k0 % 8 || kc % 8) {
+		hf_weight_dequant(dst, w, r0, rows, k0, kc);
+		return;
+	}
+	for (size_t r = 0; r < rows; r++) {
+		const size_t R = w->q.roff + r0 + r;
+		const uint8_t *p = (const uint8_t *)w->t[0] + R * in;
+		const float *srow = si + R / w->q.group2 * nb;
+
+		for (size_t k = 0; k < kc; k += 8)
+			_mm256_storeu_ps(dst + r * kc + k, _mm256_mul_ps(
+				e4m3_8(p + k0 + k),
+				_mm256_set1_ps(srow[(k0 + k) / bc])));
+	}
+}
+
 #endif

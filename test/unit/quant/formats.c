@@ -225,6 +225,29 @@ static void test_fp8_blocks(void **state)
 	assert_float_equal(d[1], 2.0f, 0);
 	assert_float_equal(d[2], -6.0f, 0);
 	assert_float_equal(d[3], 4.0f, 0);
+	/* every code as the dtype conversion reads it */
+	{
+		uint8_t all[256];
+		const float one = 1.0f;
+		float e[256];
+		struct hf_weight v = { .fmt = HF_WFMT_FP8, .rows = 1,
+				       .cols = 256,
+				       .q = { .group = 256, .group2 = 1,
+					      .ld = 1 },
+				       .t = { all, &one } };
+
+		for (int i = 0; i < 256; i++)
+			all[i] = (uint8_t)i;
+		deq_all(e, &v);
+		for (int i = 0; i < 256; i++) {
+			float want = hf_f8e4m3_to_f32((uint8_t)i);
+
+			if (isnan(want))
+				assert_true(isnan(e[i]));
+			else
+				assert_memory_equal(&e[i], &want, 4);
+		}
+	}
 }
 
 /* ---- views and products ------------------------------------------------------- */
