@@ -103,7 +103,8 @@ struct mm_bf16_kern {
 	mm_gemm_bf16_fn gemm;
 };
 
-/* The quantized formats' AVX2 kernels (matmul_quant_x86.c), in both the
+/* The quantized formats' AVX2 kernels (matmul_quant_x86.c), every one of
+ * them, in both the
  * AVX2 and the AVX-512 tables; bitsandbytes 4-bit decode has its own
  * AVX-512 kernel (one permute per 16 weights). */
 #if defined(__x86_64__) || defined(__i386__)
@@ -118,6 +119,7 @@ MMQ_DECL(bnb4)
 MMQ_DECL(gptq)
 MMQ_DECL(awq)
 MMQ_DECL(fp8)
+MMQ_DECL(bitnet)
 #undef MMQ_DECL
 void mmq_gemv_bnb4_512(float *y, size_t ldy, const float *x, size_t nt,
 		       const struct hf_weight *w, const float *bias,
@@ -128,7 +130,8 @@ void mmq_gemv_bnb4_512(float *y, size_t ldy, const float *x, size_t nt,
 	[HF_WFMT_BNB4DQ] = { bnb4, mmq_widen_bnb4, NULL },		\
 	[HF_WFMT_GPTQ] = { mmq_gemv_gptq, mmq_widen_gptq, NULL },	\
 	[HF_WFMT_AWQ] = { mmq_gemv_awq, mmq_widen_awq, NULL },		\
-	[HF_WFMT_FP8] = { mmq_gemv_fp8, mmq_widen_fp8, NULL },
+	[HF_WFMT_FP8] = { mmq_gemv_fp8, mmq_widen_fp8, NULL },		\
+	[HF_WFMT_BITNET] = { mmq_gemv_bitnet, mmq_widen_bitnet, NULL },
 #endif
 
 /* The per-ISA tables, one row per format (enum hf_wfmt). */

@@ -724,4 +724,80 @@ T256 void mmq_widen_fp8(float *dst, const struct hf_weight *w, size_t r0,
 	}
 }
 
+/* ---- BitNet b1.58 ---------------------------------------------------------------- */
+
+/* 8 ternary weights of row R from its packed row: ((b >> sh) & 3) - 1. */
+INLINE T256 __m256 tern8(const uint8_t *p, __m128i sh)
+{
+	__m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+
+	v = _mm256_and_si256(_mm256_srl_epi32(v, sh), _mm256_set1_epi32(3));
+	return _mm256_cvtepi32_ps(_mm256_sub_epi32(v, _mm256_set1_epi32(1)));
+}
+
+INLINE T256 void bitnet_rows(float *y, size_t ldy, const float *x,
+			     const struct hf_weight *w, const float *bias,
+			     size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, k8 = in & ~(size_t)7;
+	const size_t R4 = hf_weight_ld(w) / 4;
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t R = w->q.roff + r;
+		const uint8_t *p = (const uint8_t *)w->t[0] + (R % R4) * in;
+		const unsigned shs = 2 * (unsigned)(R / R4);
+		const __m128i sh = _mm_cvtsi32_si128((int)shs);
+		__m256 a[MM_GEMV_NT];
+
+		for (size_t t = 0; t < nt; t++)
+			a[t] = _mm256_setzero_ps();
+		for (size_t k = 0; k < k8; k += 8) {
+			__m256 wv = tern8(p + k, sh);
+
+			for (size_t t = 0; t < nt; t++)
+				a[t] = _mm256_fmadd_ps(wv,
+					_mm256_loadu_ps(x + t * in + k), a[t]);
+		}
+		for (size_t t = 0; t < nt; t++) {
+			float sum = hsum(a[t]);
+
+			for (size_t k = k8; k < in; k++)
+				sum += (float)((int)((p[k] >> shs) & 3) - 1) *
+				       x[t * in + k];
+			y[t * ldy + r] = sum * w->q.p0 +
+					 (bias ? bias[r] : 0.0f);
+		}
+	}
+}
+
+T256 void mmq_gemv_bitnet(float *y, size_t ldy, const float *x, size_t nt,
+			  const struct hf_weight *w, const float *bias,
+			  size_t r0, size_t r1)
+{
+	BY_NT(bitnet_rows, y, ldy, x, w, bias, r0, r1)
+}
+
+T256 void mmq_widen_bitnet(float *dst, const struct hf_weight *w,
+			   size_t r0, size_t rows, size_t k0, size_t kc)
+{
+	const size_t in = w->cols, R4 = hf_weight_ld(w) / 4;
+	const size_t k8 = kc & ~(size_t)7;
+	const __m256 sc = _mm256_set1_ps(w->q.p0);
+
+	for (size_t r = 0; r < rows; r++) {
+		const size_t R = w->q.roff + r0 + r;
+		const uint8_t *p = (const uint8_t *)w->t[0] + (R % R4) * in +
+				   k0;
+		const unsigned shs = 2 * (unsigned)(R / R4);
+		const __m128i sh = _mm_cvtsi32_si128((int)shs);
+		float *d = dst + r * kc;
+
+		for (size_t k = 0; k < k8; k += 8)
+			_mm256_storeu_ps(d + k, _mm256_mul_ps(tern8(p + k, sh),
+							      sc));
+		for (size_t k = k8; k < kc; k++)
+			d[k] = (float)((int)((p[k] >> shs) & 3) - 1) * w->q.p0;
+	}
+}
+
 #endif
