@@ -62,7 +62,9 @@ int hf_gptq_pack(struct hf_qlinear *q, const uint8_t *qv,
 		 unsigned bits, int v2, struct hf_err *err);
 
 /* GPTQ's per-group scale and zero of a range of weights (the quantizer
- * of AutoGPTQ's quantizer.py): over x[0 .. n), asymmetric or sym. */
+ * of AutoGPTQ's quantizer.py): over x[i * stride], i < n, asymmetric or
+ * sym. The range always includes 0; sym mirrors it only where the
+ * minimum is negative (an all-positive group keeps min 0). */
 void hf_gptq_scale_zero(const float *x, size_t n, size_t stride,
 			unsigned bits, int sym, float *scale, uint8_t *zero);
 /* q = clamp(round(w / scale) + zero, 0, 2^bits - 1) (round half even,
@@ -89,8 +91,10 @@ int hf_quant_bitnet(struct hf_qlinear *q, const float *W, size_t rows,
 		    struct hf_err *err);
 
 /* FP8 E4M3 with block scales (DeepSeek-V3 / Qwen FP8): weight F8_E4M3,
- * weight_scale_inv F32 [ceil(rows/br), ceil(cols/bc)] = block absmax /
- * 448; weight = e4m3(W / scale) (round to nearest even, saturating). */
+ * weight_scale_inv F32 [ceil(rows/br), ceil(cols/bc)]; as transformers'
+ * FineGrainedFP8 quantizer, scale = 448 / block absmax, weight =
+ * e4m3(W * scale) (round to nearest even, saturating), weight_scale_inv
+ * = 1 / scale (an all-zero block: 0). */
 int hf_quant_fp8(struct hf_qlinear *q, const float *W, size_t rows,
 		 size_t cols, size_t br, size_t bc, struct hf_err *err);
 
