@@ -16,7 +16,7 @@ layout(std430, binding = 0) readonly buffer Xbuf { float x[]; };
 layout(std430, binding = 1) readonly buffer Rbuf { int rows[]; };
 layout(std430, binding = 2) readonly buffer Wbuf { float w[]; };
 layout(std430, binding = 3) buffer Ybuf { float y[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_add_rows p; } pc;
+layout(push_constant) uniform PC { uint o[HF_PC_NBIND]; hf_pc_add_rows p; } pc;
 
 void main()
 {

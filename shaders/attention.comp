@@ -33,7 +33,7 @@ layout(std430, binding = 2) readonly buffer Vbuf { float v[]; };
 layout(std430, binding = 3) writeonly buffer Obuf { float o[]; };
 layout(std430, binding = 4) readonly buffer Pbuf { int pos[]; };
 layout(std430, binding = 5) readonly buffer Mbuf { float mask[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_attn p; } pc;
+layout(push_constant) uniform PC { uint o[HF_PC_NBIND]; hf_pc_attn p; } pc;
 
 #ifdef SUBGROUP_ROWS
 void main()

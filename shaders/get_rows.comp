@@ -15,7 +15,7 @@ layout(local_size_x_id = 0) in;
 
 layout(std430, binding = 1) readonly buffer Ibuf { int ids[]; };
 layout(std430, binding = 2) writeonly buffer Ybuf { float y[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_rows p; } pc;
+layout(push_constant) uniform PC { uint o[HF_PC_NBIND]; hf_pc_rows p; } pc;
 #include "weights.glsl"
 
 void main()

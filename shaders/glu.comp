@@ -17,7 +17,7 @@ layout(local_size_x_id = 0) in;
 layout(std430, binding = 0) readonly buffer Abuf { float a[]; };
 layout(std430, binding = 1) readonly buffer Bbuf { float b[]; };
 layout(std430, binding = 2) writeonly buffer Ybuf { float y[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_glu p; } pc;
+layout(push_constant) uniform PC { uint o[HF_PC_NBIND]; hf_pc_glu p; } pc;
 
 /* erf by Abramowitz & Stegun 7.1.26: |error| <= 1.5e-7; GLSL has none. */
 float erf_as(float x)

@@ -14,7 +14,7 @@ layout(std430, binding = 0) readonly buffer Xbuf { float x[]; };
 layout(std430, binding = 1) readonly buffer Wbuf { float w[]; };
 layout(std430, binding = 2) writeonly buffer Ybuf { float y[]; };
 layout(std430, binding = 3) readonly buffer Bbuf { float bb[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_norm p; } pc;
+layout(push_constant) uniform PC { uint o[HF_PC_NBIND]; hf_pc_norm p; } pc;
 
 void main()
 {

@@ -21,7 +21,10 @@
  * loading BM x BK and BK x BN float16 tiles into coopmat operands and
  * accumulating a float32 BM x BN coopmat, chosen by ops.c where the
  * SUBGROUP one is now. Not written: glslc 2023.2 cannot compile
- * GL_KHR_cooperative_matrix and no device here offers it to test on. */
+ * GL_KHR_cooperative_matrix and no device here offers it to test on.
+ * W_QUANT (matmul_int8, matmul_gptq, ...): a quantized weight, each
+ * element dequantized where it is loaded (weights.glsl wq: into the
+ * shared tile, or straight into the sums). */
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : enable
 #ifdef F16_ARITH
@@ -42,7 +45,13 @@ layout(local_size_x_id = 0) in;
 layout(std430, binding = 1) readonly buffer Xbuf { float x[]; };
 layout(std430, binding = 2) writeonly buffer Ybuf { float y[]; };
 layout(std430, binding = 3) readonly buffer Bbuf { float bias[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
+layout(push_constant) uniform PC {
+	uint o[HF_PC_NBIND];
+	hf_pc_matmul p;
+#ifdef W_QUANT
+	hf_pc_wq q;
+#endif
+} pc;
 #include "weights.glsl"
 
 #ifdef F16_ARITH
@@ -77,7 +86,7 @@ void main()
 		[[unroll]] for (uint i = 0; i < TM; i++)
 			xr[i] = pc.o[1] + min(m0 + i, n - 1) * in_;
 		[[unroll]] for (uint j = 0; j < TN; j++)
-			wr[j] = pc.p.w_off + (min(n0 + j, end - 1) - pc.p.o0) * in_;
+			wr[j] = WROW(min(n0 + j, end - 1) - pc.p.o0);
 		[[unroll]] for (uint i = 0; i < TM * TN; i++)
 			acc[i] = 0.0;
 #ifdef F16_ARITH
@@ -101,7 +110,7 @@ void main()
 			[[unroll]] for (uint i = 0; i < TM; i++)
 				xv[i] = x[xr[i] + k];
 			[[unroll]] for (uint j = 0; j < TN; j++) {
-				const float wv = wload(wr[j] + k);
+				const float wv = WAT(wr[j], k);
 
 				[[unroll]] for (uint i = 0; i < TM; i++)
 					acc[i * TN + j] += xv[i] * wv;
@@ -153,7 +162,7 @@ void main()
 			const uint r = l / BK, c = l % BK;
 			const uint go = n0 + r, gk = k0 + c;
 			ws[l] = TILE_T(go < end && gk < in_ ?
-				wload(pc.p.w_off + (go - pc.p.o0) * in_ + gk) :
+				WAT(WROW(go - pc.p.o0), gk) :
 				0.0);
 		}
 		barrier();

@@ -23,7 +23,10 @@
  * host picks it only when n_in % 4 == 0 and W's rows start on a word.
  * Where cooperative matrices come (VK_KHR_cooperative_matrix), they
  * belong in matmul.comp, not here: a matrix-vector product has no tile
- * for them to fill. */
+ * for them to fill.
+ * W_QUANT (*_int8, *_bnb4, *_gptq, ...): a quantized weight, each
+ * element dequantized where it is read (weights.glsl wq), no float copy;
+ * the whole tensors are bound (one part, one window of experts). */
 #extension GL_GOOGLE_include_directive : require
 #ifdef F16_ARITH
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -42,7 +45,13 @@ layout(std430, binding = 3) readonly buffer Bbuf { float bias[]; };
 #ifdef MUL_MAT_ID
 layout(std430, binding = 4) readonly buffer Ibuf { int ids[]; };
 #endif
-layout(push_constant) uniform PC { uint o[6]; hf_pc_matmul p; } pc;
+layout(push_constant) uniform PC {
+	uint o[HF_PC_NBIND];
+	hf_pc_matmul p;
+#ifdef W_QUANT
+	hf_pc_wq q;
+#endif
+} pc;
 #include "weights.glsl"
 
 #ifdef F16_ARITH
@@ -54,8 +63,9 @@ f16vec4 xload4h(uint xb, uint k)
 }
 #endif
 
-/* Part of row W[o] . x[t]: the elements first, first + step, ...; with
- * 16-bit weights and an even start, word by word (two weights a load). */
+/* Part of row W[o] . x[t], wb its handle (WROW): the elements first,
+ * first + step, ...; with 16-bit weights and an even start, word by word
+ * (two weights a load). */
 float row_dot(uint wb, uint xb, uint in_, uint first, uint step)
 {
 	float acc = 0.0;
@@ -82,7 +92,7 @@ float row_dot(uint wb, uint xb, uint in_, uint first, uint step)
 	}
 #endif
 	for (uint i = first; i < in_; i += step)
-		acc += wload(wb + i) * x[xb + i];
+		acc += WAT(wb, i) * x[xb + i];
 	return acc;
 }
 
@@ -106,10 +116,11 @@ void main()
 	}
 	if (uint(id) < pc.p.e0 || uint(id) - pc.p.e0 >= pc.p.e_win)
 		return;
-	const uint w0 = pc.p.w_off + (uint(id) - pc.p.e0) * out_ * in_;
+	/* the first row of matrix id in the bound stack */
+	const uint wr0 = (uint(id) - pc.p.e0) * out_;
 #else
 	const uint xb = pc.o[1] + t * in_;
-	const uint w0 = pc.p.w_off;
+	const uint wr0 = 0;
 #endif
 #ifdef SUBGROUP
 	/* four rows at a time per subgroup: x[k] is loaded once for all
@@ -125,7 +136,7 @@ void main()
 			break;
 		/* rows past the end repeat the last; their sums are dropped */
 		[[unroll]] for (uint q = 0; q < 4; q++)
-			wb[q] = w0 + (min(o + q, end - 1) - pc.p.o0) * in_;
+			wb[q] = WROW(wr0 + min(o + q, end - 1) - pc.p.o0);
 #ifdef F16_ARITH
 		for (uint k = lane; k < in_ / 4; k += step) {
 			const f16vec4 xv = xload4h(xb, k);
@@ -154,7 +165,7 @@ void main()
 			const float xv = x[xb + k];
 
 			[[unroll]] for (uint q = 0; q < 4; q++)
-				acc[q] += wload(wb[q] + k) * xv;
+				acc[q] += WAT(wb[q], k) * xv;
 		}
 #endif
 		[[unroll]] for (uint q = 0; q < 4; q++) {
@@ -172,7 +183,7 @@ void main()
 		const uint o = row0 + r;
 		float acc = 0.0;
 		if (o < end)
-			acc = row_dot(w0 + (o - pc.p.o0) * in_, xb,
+			acc = row_dot(WROW(wr0 + o - pc.p.o0), xb,
 				      in_, tid, WG);
 		acc = wg_sum(acc);	/* uniform: every invocation calls it */
 		if (tid == 0 && o < end)

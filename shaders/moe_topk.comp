@@ -15,7 +15,7 @@ layout(local_size_x_id = 0) in;
 layout(std430, binding = 0) readonly buffer Lbuf { float logits[]; };
 layout(std430, binding = 1) writeonly buffer Ibuf { int ids[]; };
 layout(std430, binding = 2) writeonly buffer Wbuf { float wt[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_topk p; } pc;
+layout(push_constant) uniform PC { uint o[HF_PC_NBIND]; hf_pc_topk p; } pc;
 
 void main()
 {

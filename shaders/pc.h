@@ -12,6 +12,12 @@
 #include <stdint.h>
 #endif
 
+/* Storage-buffer bindings of every shader, and so the element offsets
+ * (uint o[HF_PC_NBIND]) that open every push-constant block: 0 .. 4 as
+ * each shader names them, 5 .. 8 a quantized weight's tensors t[1..4]
+ * (shaders/weights.glsl). lib/backend/vulkan's VK_NBIND equals it. */
+#define HF_PC_NBIND 9
+
 /* matvec, matmul: y[t][o] = sum_i x[t][i] * W[o][i] (+ bias[o]) for the
  * outputs o0 <= o < o0 + rows; the bound W starts at row o0 (a W larger
  * than a storage-buffer binding is run in parts of rows).
@@ -32,6 +38,24 @@ struct hf_pc_matmul {
 	uint32_t n_exp;		/* matvec_id: matrices in W */
 	uint32_t e0;		/* matvec_id: first matrix bound */
 	uint32_t e_win;		/* matvec_id: matrices bound */
+};
+
+/* The parameters of a quantized weight (tensor/wfmt.h, struct
+ * hf_wparam), after hf_pc_matmul in the matvec/matmul variants of the
+ * quantized formats: W[o][i] is row roff + o of the stored matrix of ld
+ * rows (roff + e * n_out + o for expert e of matvec_id), dequantized as
+ * lib/quant/formats.c does. */
+struct hf_pc_wq {
+	uint32_t group;		/* elements per scale (bnb4: of the flat
+				 * matrix) */
+	uint32_t group2;	/* bnb4dq: blocks per nested absmax; fp8:
+				 * rows per scale block */
+	uint32_t bits;		/* gptq */
+	uint32_t zoff;		/* gptq v1: 1 */
+	uint32_t roff;
+	uint32_t ld;
+	float p0;		/* bnb4dq: nested offset; bitnet: scale */
+	uint32_t has_gidx;	/* gptq: t[3] (g_idx) is bound */
 };
 
 /* rms_norm: y = x / sqrt(mean(x^2) + eps) * (w + w_add);

@@ -11,7 +11,7 @@ layout(local_size_x_id = 0) in;
 
 layout(std430, binding = 0) readonly buffer Abuf { float a[]; };
 layout(std430, binding = 1) writeonly buffer Ybuf { float y[]; };
-layout(push_constant) uniform PC { uint o[6]; hf_pc_elem p; } pc;
+layout(push_constant) uniform PC { uint o[HF_PC_NBIND]; hf_pc_elem p; } pc;
 
 void main()
 {

@@ -229,6 +229,16 @@ static int too_big(const struct hf_op *op, struct hf_err *err)
 static int be_supports(struct hf_backend *be, const struct hf_op *op,
 		       struct hf_err *err);
 
+/* The device view of a quantized op->w; tmp holds narrowed views. */
+static void qweight(struct hf_vk_qweight *qw, const struct hf_op *op,
+		    struct hf_vk_buf tmp[HF_WEIGHT_NT])
+{
+	qw->fmt = op->w.fmt;
+	qw->q = op->w.q;
+	for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
+		qw->t[i] = dbuf(op->w.t[i], &tmp[i]);
+}
+
 /* Record op into s. */
 static int record(struct hf_vk_seq *s, const struct hf_op *op,
 		  struct hf_err *err)
@@ -242,6 +252,19 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 	if ((op->code == HF_OP_MATMUL || op->code == HF_OP_MATMUL_ID) &&
 	    !be_supports(NULL, op, err))
 		return err->code;
+	if ((op->code == HF_OP_MATMUL || op->code == HF_OP_MATMUL_ID) &&
+	    hf_vk_wfmt_quant(op->w.fmt)) {
+		struct hf_vk_buf tq[HF_WEIGHT_NT];
+		struct hf_vk_qweight qw;
+
+		qweight(&qw, op, tq);
+		if (op->code == HF_OP_MATMUL)
+			return hf_vk_op_matmul_q(s, y, D(0, t0), &qw, D(2, t2),
+						 IP(0), IP(1), IP(2), -1, err);
+		return hf_vk_op_matmul_id_q(s, y, D(0, t0), op->ip[5] != 0,
+					    &qw, IP(4), D(2, t2), IP(0), IP(1),
+					    IP(2), IP(3), err);
+	}
 	switch (op->code) {
 	case HF_OP_MATMUL:
 		return hf_vk_op_matmul(s, y, D(0, t0), D(1, t1), op->w.fmt, 0,
@@ -484,7 +507,8 @@ static void be_destroy(struct hf_backend *be)
 }
 
 /* The ops record() knows, with weights in the formats the shaders read
- * and embedding tables in their dtypes. */
+ * (quantized ones whose tensors each fit a binding) and embedding tables
+ * in their dtypes. */
 static int be_supports(struct hf_backend *be, const struct hf_op *op,
 		       struct hf_err *err)
 {
@@ -493,6 +517,21 @@ static int be_supports(struct hf_backend *be, const struct hf_op *op,
 	switch (op->code) {
 	case HF_OP_MATMUL:
 	case HF_OP_MATMUL_ID:
+		/* a quantized weight is read whole, each tensor from one
+		 * binding (plain ones run in parts of rows) */
+		if (be && hf_vk_wfmt_quant(op->w.fmt)) {
+			const struct hf_vk *vk = vkbe_of(be)->vk;
+
+			for (unsigned i = 0; i < HF_WEIGHT_NT; i++)
+				if (op->w.t[i] && op->w.t[i]->size +
+				    vk->align > vk->max_range)
+					return hf_err_set(err, HF_EUNSUPPORTED,
+							  "vulkan: matmul: tensor %u of a %s weight (%zu bytes) is over the %llu bytes one binding may span on '%s'",
+							  i, hf_wfmt_name(op->w.fmt),
+							  op->w.t[i]->size,
+							  (unsigned long long)vk->max_range,
+							  vk->info.name), 0;
+		}
 		if (hf_vk_wfmt_ok(op->w.fmt))
 			return 1;
 		if ((unsigned)op->w.fmt >= HF_WFMT_COUNT)

@@ -497,6 +497,14 @@ int hf_vk_open(struct hf_vk **out, const struct hf_vk_opts *opts,
 				VK_PC_BYTES);
 		goto fail;
 	}
+	if (vk->props.limits.maxPerStageDescriptorStorageBuffers < VK_NBIND) {
+		rc = hf_err_set(err, HF_EUNSUPPORTED,
+				"vulkan: '%s' binds %u storage buffers per stage, %d needed",
+				vk->info.name,
+				vk->props.limits.maxPerStageDescriptorStorageBuffers,
+				VK_NBIND);
+		goto fail;
+	}
 	rc = make_device(vk, err);
 	if (rc)
 		goto fail;

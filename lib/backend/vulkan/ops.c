@@ -22,8 +22,12 @@ _Static_assert(sizeof(struct hf_pc_glu) == 28, "hf_pc_glu layout");
 _Static_assert(sizeof(struct hf_pc_rows) == 28, "hf_pc_rows layout");
 _Static_assert(sizeof(struct hf_pc_elem) == 24, "hf_pc_elem layout");
 _Static_assert(sizeof(struct hf_pc_topk) == 16, "hf_pc_topk layout");
+_Static_assert(sizeof(struct hf_pc_wq) == 32, "hf_pc_wq layout");
+_Static_assert(VK_NBIND == HF_PC_NBIND, "bindings");
 _Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_attn) <= VK_PC_BYTES,
 	       "push constants");
+_Static_assert(4 * VK_NBIND + sizeof(struct hf_pc_matmul) +
+	       sizeof(struct hf_pc_wq) <= VK_PC_BYTES, "push constants");
 
 /* Workgroup sizes: powers of two (the shared-memory reductions need it),
  * a multiple of every subgroup size met so far (4 .. 64). */
@@ -114,14 +118,25 @@ static int need_view(const char *op, const char *what,
 /* The weight formats the shaders read (shaders/weights.glsl), one row
  * each: whether there are matvec/matmul/get_rows variants (named
  * <shader>_<format name>), and whether a float16-product variant
- * (_hmul) exists. A format without a row here is refused by
- * supports_op before a model binds it. */
+ * (_hmul) exists. The quantized formats (quant) have matvec, matmul
+ * and matvec_id variants only, reached through hf_vk_op_matmul_q and
+ * hf_vk_op_matmul_id_q, which bind each tensor t[i] in units of elt[i]
+ * bytes (the size of its dtype). A format without a row here is
+ * refused by supports_op before a model binds it. */
 static const struct vk_wfmt {
-	bool ok, hmul;
+	bool ok, hmul, quant;
+	uint8_t elt[HF_WEIGHT_NT];
 } vk_wfmts[HF_WFMT_COUNT] = {
-	[HF_WFMT_F32] = { true, false },
-	[HF_WFMT_F16] = { true, true },
-	[HF_WFMT_BF16] = { true, false },
+	[HF_WFMT_F32] = { true, false, false, { 4 } },
+	[HF_WFMT_F16] = { true, true, false, { 2 } },
+	[HF_WFMT_BF16] = { true, false, false, { 2 } },
+	[HF_WFMT_INT8] = { true, false, true, { 1, 4 } },
+	[HF_WFMT_BNB4] = { true, false, true, { 1, 4, 4 } },
+	[HF_WFMT_BNB4DQ] = { true, false, true, { 1, 1, 4, 4, 4 } },
+	[HF_WFMT_GPTQ] = { true, false, true, { 4, 4, 2, 4 } },
+	[HF_WFMT_AWQ] = { true, false, true, { 4, 4, 2 } },
+	[HF_WFMT_BITNET] = { true, false, true, { 1 } },
+	[HF_WFMT_FP8] = { true, false, true, { 1, 4 } },
 };
 
 bool hf_vk_wfmt_ok(enum hf_wfmt f)
@@ -129,9 +144,17 @@ bool hf_vk_wfmt_ok(enum hf_wfmt f)
 	return (unsigned)f < HF_WFMT_COUNT && vk_wfmts[f].ok;
 }
 
+bool hf_vk_wfmt_quant(enum hf_wfmt f)
+{
+	return hf_vk_wfmt_ok(f) && vk_wfmts[f].quant;
+}
+
+/* The suffix of the plain formats' variants (the quantized ones go
+ * through the _q ops). */
 static const char *wsuffix(enum hf_wfmt f)
 {
-	return hf_vk_wfmt_ok(f) ? hf_wfmt_name(f) : NULL;
+	return hf_vk_wfmt_ok(f) && !vk_wfmts[f].quant ? hf_wfmt_name(f) :
+		NULL;
 }
 
 /* The unit a binding of W is aligned to: one block of t[0]. */
@@ -186,6 +209,51 @@ static uint64_t part_rows(const struct hf_vk_buf *b, uint64_t rows,
 	return per < rows ? per : rows;
 }
 
+/* Rows of W per matvec workgroup: subgroups take two groups of four
+ * rows each per workgroup, so a workgroup does enough to pay for itself
+ * on a CPU driver. */
+static uint32_t matvec_rows(struct hf_vk_seq *s)
+{
+	const uint32_t sg = seq_vk(s)->info.subgroup_size;
+
+	return seq_vk(s)->subgroups && sg && sg <= WG_MATVEC ?
+		8 * (WG_MATVEC / sg) : MATVEC_ROWS;
+}
+
+/* One dispatch of the product variant base (tiled: matmul_*, else
+ * matvec_*) over rows outputs of n tokens. */
+static int mm_dispatch(struct hf_vk_seq *s, const char *base, bool tiled,
+		       const struct vk_arg *b, uint32_t nb, const void *pc,
+		       size_t pcsize, uint32_t rows, uint32_t n,
+		       struct hf_err *err)
+{
+	char name[32];
+
+	variant(s, name, sizeof(name), base);
+	if (tiled && seq_vk(s)->subgroups) {
+		const uint32_t spec[] = {
+			SG_WG, SG_BM, SG_BN, 1, SG_TM, SG_TN,
+		};
+
+		return vk_dispatch(s, name, spec, 6, b, nb, pc, pcsize,
+				   cdiv(rows, SG_BN), cdiv(n, SG_BM), err);
+	} else if (tiled) {
+		const uint32_t spec[] = {
+			(MM_BM / MM_TM) * (MM_BN / MM_TN), MM_BM, MM_BN,
+			MM_BK, MM_TM, MM_TN,
+		};
+
+		return vk_dispatch(s, name, spec, 6, b, nb, pc, pcsize,
+				   cdiv(rows, MM_BN), cdiv(n, MM_BM), err);
+	} else {
+		const uint32_t wr = matvec_rows(s);
+		const uint32_t spec[] = { WG_MATVEC, wr };
+
+		return vk_dispatch(s, name, spec, 2, b, nb, pc, pcsize,
+				   cdiv(rows, wr), n, err);
+	}
+}
+
 int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			   const struct hf_vk_buf *x,
 			   const struct hf_vk_buf *w, enum hf_wfmt wt,
@@ -196,7 +264,7 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 	const char *sfx = wsuffix(wt), *op = "matmul";
 	const uint64_t eb = wbytes(wt), row = hf_wfmt_row_bytes(wt, in);
 	uint64_t per;
-	char name[32], base[32];
+	char base[32];
 	int rc;
 
 	if (!sfx)
@@ -229,39 +297,8 @@ int hf_vk_op_matmul_kernel(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		snprintf(base, sizeof(base), "%s_%s%s",
 			 tiled ? "matmul" : "matvec", sfx,
 			 hmul(s, wt, wv.voff, 0, in) ? "_hmul" : "");
-		variant(s, name, sizeof(name), base);
-
-		if (tiled && seq_vk(s)->subgroups) {
-			const uint32_t spec[] = {
-				SG_WG, SG_BM, SG_BN, 1, SG_TM, SG_TN,
-			};
-
-			rc = vk_dispatch(s, name, spec, 6, b, 4, &pc,
-					 sizeof(pc), cdiv(rows, SG_BN),
-					 cdiv(n, SG_BM), err);
-		} else if (tiled) {
-			const uint32_t spec[] = {
-				(MM_BM / MM_TM) * (MM_BN / MM_TN), MM_BM, MM_BN,
-				MM_BK, MM_TM, MM_TN,
-			};
-
-			rc = vk_dispatch(s, name, spec, 6, b, 4, &pc,
-					 sizeof(pc), cdiv(rows, MM_BN),
-					 cdiv(n, MM_BM), err);
-		} else {
-			/* subgroups: two groups of four rows per subgroup per
-			 * workgroup, so a workgroup does enough to pay for
-			 * itself on a CPU driver */
-			const uint32_t sg = seq_vk(s)->info.subgroup_size;
-			const uint32_t wr = seq_vk(s)->subgroups && sg &&
-				sg <= WG_MATVEC ? 8 * (WG_MATVEC / sg) :
-				MATVEC_ROWS;
-			const uint32_t spec[] = { WG_MATVEC, wr };
-
-			rc = vk_dispatch(s, name, spec, 2, b, 4, &pc,
-					 sizeof(pc), cdiv(rows, wr), n, err);
-		}
-		if (rc)
+		if ((rc = mm_dispatch(s, base, tiled, b, 4, &pc, sizeof(pc),
+				      rows, n, err)))
 			return rc;
 	}
 	return 0;
@@ -287,9 +324,7 @@ int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
 	const char *sfx = wsuffix(wt), *op = "matmul_id";
 	const uint64_t eb = wbytes(wt), nk = (uint64_t)n * k;
 	const uint64_t mat = (uint64_t)out * hf_wfmt_row_bytes(wt, in);
-	const uint32_t sg = seq_vk(s)->info.subgroup_size;
-	const uint32_t wr = seq_vk(s)->subgroups && sg && sg <= WG_MATVEC ?
-		8 * (WG_MATVEC / sg) : MATVEC_ROWS;
+	const uint32_t wr = matvec_rows(s);
 	const uint32_t spec[] = { WG_MATVEC, wr };
 	uint64_t per;
 	char name[32], base[32];
@@ -343,6 +378,203 @@ int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
 			break;
 	}
 	return 0;
+}
+
+/* ---- quantized weights ---------------------------------------------------- */
+
+static const char *const tnames[HF_WEIGHT_NT] = {
+	"t[0]", "t[1]", "t[2]", "t[3]", "t[4]",
+};
+
+/* Check the tensors of a quantized W (in columns, rows rows read from
+ * q.roff) against the sizes its format gives them, and fill the
+ * bindings (0 and 5 .. 8) and the parameters the shaders read. */
+static int qweight(const char *op, const struct hf_vk_qweight *w,
+		   uint32_t in, uint64_t rows, struct vk_arg *b,
+		   struct hf_pc_wq *pq, struct hf_err *err)
+{
+	const struct hf_wparam *q = &w->q;
+	const uint64_t R = (uint64_t)q->roff + rows;
+	const uint64_t ld = q->ld ? q->ld : R, e = R * in;
+	const char *fn = hf_wfmt_name(w->fmt);
+	uint64_t bytes[HF_WEIGHT_NT] = { 0 };
+	bool opt3 = false;
+	int rc;
+
+	if (!hf_vk_wfmt_quant(w->fmt))
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: %s: no quantized shaders for weights in format %s",
+				  op, fn);
+	if (R > ld || ld > UINT32_MAX || q->roff > UINT32_MAX)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: %s: rows [%zu, %llu) of a %s weight of %llu rows",
+				  op, q->roff, (unsigned long long)R, fn,
+				  (unsigned long long)ld);
+	if (e > UINT32_MAX)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: %s: a %s weight of %llu x %u elements, over 2^32",
+				  op, fn, (unsigned long long)R, in);
+	switch (w->fmt) {
+	case HF_WFMT_INT8:
+		bytes[0] = e;
+		bytes[1] = R * 4;
+		break;
+	case HF_WFMT_BNB4:
+	case HF_WFMT_BNB4DQ: {
+		const bool dq = w->fmt == HF_WFMT_BNB4DQ;
+		uint64_t nb;
+
+		if (!q->group || (dq && !q->group2))
+			goto bad;
+		nb = (e + q->group - 1) / q->group;
+		bytes[0] = (e + 1) / 2;
+		bytes[1] = dq ? nb : nb * 4;
+		bytes[2] = 16 * 4;
+		if (dq) {
+			bytes[3] = (nb + q->group2 - 1) / q->group2 * 4;
+			bytes[4] = 256 * 4;
+		}
+		break;
+	}
+	case HF_WFMT_GPTQ: {
+		const uint64_t bits = q->bits;
+		uint64_t G;
+
+		if ((bits != 2 && bits != 3 && bits != 4 && bits != 8) ||
+		    in * bits % 32 || ld * bits % 32 ||
+		    (!w->t[3] && !q->group))
+			goto bad;
+		/* with g_idx the groups are as many as the scales hold */
+		G = w->t[3] ? (w->t[2] ? w->t[2]->size / (ld * 2) : 0) :
+			(in + q->group - 1) / q->group;
+		if (!G)
+			goto bad;
+		bytes[0] = in * bits / 32 * ld * 4;
+		bytes[1] = G * (ld * bits / 32) * 4;
+		bytes[2] = G * ld * 2;
+		bytes[3] = w->t[3] ? (uint64_t)in * 4 : 0;
+		opt3 = true;
+		break;
+	}
+	case HF_WFMT_AWQ: {
+		uint64_t G;
+
+		if (ld % 8 || !q->group)
+			goto bad;
+		G = (in + q->group - 1) / q->group;
+		bytes[0] = (uint64_t)in * (ld / 8) * 4;
+		bytes[1] = G * (ld / 8) * 4;
+		bytes[2] = G * ld * 2;
+		break;
+	}
+	case HF_WFMT_BITNET:
+		if (ld % 4)
+			goto bad;
+		bytes[0] = ld / 4 * in;
+		break;
+	case HF_WFMT_FP8:
+		if (!q->group || !q->group2)
+			goto bad;
+		bytes[0] = e;
+		bytes[1] = (R + q->group2 - 1) / q->group2 *
+			   ((in + q->group - 1) / q->group) * 4;
+		break;
+	default:
+		goto bad;
+	}
+	for (unsigned i = 0; i < hf_wfmt_traits(w->fmt)->ntensors; i++) {
+		const uint32_t elt = vk_wfmts[w->fmt].elt[i];
+
+		if (!w->t[i] && opt3 && i == 3)
+			continue;
+		if ((rc = need(op, tnames[i], w->t[i],
+			       (bytes[i] + elt - 1) / elt, elt, err)))
+			return rc;
+		b[i ? 4 + i : 0] = (struct vk_arg){ w->t[i], elt };
+	}
+	*pq = (struct hf_pc_wq){
+		(uint32_t)q->group, (uint32_t)q->group2, q->bits, q->zoff,
+		(uint32_t)q->roff, (uint32_t)ld, q->p0, w->t[3] != NULL,
+	};
+	return 0;
+bad:
+	return hf_err_set(err, HF_EINVAL,
+			  "vulkan: %s: a %s weight of %llu x %u with group %zu, group2 %zu, bits %u cannot be read",
+			  op, fn, (unsigned long long)ld, in, q->group,
+			  q->group2, q->bits);
+}
+
+/* The push constants of the quantized variants. */
+struct pc_q {
+	struct hf_pc_matmul p;
+	struct hf_pc_wq q;
+};
+
+int hf_vk_op_matmul_q(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		      const struct hf_vk_buf *x,
+		      const struct hf_vk_qweight *w,
+		      const struct hf_vk_buf *bias, uint32_t n, uint32_t in,
+		      uint32_t out, int kernel, struct hf_err *err)
+{
+	const char *op = "matmul";
+	const bool tiled = kernel < 0 ? n > 4 : kernel != 0;
+	struct vk_arg b[VK_NBIND] = {
+		A(NULL), A(x), A(y), A(bias), A(NULL),
+		A(NULL), A(NULL), A(NULL), A(NULL),
+	};
+	struct pc_q pc = { { n, in, out, bias != NULL, 0, 0, out, 0, 0, 0, 0,
+			     0 } };
+	char base[32];
+	int rc;
+
+	if ((rc = need(op, "x", x, (uint64_t)n * in, 4, err)) ||
+	    (rc = need(op, "y", y, (uint64_t)n * out, 4, err)) ||
+	    (bias && (rc = need(op, "bias", bias, out, 4, err))) ||
+	    (rc = qweight(op, w, in, out, b, &pc.q, err)))
+		return rc;
+	snprintf(base, sizeof(base), "%s_%s", tiled ? "matmul" : "matvec",
+		 hf_wfmt_name(w->fmt));
+	return mm_dispatch(s, base, tiled, b, VK_NBIND, &pc, sizeof(pc), out,
+			   n, err);
+}
+
+int hf_vk_op_matmul_id_q(struct hf_vk_seq *s, struct hf_vk_buf *y,
+			 const struct hf_vk_buf *x, bool x_slot,
+			 const struct hf_vk_qweight *w, uint32_t n_exp,
+			 const struct hf_vk_buf *ids, uint32_t n, uint32_t k,
+			 uint32_t in, uint32_t out, struct hf_err *err)
+{
+	const char *op = "matmul_id";
+	const uint64_t nk = (uint64_t)n * k;
+	const uint32_t wr = matvec_rows(s);
+	const uint32_t spec[] = { WG_MATVEC, wr };
+	struct vk_arg b[VK_NBIND] = {
+		A(NULL), A(x), A(y), A(NULL), A(ids),
+		A(NULL), A(NULL), A(NULL), A(NULL),
+	};
+	struct pc_q pc;
+	char name[32], base[32];
+	int rc;
+
+	if (!k)
+		return hf_err_set(err, HF_EINVAL,
+				  "vulkan: matmul_id: 0 slots per token");
+	if (nk > UINT32_MAX)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: matmul_id: %u tokens x %u slots is over 2^32",
+				  n, k);
+	if ((rc = need(op, "x", x, (x_slot ? nk : n) * in, 4, err)) ||
+	    (rc = need(op, "y", y, nk * out, 4, err)) ||
+	    (rc = need(op, "ids", ids, nk, 4, err)) ||
+	    (rc = qweight(op, w, in, (uint64_t)n_exp * out, b, &pc.q, err)))
+		return rc;
+	/* the whole stack in one window */
+	pc.p = (struct hf_pc_matmul){ (uint32_t)nk, in, out, 0, 0, 0, out, k,
+				      x_slot, n_exp, 0, n_exp };
+	snprintf(base, sizeof(base), "matvec_id_%s", hf_wfmt_name(w->fmt));
+	return vk_dispatch(s, variant(s, name, sizeof(name), base), spec, 2,
+			   b, VK_NBIND, &pc, sizeof(pc), cdiv(out, wr),
+			   (uint32_t)nk, err);
 }
 
 int hf_vk_op_moe_sum(struct hf_vk_seq *s, struct hf_vk_buf *y,

@@ -202,6 +202,41 @@ int hf_vk_op_matmul_id(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		       uint32_t k, uint32_t in, uint32_t out,
 		       struct hf_err *err);
 
+/* A weight in one of the quantized formats (tensor/wfmt.h) on the
+ * device: the buffers of its tensors t[0 .. ntensors) as stored (GPTQ's
+ * t[3], g_idx, may be NULL) and its parameters; W[o][i] is row q.roff +
+ * o of the stored matrix of q.ld rows (0: the rows the op reads). Each
+ * tensor is read whole, from one binding. */
+struct hf_vk_qweight {
+	enum hf_wfmt fmt;
+	const struct hf_vk_buf *t[HF_WEIGHT_NT];
+	struct hf_wparam q;
+};
+
+/* Whether f is one of the quantized formats hf_vk_op_matmul_q reads. */
+bool hf_vk_wfmt_quant(enum hf_wfmt f);
+
+/* hf_vk_op_matmul_kernel for a quantized W (out, in), each element
+ * dequantized in the shader as lib/quant/formats.c does (no float copy
+ * of W). kernel: -1 picks as hf_vk_op_matmul does, 0 the matrix-vector
+ * shader, 1 the tiled one. The tensors are checked against the shapes
+ * the format gives them; HF_EUNSUPPORTED where one is over a binding
+ * or an index over 32 bits. g_idx values are trusted (the binding
+ * checked them). */
+int hf_vk_op_matmul_q(struct hf_vk_seq *s, struct hf_vk_buf *y,
+		      const struct hf_vk_buf *x,
+		      const struct hf_vk_qweight *w,
+		      const struct hf_vk_buf *bias, uint32_t n, uint32_t in,
+		      uint32_t out, int kernel, struct hf_err *err);
+
+/* hf_vk_op_matmul_id for a quantized stack: expert e is rows [e * out,
+ * (e + 1) * out) of w (from its q.roff). */
+int hf_vk_op_matmul_id_q(struct hf_vk_seq *s, struct hf_vk_buf *y,
+			 const struct hf_vk_buf *x, bool x_slot,
+			 const struct hf_vk_qweight *w, uint32_t n_exp,
+			 const struct hf_vk_buf *ids, uint32_t n, uint32_t k,
+			 uint32_t in, uint32_t out, struct hf_err *err);
+
 /* The MoE combine: y[t][cols] = sum_j w[t][j] * x[t * k + j][cols],
  * j = 0 .. k - 1 in order, t < n. y must not alias x. */
 int hf_vk_op_moe_sum(struct hf_vk_seq *s, struct hf_vk_buf *y,

@@ -10,7 +10,7 @@
 
 /* Storage-buffer bindings every pipeline declares (unused ones get a small
  * dummy buffer), and the push-constant bytes every pipeline layout has. */
-#define VK_NBIND 6
+#define VK_NBIND 9	/* shaders/pc.h HF_PC_NBIND */
 #define VK_PC_BYTES 128
 /* Spec constants a pipeline may set (constant_id 0 .. VK_NSPEC - 1). */
 #define VK_NSPEC 6
