@@ -29,7 +29,7 @@ longopts() { grep -o -- '--[a-z][a-z0-9-]*' | sort -u; }
 section() { awk -v s="$2" '/^\.SH/ { p = ($0 == ".SH " s) } p' "$1" | sed 's/\\-/-/g'; }
 help=$(mktemp)
 trap 'rm -f "$help"' EXIT
-for c in run tokenize inspect pull; do
+for c in run tokenize inspect pull quantize; do
 	page=$src/man/hf-$c.1
 	"$BIN/hf-$c" --help >"$help" 2>/dev/null
 	all=$(longopts <"$help")
