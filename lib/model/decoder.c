@@ -501,6 +501,15 @@ out:
 	return rc;
 }
 
+/* hf_model_run_layers(): layers [l0, l1) from hidden states hin (NULL:
+ * the embeddings of ids), the residual stream after layer l1 - 1 into
+ * hout (no final norm, no logits). */
+struct range {
+	size_t l0, l1;
+	const float *hin;
+	float *hout;
+};
+
 static int capture(struct hf_buf *b, float *dst, size_t n, struct hf_err *err)
 {
 	return dst ? hf_buf_download(b, 0, dst, n * sizeof(float), err) : 0;
@@ -513,20 +522,28 @@ static int capture(struct hf_buf *b, float *dst, size_t n, struct hf_err *err)
  * (downloads between layers) are NULL when recording. */
 static int decoder_ops(struct hf_model *m, struct hf_kv *kv, size_t B,
 		       size_t T, int logits, int all, float *hid,
-		       float *router, struct hf_err *err)
+		       float *router, const struct range *rg, struct hf_err *err)
 {
 	size_t C = kv->C, N = B * T, H = m->hidden, ko = m->hkv * m->hd;
+	size_t l0 = rg ? rg->l0 : 0, l1 = rg ? rg->l1 : m->nl;
 	int gpt2 = m->fam == FAM_GPT2;
 	int rc;
 
-	hf_op_get_rows(m->x, m->embed, m->ids, N, H, m->vocab);
-	if (gpt2) {
-		hf_op_get_rows(m->h, m->pos_embed, m->pos, N, H, m->n_pos_rows);
-		hf_op_add(m->x, m->x, m->h, N * H);
-	} else if (m->emb_scale != 1.0f) {
-		hf_op_scale(m->x, m->x, N * H, m->emb_scale);
+	if (rg && rg->hin) {
+		if ((rc = hf_buf_upload(m->x, 0, rg->hin, N * H * sizeof(float),
+					err)))
+			return rc;
+	} else {
+		hf_op_get_rows(m->x, m->embed, m->ids, N, H, m->vocab);
+		if (gpt2) {
+			hf_op_get_rows(m->h, m->pos_embed, m->pos, N, H,
+				       m->n_pos_rows);
+			hf_op_add(m->x, m->x, m->h, N * H);
+		} else if (m->emb_scale != 1.0f) {
+			hf_op_scale(m->x, m->x, N * H, m->emb_scale);
+		}
 	}
-	for (size_t l = 0; l < m->nl; l++) {
+	for (size_t l = l0; l < l1; l++) {
 		struct layer *L = &m->layers[l];
 		float scale = m->attn_scale;
 
@@ -589,6 +606,8 @@ static int decoder_ops(struct hf_model *m, struct hf_kv *kv, size_t B,
 		}
 		hf_op_add(m->x, m->x, m->tmp, N * H);
 	}
+	if (rg)
+		return capture(m->x, rg->hout, N * H, err);
 	if (gpt2)
 		hf_op_layernorm(m->h, m->x, m->norm_w, m->norm_b, N, H, m->eps);
 	else
@@ -627,7 +646,7 @@ static int decode_step(struct hf_model *m, struct hf_kv *kv, int all,
 	kv->graph_ok = 0;
 	if ((rc = hf_graph_begin(be, &kv->graph, err)))
 		return rc;
-	rc = decoder_ops(m, kv, kv->B, 1, 1, all, NULL, NULL, err);
+	rc = decoder_ops(m, kv, kv->B, 1, 1, all, NULL, NULL, NULL, err);
 	if (hf_graph_end(be, &kv->graph, rc ? NULL : err) && !rc)
 		rc = err->code ? err->code : HF_EINTERNAL;
 	if (!rc && !(rc = hf_backend_status(be, err))) {
@@ -640,9 +659,10 @@ static int decode_step(struct hf_model *m, struct hf_kv *kv, int all,
 	return rc;
 }
 
-int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
-		     const int32_t *mask, size_t T, struct hf_fwd_out *out,
-		     struct hf_err *err)
+/* hf_model_forward(), or with rg the layers [rg->l0, rg->l1) alone. */
+static int forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
+		   const int32_t *mask, size_t T, struct hf_fwd_out *out,
+		   const struct range *rg, struct hf_err *err)
 {
 	size_t B = kv->B, C = kv->C, N = B * T, past = kv->len;
 	int all = out && out->all_logits, gpt2 = m->fam == FAM_GPT2;
@@ -722,11 +742,11 @@ int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
 	if (!gpt2 && (rc = rope_update(m, maxpos + 1, err)))
 		goto out;
 	if (T == 1 && m->replay && (!m->ne || moe_on_device(m, N)) &&
-	    !hid && !router)
+	    !hid && !router && !rg)
 		rc = decode_step(m, kv, all, err);
 	else
 		rc = decoder_ops(m, kv, B, T, out && out->logits, all, hid,
-				 router, err);
+				 router, rg, err);
 	if (rc || (rc = hf_backend_status(m->be, err)))
 		goto out;
 	if (out && out->logits)
@@ -738,4 +758,26 @@ out:
 	free(cols);
 	free(last);
 	return rc;
+}
+
+int hf_model_forward(struct hf_model *m, struct hf_kv *kv, const int32_t *ids,
+		     const int32_t *mask, size_t T, struct hf_fwd_out *out,
+		     struct hf_err *err)
+{
+	return forward(m, kv, ids, mask, T, out, NULL, err);
+}
+
+int hf_model_run_layers(struct hf_model *m, struct hf_kv *kv,
+			const int32_t *ids, size_t T, size_t l0, size_t l1,
+			const float *hin, float *hout, struct hf_err *err)
+{
+	struct range rg = { l0, l1, hin, hout };
+
+	if (l0 > l1 || l1 > m->nl || (l0 && !hin))
+		return hf_err_set(err, HF_EINVAL,
+				  "layers [%zu, %zu) of %zu: a range past layer "
+				  "0 needs its input hidden states", l0, l1,
+				  m->nl);
+	hf_kv_reset(kv);
+	return forward(m, kv, ids, NULL, T, NULL, &rg, err);
 }

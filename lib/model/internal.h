@@ -26,10 +26,22 @@ enum cls_head {
 
 /* An nn.Linear: w (out, in) in the weight format the checkpoint stores
  * (read as stored), b (out) F32 or NULL. w.t[0] NULL: not bound. */
+struct lin_tap;
 struct lin {
 	struct hf_wbuf w;
 	struct hf_buf *b;
 	size_t in, out;
+	struct lin_tap *tap;	/* NULL but while a quantizer watches */
+};
+
+/* hf_model_set_tap() (tap.c): linear() calls fn with the input before
+ * the product, which then reads l->w as fn may have replaced it. */
+struct lin_tap {
+	hf_lin_tap_fn fn;
+	void *ctx;
+	size_t l, i;		/* layer, index in hf_model_layer_linears() */
+	struct hf_wbuf orig;	/* the weight as bound */
+	struct hf_buf *own;	/* F32 replacement (hf_model_linear_replace) */
 };
 
 struct layer {
@@ -108,6 +120,7 @@ struct hf_model {
 	struct hf_buf *cols;		/* (n) I32 cache column per token */
 	struct hf_buf *lastidx, *hlast, *logits;
 	struct hf_buf *router, *rw, *rexp, *xe, *ye, *ridx, *rwt;
+	struct lin_tap *taps;		/* (nl, HF_MODEL_LAYER_LIN), or NULL */
 };
 
 struct hf_kv {
@@ -179,5 +192,7 @@ int rope_init(struct hf_model *m, struct hf_err *err);
 int rope_update(struct hf_model *m, size_t len, struct hf_err *err);
 int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	       struct hf_err *err);
+/* Restore tapped weights and free the taps (hf_model_free). */
+void taps_free(struct hf_model *m);
 
 #endif

@@ -100,6 +100,54 @@ void hf_model_set_seq_len(struct hf_model *m, size_t len);
 /* Decode steps on kv that ran as a replay of its recording. */
 size_t hf_kv_replays(const struct hf_kv *kv);
 
+/* ---- layer by layer (hf-quantize's GPTQ) ---- */
+
+/* Linears per decoder layer: q, k, v, o, gate, up, down. */
+#define HF_MODEL_LAYER_LIN 7
+
+struct hf_lin_info {
+	char name[160];		/* "model.layers.0.self_attn.q_proj" */
+	size_t out, in;
+};
+
+/* The linears of decoder layer l, in the order a forward pass multiplies
+ * by them, into info[0 .. *count). HF_EUNSUPPORTED for layers that are
+ * not separate q/k/v/o/gate/up/down projections (GPT-2's Conv1D, Phi-3's
+ * fused ones, MoE experts) and for encoders. */
+int hf_model_layer_linears(struct hf_model *m, size_t l,
+			   struct hf_lin_info *info, size_t *count,
+			   struct hf_err *err);
+/* Linear i of layer l as float32 (out, in) into dst: its weight as the
+ * model multiplies by it now (a replacement, once made). */
+int hf_model_linear_weight(struct hf_model *m, size_t l, size_t i,
+			   float *dst, struct hf_err *err);
+/* Multiply by w (out, in) float32 (copied into a buffer the model owns)
+ * from now on in place of linear i of layer l, until hf_model_set_tap()
+ * with fn NULL restores the weight as bound. Only while layer l has a
+ * tap. */
+int hf_model_linear_replace(struct hf_model *m, size_t l, size_t i,
+			    const float *w, struct hf_err *err);
+/* Called with the input x (n, in) of linear i of layer l before each
+ * product by it (x is the backend's buffer: hf_buf_download() reads it).
+ * It may call hf_model_linear_replace() on that linear, and the product
+ * then uses the new weight. */
+typedef void (*hf_lin_tap_fn)(void *ctx, size_t l, size_t i,
+			      struct hf_buf *x, size_t n);
+/* Tap every linear of layer l; fn NULL removes the taps of layer l,
+ * restores its weights as bound and frees the replacements. A model
+ * without taps runs exactly as before (one NULL test per product). */
+int hf_model_set_tap(struct hf_model *m, size_t l, hf_lin_tap_fn fn,
+		     void *ctx, struct hf_err *err);
+/* Run decoder layers [l0, l1) on B = kv's batch rows of T tokens whose
+ * positions are those of a fresh row (kv is reset first): hin (B * T,
+ * hidden) the input of layer l0 (NULL when l0 is 0: the embeddings of
+ * ids (B, T)); hout (B * T, hidden) gets the residual stream after
+ * layer l1 - 1, before any final norm. ids gives the count of tokens
+ * (and the embeddings when hin is NULL). */
+int hf_model_run_layers(struct hf_model *m, struct hf_kv *kv,
+			const int32_t *ids, size_t T, size_t l0, size_t l1,
+			const float *hin, float *hout, struct hf_err *err);
+
 /* ---- encoders ---- */
 
 struct hf_enc_out {

@@ -221,5 +221,7 @@ int lin_rows(struct hf_model *m, struct lin *dst, const struct lin *src,
 
 void linear(struct hf_buf *y, struct hf_buf *x, const struct lin *l, size_t n)
 {
+	if (l->tap)
+		l->tap->fn(l->tap->ctx, l->tap->l, l->tap->i, x, n);
 	hf_op_linear(y, x, &l->w, l->b, n);
 }
