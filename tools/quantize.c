@@ -483,6 +483,12 @@ static int skipped(const struct opts *o, const char *base)
 	return 0;
 }
 
+/* hf_gptq_opts.skip: the linears --skip keeps in float. */
+static int gptq_skip(void *ctx, const char *name)
+{
+	return skipped(ctx, name);
+}
+
 /* Whether transformers' quantizers replace the module of t (its
  * "<base>.weight") with a quantized linear: a 2-D weight of a linear in
  * a transformer block, not an embedding, a norm, the head or a MoE
@@ -999,6 +1005,8 @@ static int quantize_gptq(struct job *j, struct out *s, struct hf_err *err)
 	go.calib = o->calib;
 	go.samples = (size_t)o->calib_samples;
 	go.seq_len = (size_t)o->seq_len;
+	go.skip = gptq_skip;
+	go.skip_ctx = (void *)o;
 	rc = hf_gptq_quantize_model(j->dir, &go, gptq_take, &g, err);
 	for (size_t i = 0; !rc && i < hf_st_model_count(j->st); i++) {
 		const struct hf_tensor *t = hf_st_model_tensor(j->st, i);

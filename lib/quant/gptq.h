@@ -85,6 +85,10 @@ struct hf_gptq_opts {
 	size_t seq_len;		/* --seq-len */
 	int threads;		/* CPU backend threads, <= 0: all */
 	int v2;			/* pack as gptq_v2 (true zeros); 0: v1 */
+	/* linears to leave in float (--skip): skip(skip_ctx, name) true;
+	 * they are neither solved nor replaced, and no sink call comes */
+	int (*skip)(void *ctx, const char *name);
+	void *skip_ctx;
 };
 
 /* One quantized linear, as the driver hands it over. Borrowed for the

@@ -56,6 +56,8 @@ static void on_linear(void *ctx, size_t l, size_t i, struct hf_buf *x,
 	size_t rows = li->out, cols = li->in;
 	uint64_t sum;
 
+	if (r->o->skip && r->o->skip(r->o->skip_ctx, li->name))
+		return;
 	if (r->rc)
 		return;
 	if ((r->rc = hf_backend_sync(hf_model_backend(r->m), r->err)))
@@ -136,7 +138,8 @@ int hf_gptq_quantize_model(const char *model_dir,
 		if (r.info[i].in * r.info[i].out > maxw)
 			maxw = r.info[i].in * r.info[i].out;
 		if (o->p.group_size > 0 &&
-		    r.info[i].in % (size_t)o->p.group_size) {
+		    r.info[i].in % (size_t)o->p.group_size &&
+		    !(o->skip && o->skip(o->skip_ctx, r.info[i].name))) {
 			rc = hf_err_set(err, HF_EINVAL,
 					"group size %ld does not divide the %zu "
 					"inputs of '%s'", o->p.group_size,
