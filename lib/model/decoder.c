@@ -46,6 +46,11 @@ static int bind_experts(struct hf_model *m, struct lin *ls, size_t l,
 			return hf_err_set(err, HF_ENOTFOUND,
 					  "%s: missing tensor '%s'", m->dir,
 					  full);
+		if (hf_wfmt_of_dtype(t->dtype) < 0)
+			return hf_err_set(err, HF_EUNSUPPORTED,
+					  "%s: tensor '%s' has dtype %s; stacked experts are read in %s (quantized experts run on the CPU only)",
+					  m->dir, t->name,
+					  hf_dtype_name(t->dtype), hf_wfmt_list());
 		if (t->ndim != 2 || t->shape[0] != (int64_t)out ||
 		    t->shape[1] != (int64_t)in)
 			return hf_err_set(err, HF_EFORMAT,
@@ -53,11 +58,6 @@ static int bind_experts(struct hf_model *m, struct lin *ls, size_t l,
 					  m->dir, t->name, out, in);
 		if (!e) {
 			dt = t->dtype;
-			if (hf_wfmt_of_dtype(dt) < 0)
-				return hf_err_set(err, HF_EUNSUPPORTED,
-						  "%s: tensor '%s' has dtype %s; stacked experts are read in %s",
-						  m->dir, t->name,
-						  hf_dtype_name(dt), hf_wfmt_list());
 			if (ws_alloc(m, &all, dt, E * n, err))
 				return err->code;
 			m->weight_bytes += all->size;
