@@ -89,6 +89,55 @@ T256 void mmq_gemv_int8(float *y, size_t ldy, const float *x, size_t nt,
 	BY_NT(int8_rows, y, ldy, x, w, bias, r0, r1)
 }
 
+/* AVX-512: 16 weights a conversion. */
+INLINE T512 void int8_rows512(float *y, size_t ldy, const float *x,
+			      const struct hf_weight *w, const float *bias,
+			      size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, k32 = in & ~(size_t)31;
+	const float *scb = w->t[1];
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t R = w->q.roff + r;
+		const int8_t *q = (const int8_t *)w->t[0] + R * in;
+		__m512 a[MM_GEMV_NT][2];
+		float f = scb[R] / 127.0f;
+
+		for (size_t t = 0; t < nt; t++)
+			a[t][0] = a[t][1] = _mm512_setzero_ps();
+		for (size_t k = 0; k < k32; k += 32) {
+			__m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+				_mm_loadu_si128((const __m128i *)(q + k))));
+			__m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+				_mm_loadu_si128((const __m128i *)(q + k + 16))));
+
+			for (size_t t = 0; t < nt; t++) {
+				const float *xt = x + t * in + k;
+
+				a[t][0] = _mm512_fmadd_ps(
+					w0, _mm512_loadu_ps(xt), a[t][0]);
+				a[t][1] = _mm512_fmadd_ps(
+					w1, _mm512_loadu_ps(xt + 16), a[t][1]);
+			}
+		}
+		for (size_t t = 0; t < nt; t++) {
+			float s = _mm512_reduce_add_ps(_mm512_add_ps(a[t][0],
+								     a[t][1]));
+
+			for (size_t k = k32; k < in; k++)
+				s += (float)q[k] * x[t * in + k];
+			y[t * ldy + r] = s * f + (bias ? bias[r] : 0.0f);
+		}
+	}
+}
+
+T512 void mmq_gemv_int8_512(float *y, size_t ldy, const float *x, size_t nt,
+			    const struct hf_weight *w, const float *bias,
+			    size_t r0, size_t r1)
+{
+	BY_NT(int8_rows512, y, ldy, x, w, bias, r0, r1)
+}
+
 T256 void mmq_widen_int8(float *dst, const struct hf_weight *w, size_t r0,
 			 size_t rows, size_t k0, size_t kc)
 {
