@@ -105,8 +105,8 @@ struct mm_bf16_kern {
 
 /* The quantized formats' AVX2 kernels (matmul_quant_x86.c), every one of
  * them, in both the
- * AVX2 and the AVX-512 tables; int8 and bitsandbytes 4-bit decode have
- * their own AVX-512 kernels (4-bit: one permute per 16 weights). */
+ * AVX2 and the AVX-512 tables; int8, bitsandbytes 4-bit and GPTQ decode
+ * have their own AVX-512 kernels (4-bit: one permute per 16 weights). */
 #if defined(__x86_64__) || defined(__i386__)
 #define MMQ_DECL(f)							\
 	void mmq_gemv_##f(float *y, size_t ldy, const float *x,		\
@@ -127,11 +127,14 @@ void mmq_gemv_bnb4_512(float *y, size_t ldy, const float *x, size_t nt,
 void mmq_gemv_int8_512(float *y, size_t ldy, const float *x, size_t nt,
 		       const struct hf_weight *w, const float *bias,
 		       size_t r0, size_t r1);
-#define MMQ_ENTRIES(int8, bnb4)						\
+void mmq_gemv_gptq_512(float *y, size_t ldy, const float *x, size_t nt,
+		       const struct hf_weight *w, const float *bias,
+		       size_t r0, size_t r1);
+#define MMQ_ENTRIES(int8, bnb4, gptq)					\
 	[HF_WFMT_INT8] = { int8, mmq_widen_int8, NULL },		\
 	[HF_WFMT_BNB4] = { bnb4, mmq_widen_bnb4, NULL },		\
 	[HF_WFMT_BNB4DQ] = { bnb4, mmq_widen_bnb4, NULL },		\
-	[HF_WFMT_GPTQ] = { mmq_gemv_gptq, mmq_widen_gptq, NULL },	\
+	[HF_WFMT_GPTQ] = { gptq, mmq_widen_gptq, NULL },		\
 	[HF_WFMT_AWQ] = { mmq_gemv_awq, mmq_widen_awq, NULL },		\
 	[HF_WFMT_FP8] = { mmq_gemv_fp8, mmq_widen_fp8, NULL },		\
 	[HF_WFMT_BITNET] = { mmq_gemv_bitnet, mmq_widen_bitnet, NULL },

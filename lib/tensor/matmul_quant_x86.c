@@ -465,6 +465,104 @@ T256 void mmq_gemv_gptq(float *y, size_t ldy, const float *x, size_t nt,
 		fallback(y, ldy, x, nt, w, bias, b, r1);
 }
 
+/* AVX-512: 16 outputs a vector (R a multiple of 16); two qzeros words. */
+INLINE T512 void gptq_sz16(const struct hf_weight *w, size_t g, size_t R,
+			   __m512 *s, __m512i *z)
+{
+	const size_t ld = hf_weight_ld(w);
+	const uint32_t *qz = w->t[1];
+	const uint16_t *sc = w->t[2];
+	const uint32_t *zr = qz + g * (ld / 8) + R / 8;
+	__m512i sh = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28,
+				       0, 4, 8, 12, 16, 20, 24, 28);
+	__m512i zw = _mm512_inserti64x4(_mm512_castsi256_si512(
+		_mm256_set1_epi32((int)zr[0])),
+		_mm256_set1_epi32((int)zr[1]), 1);
+
+	*s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + g * ld +
+								  R)));
+	*z = _mm512_and_si512(_mm512_add_epi32(_mm512_srlv_epi32(zw, sh),
+					       _mm512_set1_epi32(
+						       (int)w->q.zoff)),
+			      _mm512_set1_epi32(15));
+}
+
+INLINE T512 void gptq_rows512(float *y, size_t ldy, const float *x,
+			      const struct hf_weight *w, const float *bias,
+			      size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, ld = hf_weight_ld(w), gs = w->q.group;
+	const uint32_t *qw = w->t[0];
+	const int32_t *gi = w->t[3];
+	const __m512i m = _mm512_set1_epi32(15);
+
+	for (size_t r = r0; r < r1; r += 16) {
+		const size_t R = w->q.roff + r;
+		__m512 a[MM_GEMV_NT], s = _mm512_setzero_ps();
+		__m512i z = _mm512_setzero_si512();
+		size_t g = (size_t)-1;
+
+		for (size_t t = 0; t < nt; t++)
+			a[t] = _mm512_setzero_ps();
+		for (size_t p = 0; p < in / 8; p++) {
+			__m512i wd = _mm512_loadu_si512(qw + p * ld + R);
+
+			if (!gi && p * 8 / gs != g) {
+				g = p * 8 / gs;
+				gptq_sz16(w, g, R, &s, &z);
+			}
+#define GPTQ_J(j) {							\
+				size_t c = 8 * p + j;			\
+				__m512i q = _mm512_and_si512(		\
+					_mm512_srli_epi32(wd, 4 * j), m); \
+				__m512 wv;				\
+									\
+				if (gi && (size_t)gi[c] != g) {		\
+					g = (size_t)gi[c];		\
+					gptq_sz16(w, g, R, &s, &z);	\
+				}					\
+				wv = _mm512_mul_ps(s, _mm512_cvtepi32_ps( \
+					_mm512_sub_epi32(q, z)));	\
+				for (size_t t = 0; t < nt; t++)		\
+					a[t] = _mm512_fmadd_ps(wv,	\
+						_mm512_set1_ps(x[t * in + c]), \
+						a[t]);			\
+			}
+			GPTQ_J(0) GPTQ_J(1) GPTQ_J(2) GPTQ_J(3)
+			GPTQ_J(4) GPTQ_J(5) GPTQ_J(6) GPTQ_J(7)
+#undef GPTQ_J
+		}
+		for (size_t t = 0; t < nt; t++) {
+			__m512 v = a[t];
+
+			if (bias)
+				v = _mm512_add_ps(v, _mm512_loadu_ps(bias + r));
+			_mm512_storeu_ps(y + t * ldy + r, v);
+		}
+	}
+}
+
+T512 void mmq_gemv_gptq_512(float *y, size_t ldy, const float *x,
+			    size_t nt, const struct hf_weight *w,
+			    const float *bias, size_t r0, size_t r1)
+{
+	size_t a = r0, b;
+
+	if (!gptq_fast(w)) {
+		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	while (a < r1 && (w->q.roff + a) % 16)
+		a++;
+	b = a + (r1 - a) / 16 * 16;
+	if (a > r0)
+		mmq_gemv_gptq(y, ldy, x, nt, w, bias, r0, a);
+	if (b > a)
+		BY_NT(gptq_rows512, y, ldy, x, w, bias, a, b)
+	if (r1 > b)
+		mmq_gemv_gptq(y, ldy, x, nt, w, bias, b, r1);
+}
+
 /* One output row at a time: word p of column R gives 8 inputs. */
 T256 void mmq_widen_gptq(float *dst, const struct hf_weight *w, size_t r0,
 			 size_t rows, size_t k0, size_t kc)
