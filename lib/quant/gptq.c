@@ -59,44 +59,6 @@ void hf_gptq_hessian_add(float *H, const float *X, size_t n, size_t cols,
 	mirror_upper(H, cols);
 }
 
-void hf_gptq_find_params(const float *x, size_t n, size_t stride,
-			 unsigned bits, int sym, float *scale, uint8_t *zero)
-{
-	float maxq = (float)((1u << bits) - 1);
-	float xmin = 0.0f, xmax = 0.0f;
-
-	for (size_t i = 0; i < n; i++) {
-		float v = x[i * stride];
-
-		if (v < xmin)
-			xmin = v;
-		if (v > xmax)
-			xmax = v;
-	}
-	if (sym) {
-		xmax = fmaxf(fabsf(xmin), xmax);
-		if (xmin < 0.0f)
-			xmin = -xmax;
-	}
-	if (xmin == 0.0f && xmax == 0.0f) {
-		xmin = -1.0f;
-		xmax = 1.0f;
-	}
-	*scale = (xmax - xmin) / maxq;
-	/* torch.round: half to even, as rint in the default mode */
-	*zero = sym ? (uint8_t)((1u << bits) / 2) :
-		      (uint8_t)rintf(-xmin / *scale);
-}
-
-/* quantizer.py quantize(): q = clamp(round(w / scale) + zero, 0, maxq). */
-static uint8_t quant(float w, float scale, uint8_t zero, unsigned bits)
-{
-	float maxq = (float)((1u << bits) - 1);
-	float q = rintf(w / scale) + (float)zero;
-
-	q = q < 0.0f ? 0.0f : q > maxq ? maxq : q;
-	return (uint8_t)q;
-}
 
 static int check_params(const struct hf_gptq_params *p, size_t cols,
 			struct hf_err *err)
@@ -157,11 +119,11 @@ int hf_gptq_rtn(struct hf_gptq_result *r, const float *W, size_t rows,
 			float s;
 			uint8_t z;
 
-			hf_gptq_find_params(w, gs, 1, p->bits, p->sym, &s, &z);
+			hf_gptq_scale_zero(w, gs, 1, p->bits, p->sym, &s, &z);
 			r->scales[g * rows + o] = s;
 			r->zeros[g * rows + o] = z;
 			for (size_t i = 0; i < gs; i++) {
-				uint8_t q = quant(w[i], s, z, p->bits);
+				uint8_t q = hf_gptq_q(w[i], s, z, p->bits);
 
 				r->q[o * cols + g * gs + i] = q;
 				r->deq[o * cols + g * gs + i] =
@@ -260,7 +222,7 @@ int hf_gptq_solve(struct hf_gptq_result *r, const float *W, size_t rows,
 	 * dead columns are zeroed (fasterquant's first find_params) */
 	if (p->group_size == -1)
 		for (size_t o = 0; o < rows; o++) {
-			hf_gptq_find_params(W + o * cols, cols, 1, p->bits,
+			hf_gptq_scale_zero(W + o * cols, cols, 1, p->bits,
 					    p->sym, &sc[o], &zr[o]);
 			r->scales[o] = sc[o];
 			r->zeros[o] = zr[o];
@@ -320,7 +282,7 @@ int hf_gptq_solve(struct hf_gptq_result *r, const float *W, size_t rows,
 				size_t n = gs < cols - c ? gs : cols - c;
 
 				for (size_t o = 0; o < rows; o++) {
-					hf_gptq_find_params(Wp + o * cols + c, n,
+					hf_gptq_scale_zero(Wp + o * cols + c, n,
 							    1, p->bits, p->sym,
 							    &sc[o], &zr[o]);
 					r->scales[(c / gs) * rows + o] = sc[o];
@@ -330,7 +292,7 @@ int hf_gptq_solve(struct hf_gptq_result *r, const float *W, size_t rows,
 			for (size_t o = 0; o < rows; o++) {
 				float *w1 = W1 + o * cnt;
 				float w = w1[i], e;
-				uint8_t q = quant(w, sc[o], zr[o], p->bits);
+				uint8_t q = hf_gptq_q(w, sc[o], zr[o], p->bits);
 				float dq = sc[o] * ((float)q - (float)zr[o]);
 
 				qi[o * cols + c] = q;

@@ -67,14 +67,8 @@ int hf_gptq_rtn(struct hf_gptq_result *r, const float *W, size_t rows,
 		size_t cols, const struct hf_gptq_params *p,
 		struct hf_err *err);
 
-/* AutoGPTQ quantizer.py find_params() (weight, per channel, no mse) of
- * n weights x[0], x[stride], ...: min = min(x, 0), max = max(x, 0); sym:
- * max = max(|min|, max), min = -max where min < 0; both 0: -1, +1;
- * scale = (max - min) / maxq, zero = round(-min / scale) (sym:
- * (maxq + 1) / 2). */
-void hf_gptq_find_params(const float *x, size_t n, size_t stride,
-			 unsigned bits, int sym, float *scale,
-			 uint8_t *zero);
+/* The quantizer of a group (scale, zero, q) is quant/quantize.h's
+ * hf_gptq_scale_zero() and hf_gptq_q(), shared with the writer. */
 
 /* ---- the model driver ---- */
 

@@ -232,31 +232,6 @@ static void test_desc_act_g_idx(void **state)
 }
 
 /* find_params is the quantizer write_gptq.c implements too. */
-static void test_find_params_agrees_with_writer(void **state)
-{
-	float x[16];
-
-	(void)state;
-	for (int k = 0; k < 200; k++) {
-		unsigned bits = (unsigned[]){ 2, 3, 4, 8 }[k % 4];
-		int sym = (k / 4) % 2;
-		float s1, s2;
-		uint8_t z1, z2;
-
-		for (int i = 0; i < 16; i++)
-			x[i] = k % 10 == 9 ? 0.0f : k % 10 == 8 ?
-			       fabsf(nrand()) : nrand();
-		hf_gptq_find_params(x, 16, 1, bits, sym, &s1, &z1);
-		hf_gptq_scale_zero(x, 16, 1, bits, sym, &s2, &z2);
-		if (s1 != s2 || z1 != z2)
-			fail_msg("case %d: scale %g zero %u, writer's %g %u", k,
-				 s1, z1, s2, z2);
-		for (int i = 0; i < 16; i++)
-			assert_int_equal(hf_gptq_q(x[i], s1, z1, bits),
-					 hf_gptq_q(x[i], s2, z2, bits));
-	}
-}
-
 static void test_refuses_group_not_dividing(void **state)
 {
 	float W[48] = { 0 }, H[48 * 48] = { 0 };
@@ -537,7 +512,6 @@ int main(void)
 		cmocka_unit_test(test_dead_columns_are_zero),
 		cmocka_unit_test(test_identity_hessian_is_rtn),
 		cmocka_unit_test(test_desc_act_g_idx),
-		cmocka_unit_test(test_find_params_agrees_with_writer),
 		cmocka_unit_test(test_refuses_group_not_dividing),
 		cmocka_unit_test(test_model_gptq_beats_rtn_per_layer),
 		cmocka_unit_test(test_run_layers_matches_forward),
