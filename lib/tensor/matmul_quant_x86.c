@@ -12,16 +12,6 @@
 #include "tensor/matmul_kern.h"
 #include "tensor/matmul_x86.h"
 
-INLINE T256 float hsum(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
-			      _mm256_extractf128_ps(v, 1));
-
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
-}
-
 static void fallback(float *y, size_t ldy, const float *x, size_t nt,
 		     const struct hf_weight *w, const float *bias, size_t r0,
 		     size_t r1)
@@ -73,7 +63,7 @@ INLINE T256 void int8_rows(float *y, size_t ldy, const float *x,
 			}
 		}
 		for (size_t t = 0; t < nt; t++) {
-			float s = hsum(_mm256_add_ps(a[t][0], a[t][1]));
+			float s = hsum8(_mm256_add_ps(a[t][0], a[t][1]));
 
 			for (size_t k = k16; k < in; k++)
 				s += (float)q[k] * x[t * in + k];
@@ -246,7 +236,7 @@ INLINE T256 void bnb4_rows(float *y, size_t ldy, const float *x,
 			}
 		}
 		for (size_t t = 0; t < nt; t++)
-			y[t * ldy + r] = hsum(_mm256_add_ps(a[t][0], a[t][1])) +
+			y[t * ldy + r] = hsum8(_mm256_add_ps(a[t][0], a[t][1])) +
 					 (bias ? bias[r] : 0.0f);
 	}
 }
@@ -830,7 +820,7 @@ INLINE T256 void fp8_rows(float *y, size_t ldy, const float *x,
 					tail[t] += hf_f8e4m3_to_f32(p[k]) *
 						   x[t * in + k];
 			for (size_t t = 0; t < nt; t++)
-				acc[t] += (hsum(a[t]) + tail[t]) * srow[b];
+				acc[t] += (hsum8(a[t]) + tail[t]) * srow[b];
 		}
 		for (size_t t = 0; t < nt; t++)
 			y[t * ldy + r] = acc[t] + (bias ? bias[r] : 0.0f);
@@ -906,7 +896,7 @@ INLINE T256 void bitnet_rows(float *y, size_t ldy, const float *x,
 					_mm256_loadu_ps(x + t * in + k), a[t]);
 		}
 		for (size_t t = 0; t < nt; t++) {
-			float sum = hsum(a[t]);
+			float sum = hsum8(a[t]);
 
 			for (size_t k = k8; k < in; k++)
 				sum += (float)((int)((p[k] >> shs) & 3) - 1) *

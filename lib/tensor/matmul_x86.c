@@ -422,16 +422,6 @@ INLINE T256 float ld1(const void *w, enum hf_dtype wt, size_t i)
 	return f;
 }
 
-INLINE T256 float hsum8(__m256 v)
-{
-	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
-			      _mm256_extractf128_ps(v, 1));
-
-	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-	s = _mm_add_ss(s, _mm_movehdup_ps(s));
-	return _mm_cvtss_f32(s);
-}
-
 INLINE T256 void rows256(int R, int nt, float *y, size_t ldy, const float *x,
 			 const void *w, enum hf_dtype wt, const float *bias,
 			 size_t in, size_t r)

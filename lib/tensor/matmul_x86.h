@@ -10,6 +10,17 @@
 #define T256 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
+/* The sum of the 8 lanes of v. */
+INLINE T256 float hsum8(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v),
+			      _mm256_extractf128_ps(v, 1));
+
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
 /* In-register transpose of 32-bit lanes: on return v[c] holds column c of
  * the 16x16 block whose row r was v[r]. */
 INLINE T512 void transpose16(__m512 v[16])
