@@ -171,10 +171,6 @@ void hf_ckpt_abort(struct hf_ckpt *ck)
 	ckpt_free(ck);
 }
 
-static char *tmp_path(const struct hf_ckpt *ck, const char *file)
-{
-	return hf_path_join(ck->tmp, file);
-}
 
 static int write_st(struct hf_st_writer *w, const char *path, struct hf_err *err)
 {
@@ -184,7 +180,7 @@ static int write_st(struct hf_st_writer *w, const char *path, struct hf_err *err
 	return rc;
 }
 
-int hf_ckpt_write_params(struct hf_ckpt *ck, const char *file,
+int hf_ckpt_write_params(const char *dir, const char *file,
 			 const struct hf_params *ps, struct hf_err *err)
 {
 	struct hf_st_writer *w = NULL;
@@ -200,7 +196,7 @@ int hf_ckpt_write_params(struct hf_ckpt *ck, const char *file,
 					   p->w, err)))
 			goto out;
 	}
-	path = tmp_path(ck, file);
+	path = hf_path_join(dir, file);
 	rc = write_st(w, path, err);
 out:
 	free(path);
@@ -232,7 +228,7 @@ int hf_ckpt_write_optim(struct hf_ckpt *ck, struct hf_adamw *a,
 					   hf_adamw_v(a, i), err)))
 			goto out;
 	}
-	path = tmp_path(ck, OPTIM_FILE);
+	path = hf_path_join(ck->tmp, OPTIM_FILE);
 	rc = write_st(w, path, err);
 out:
 	free(path);
@@ -240,12 +236,12 @@ out:
 	return rc;
 }
 
-/* Write text to <tmp>/<file> through hf_atomic. */
-static int write_file(struct hf_ckpt *ck, const char *file, const char *text,
+/* Write text to <dir>/<file> through hf_atomic. */
+static int write_file(const char *dir, const char *file, const char *text,
 		      size_t len, struct hf_err *err)
 {
 	struct hf_atomic a;
-	char *path = tmp_path(ck, file);
+	char *path = hf_path_join(dir, file);
 	int rc;
 
 	if (!path)
@@ -286,7 +282,7 @@ int hf_ckpt_write_state(struct hf_ckpt *ck, const struct hf_train_state *st,
 	text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(17));
 	if (!text)
 		goto nomem;
-	rc = write_file(ck, STATE_FILE, text, strlen(text), err);
+	rc = write_file(ck->tmp, STATE_FILE, text, strlen(text), err);
 	free(text);
 	json_decref(j);
 	return rc;
@@ -321,7 +317,7 @@ static char *set_dtype(char *text, const char *key)
 	return out;
 }
 
-int hf_ckpt_copy_model_files(struct hf_ckpt *ck, const char *model_dir,
+int hf_ckpt_copy_model_files(const char *dir, const char *model_dir,
 			     int f32, struct hf_err *err)
 {
 	static const char *const files[] = {
@@ -350,7 +346,7 @@ int hf_ckpt_copy_model_files(struct hf_ckpt *ck, const char *model_dir,
 			text = set_dtype(text, "dtype");
 			len = strlen(text);
 		}
-		rc = write_file(ck, files[i], text, len, err);
+		rc = write_file(dir, files[i], text, len, err);
 		free(text);
 		if (rc)
 			return rc;
@@ -367,6 +363,16 @@ static int has_state(const char *dir)
 
 	free(p);
 	return ok;
+}
+
+int hf_ckpt_remove(const char *dir, struct hf_err *err)
+{
+	if (!hf_dir_exists(dir))
+		return 0;
+	if (!has_state(dir))
+		return hf_err_set(err, HF_EINVAL, "'%s' is not a checkpoint: not removing it", dir);
+	rm_rf(dir);
+	return hf_dir_exists(dir) ? hf_err_set(err, HF_EIO, "cannot remove '%s'", dir) : 0;
 }
 
 int hf_ckpt_find(char **out, const char *dir, struct hf_err *err)

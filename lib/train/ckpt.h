@@ -37,9 +37,10 @@ int hf_ckpt_commit(struct hf_ckpt *ck, struct hf_err *err);
 /* Remove the temporary directory and free ck (NULL is fine). */
 void hf_ckpt_abort(struct hf_ckpt *ck);
 
-/* The parameters as F32 tensors into <tmp>/<file> (with metadata
- * {"format": "pt"}). */
-int hf_ckpt_write_params(struct hf_ckpt *ck, const char *file,
+/* The parameters as F32 tensors into <dir>/<file> (with metadata
+ * {"format": "pt"}), written to a temporary name and renamed. dir is a
+ * checkpoint's hf_ckpt_tmpdir() or any directory (a final model). */
+int hf_ckpt_write_params(const char *dir, const char *file,
 			 const struct hf_params *ps, struct hf_err *err);
 /* The moments and step of a into <tmp>/optimizer.safetensors. */
 int hf_ckpt_write_optim(struct hf_ckpt *ck, struct hf_adamw *a,
@@ -57,13 +58,18 @@ struct hf_train_state {
 
 int hf_ckpt_write_state(struct hf_ckpt *ck, const struct hf_train_state *st,
 			struct hf_err *err);
-/* Copy the files of a model directory a checkpoint needs to be a model
- * directory too: config.json, generation_config.json, tokenizer.json,
- * tokenizer_config.json, special_tokens_map.json, tokenizer.model,
- * chat_template.jinja, those that exist. f32: config.json's torch_dtype
- * (and dtype) become "float32", as the weights are written. */
-int hf_ckpt_copy_model_files(struct hf_ckpt *ck, const char *model_dir,
+/* Copy into dir (as hf_ckpt_write_params) the files of model_dir that
+ * make a directory of weights a model directory: config.json,
+ * generation_config.json, tokenizer.json, tokenizer_config.json,
+ * special_tokens_map.json, tokenizer.model, chat_template.jinja, those
+ * that exist. f32: config.json's torch_dtype (and dtype) become
+ * "float32", as the weights are written. */
+int hf_ckpt_copy_model_files(const char *dir, const char *model_dir,
 			     int f32, struct hf_err *err);
+
+/* Remove checkpoint dir and everything in it, if it is one (it holds
+ * trainer_state.json); 0 if it was removed or did not exist. */
+int hf_ckpt_remove(const char *dir, struct hf_err *err);
 
 /* ---- resuming ---- */
 

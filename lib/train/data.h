@@ -22,21 +22,16 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "gen/gen.h"
 
 struct hf_tok;
 struct hf_chat;
 
 #define HF_IGNORE_INDEX (-100)
 
-/* ---- the PRNG: xoshiro256** (Blackman and Vigna 2018), seeded by
- * splitmix64 from a 64-bit seed, so that a run reproduces on any machine
- * and its whole state fits a checkpoint. ---- */
-struct hf_rng {
-	uint64_t s[4];
-};
-
-void hf_rng_seed(struct hf_rng *r, uint64_t seed);
-uint64_t hf_rng_next(struct hf_rng *r);
+/* ---- the PRNG: lib/gen's hf_rng, xoshiro256** (Blackman and Vigna
+ * 2018) seeded by splitmix64 from a 64-bit seed, so that a run reproduces
+ * on any machine and its whole state (four words) fits a checkpoint. ---- */
 /* Uniform in [0, n), n > 0: rejection of the top partial range of 2^64,
  * so no value is favoured. */
 uint64_t hf_rng_below(struct hf_rng *r, uint64_t n);

@@ -15,9 +15,8 @@ int hf_params_add(struct hf_params *ps, const char *name, int ndim,
 
 	if (ndim < 0 || ndim > HF_PARAM_MAX_DIMS)
 		return hf_err_set(err, HF_EINVAL, "parameter '%s': %d dims", name, ndim);
-	if ((w == NULL) != (g == NULL))
-		return hf_err_set(err, HF_EINVAL, "parameter '%s': weights and gradient must both be given or both be NULL",
-				  name);
+	if (!w && g)
+		return hf_err_set(err, HF_EINVAL, "parameter '%s': a gradient without weights", name);
 	if (hf_params_find(ps, name))
 		return hf_err_set(err, HF_EINVAL, "parameter '%s' added twice", name);
 	for (int i = 0; i < ndim; i++) {
@@ -99,13 +98,14 @@ size_t hf_params_numel(const struct hf_params *ps)
 void hf_params_zero_grad(struct hf_params *ps)
 {
 	for (size_t i = 0; i < ps->n; i++)
-		memset(ps->p[i].g, 0, ps->p[i].n * sizeof(float));
+		if (ps->p[i].g)
+			memset(ps->p[i].g, 0, ps->p[i].n * sizeof(float));
 }
 
 void hf_params_scale_grad(struct hf_params *ps, float s)
 {
 	for (size_t i = 0; i < ps->n; i++)
-		for (size_t j = 0; j < ps->p[i].n; j++)
+		for (size_t j = 0; ps->p[i].g && j < ps->p[i].n; j++)
 			ps->p[i].g[j] *= s;
 }
 
@@ -155,6 +155,8 @@ float hf_params_clip_grad_norm(struct hf_params *ps, float max_norm)
 		double ss = 0.0;	/* millions of terms: sum in double */
 		float nrm;
 
+		if (!ps->p[i].g)
+			continue;
 		for (size_t j = 0; j < ps->p[i].n; j++)
 			ss += (double)ps->p[i].g[j] * ps->p[i].g[j];
 		nrm = (float)sqrt(ss);
@@ -247,6 +249,8 @@ void hf_adamw_step(struct hf_adamw *a, struct hf_params *ps, double lr)
 		float *m = a->m[i], *v = a->v[i];
 		int wd = p->decay && a->o.weight_decay != 0.0;
 
+		if (!p->g)
+			continue;
 		for (size_t j = 0; j < p->n; j++) {
 			float g = p->g[j], w = p->w[j], den;
 

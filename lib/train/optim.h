@@ -37,7 +37,9 @@ struct hf_params {
 
 /* Add name with shape. w and g are borrowed buffers of n floats that must
  * outlive the set, or both NULL: the set allocates them (w copied from
- * init when not NULL, else zero; g zero). decay is set by
+ * init when not NULL, else zero; g zero). w with g NULL is a frozen
+ * parameter: kept (and written by checkpoints) but skipped by the
+ * gradient functions and the optimizer. decay is set by
  * hf_param_decays(name). A name given twice is HF_EINVAL. */
 int hf_params_add(struct hf_params *ps, const char *name, int ndim,
 		  const int64_t *shape, float *w, float *g, const float *init,

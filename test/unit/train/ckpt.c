@@ -72,7 +72,7 @@ static int save(const char *dir, struct hf_params *ps, struct hf_adamw *a,
 
 	if ((rc = hf_ckpt_begin(&ck, dir, err)))
 		return rc;
-	if ((rc = hf_ckpt_write_params(ck, "model.safetensors", ps, err)) ||
+	if ((rc = hf_ckpt_write_params(hf_ckpt_tmpdir(ck), "model.safetensors", ps, err)) ||
 	    (rc = hf_ckpt_write_optim(ck, a, ps, err)) ||
 	    (rc = hf_ckpt_write_state(ck, st, err))) {
 		hf_ckpt_abort(ck);
@@ -251,11 +251,31 @@ static void test_copy_model_files_sets_float32(void **state)
 	fputs("{\n  \"rms_norm_eps\": 1e-05,\n  \"torch_dtype\": \"bfloat16\"\n}\n", f);
 	fclose(f);
 	assert_int_equal(hf_ckpt_begin(&ck, path("dst", NULL), NULL), 0);
-	assert_int_equal(hf_ckpt_copy_model_files(ck, src, 1, NULL), 0);
+	assert_int_equal(hf_ckpt_copy_model_files(hf_ckpt_tmpdir(ck), src, 1, NULL), 0);
 	assert_int_equal(hf_ckpt_commit(ck, NULL), 0);
 	assert_int_equal(hf_file_read(&text, NULL, path("dst", "config.json"), NULL), 0);
 	assert_string_equal(text, "{\n  \"rms_norm_eps\": 1e-05,\n  \"torch_dtype\": \"float32\"\n}\n");
 	free(text);
+}
+
+/* remove takes checkpoints only */
+static void test_remove_only_takes_checkpoints(void **state)
+{
+	struct hf_params ps;
+	struct hf_adamw *a = NULL;
+	struct hf_train_state st = { .step = 1 };
+	struct hf_err err = { 0 };
+
+	make(&ps, &a, 0.0f);
+	assert_int_equal(save(path("gone", NULL), &ps, a, &st, NULL), 0);
+	assert_int_equal(hf_ckpt_remove(path("gone", NULL), &err), 0);
+	assert_false(hf_dir_exists(path("gone", NULL)));
+	assert_int_equal(hf_ckpt_remove(path("gone", NULL), &err), 0);
+	assert_int_equal(mkdir(path("plain", NULL), 0755), 0);
+	assert_int_equal(hf_ckpt_remove(path("plain", NULL), &err), HF_EINVAL);
+	assert_true(hf_dir_exists(path("plain", NULL)));
+	hf_adamw_free(a);
+	hf_params_free(&ps);
 }
 
 static void test_signals_set_the_flag(void **state)
@@ -278,6 +298,7 @@ int main(void)
 		cmocka_unit_test(test_another_model_is_refused),
 		cmocka_unit_test(test_find_without_checkpoint_is_an_error),
 		cmocka_unit_test(test_copy_model_files_sets_float32),
+		cmocka_unit_test(test_remove_only_takes_checkpoints),
 		cmocka_unit_test(test_signals_set_the_flag),
 	};
 

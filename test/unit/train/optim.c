@@ -230,6 +230,29 @@ static void test_borrowed_buffers_stay_the_callers(void **state)
 	assert_true(w[1] == 2);
 }
 
+/* A frozen parameter (weights, no gradient) is kept but never stepped,
+ * clipped or counted in the norm. */
+static void test_frozen_parameter_is_skipped(void **state)
+{
+	struct hf_params ps = { 0 };
+	struct hf_adamw *a = NULL;
+	struct hf_adamw_opts o = { 0.1, 0.9, 0.999, 1e-8, 0.1 };
+	int64_t s[1] = { 2 };
+	float w[2] = { 1, 2 }, fw[2] = { 3, 4 }, g[2] = { 3, 4 };
+
+	assert_int_equal(hf_params_add(&ps, "frozen.weight", 1, s, fw, NULL, NULL, NULL), 0);
+	assert_int_equal(hf_params_add(&ps, "live.weight", 1, s, w, g, NULL, NULL), 0);
+	assert_int_equal(hf_params_add(&ps, "bad", 1, s, NULL, g, NULL, NULL), HF_EINVAL);
+	assert_float_equal(hf_params_clip_grad_norm(&ps, 0.0f), 5.0f, 1e-6);
+	assert_int_equal(hf_adamw_new(&a, &ps, &o, NULL), 0);
+	hf_adamw_step(a, &ps, 0.1);
+	hf_params_zero_grad(&ps);
+	assert_true(fw[0] == 3 && fw[1] == 4);
+	assert_true(w[0] != 1);
+	hf_adamw_free(a);
+	hf_params_free(&ps);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -242,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_clip_scales_to_max_norm),
 		cmocka_unit_test(test_clip_leaves_small_gradients),
 		cmocka_unit_test(test_borrowed_buffers_stay_the_callers),
+		cmocka_unit_test(test_frozen_parameter_is_skipped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
