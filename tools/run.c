@@ -23,6 +23,7 @@
 #include "tensor/matmul.h"
 #include "tok/chat/chat.h"
 #include "tok/tok.h"
+#include "train/peft.h"
 
 static const char prog[] = "hf-run";
 
@@ -31,9 +32,13 @@ static const char usage[] =
 	"       hf-run -m <model> --task embed|classify|fill-mask|logits "
 	"[-o <file.safetensors>] [--normalize]\n"
 	"       hf-run -m <model> --perplexity [--ctx <n>] [--stride <n>]\n"
+	"       hf-run -m <model> --adapter <adapter> --merge -o <dir>\n"
 	"options:\n"
 	"  -m, --model <model>       model directory, or org/name[@rev] from the Hub cache\n"
 	"  -p, --prompt <text>       one prompt instead of reading stdin\n"
+	"      --adapter <adapter>   a PEFT LoRA adapter directory, or org/name[@rev]\n"
+	"      --merge               fold the adapter into float32 weights at load;\n"
+	"                            with -o <dir>: write the merged model there\n"
 	"      --chat                apply the chat template (interactive on a tty)\n"
 	"      --jsonl               stdin holds JSON records: {\"prompt\"}, "
 	"{\"messages\"}, {\"ids\"}, {\"text\"}\n"
@@ -68,6 +73,8 @@ enum task { TASK_GENERATE, TASK_EMBED, TASK_CLASSIFY, TASK_FILL, TASK_LOGITS };
 
 struct opts {
 	const char *model, *prompt, *output, *device;
+	const char *adapter;	/* --adapter, or NULL */
+	int merge;		/* --merge */
 	int chat, jsonl, verbose, normalize, perplexity;
 	int bf16;	/* --dtype bf16 */
 	enum task task;
@@ -1228,6 +1235,7 @@ enum {
 	OPT_CHAT = 256, OPT_JSONL, OPT_TASK, OPT_TEMP, OPT_TOPK, OPT_TOPP,
 	OPT_MINP, OPT_REP, OPT_SEED, OPT_STOP, OPT_LOGPROBS, OPT_BATCH,
 	OPT_NORMALIZE, OPT_PPL, OPT_CTX, OPT_STRIDE, OPT_DTYPE, OPT_DEVICE,
+	OPT_ADAPTER, OPT_MERGE,
 };
 
 static const struct option longopts[] = {
@@ -1256,6 +1264,8 @@ static const struct option longopts[] = {
 	{ "stride", required_argument, NULL, OPT_STRIDE },
 	{ "dtype", required_argument, NULL, OPT_DTYPE },
 	{ "device", required_argument, NULL, OPT_DEVICE },
+	{ "adapter", required_argument, NULL, OPT_ADAPTER },
+	{ "merge", no_argument, NULL, OPT_MERGE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1403,6 +1413,12 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		case OPT_DEVICE:
 			o->device = optarg;
 			break;
+		case OPT_ADAPTER:
+			o->adapter = optarg;
+			break;
+		case OPT_MERGE:
+			o->merge = 1;
+			break;
 		default:
 			return die_bad_option(prog, c, argv);
 		}
@@ -1419,8 +1435,17 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		return die_usage(prog, "unknown device '%s' (--device "
 				 "or HF_DEVICE: cpu, vulkan or auto)",
 				 o->device);
+	if (o->merge && !o->adapter)
+		return die_usage(prog, "--merge needs --adapter <adapter>");
+	if (o->output && o->merge) {
+		if (o->task != TASK_GENERATE || o->prompt || o->chat ||
+		    o->perplexity)
+			return die_usage(prog, "--merge -o <dir> writes the merged "
+					 "model and runs nothing");
+		return 0;
+	}
 	if (o->output && o->task != TASK_LOGITS)
-		return die_usage(prog, "-o is for --task logits");
+		return die_usage(prog, "-o is for --task logits (or --merge)");
 	if (o->chat && o->task != TASK_GENERATE)
 		return die_usage(prog, "--chat is for generation");
 	/* --perplexity scores all of stdin as plain text: a task, a chat or
@@ -1470,7 +1495,7 @@ int cmd_run(int argc, char **argv)
 {
 	struct run r;
 	struct hf_err err = { 0 };
-	char *tokpath = NULL, *model_dir = NULL;
+	char *tokpath = NULL, *model_dir = NULL, *adapter_dir = NULL;
 	double t0;
 	int rc;
 
@@ -1484,6 +1509,22 @@ int cmd_run(int argc, char **argv)
 	if (resolve_model(&model_dir, r.o.model, &err))
 		return die_err(prog, &err);
 	r.o.model = model_dir;
+	if (r.o.adapter) {
+		if (resolve_model(&adapter_dir, r.o.adapter, &err)) {
+			rc = die_err(prog, &err);
+			goto out;
+		}
+		r.o.adapter = adapter_dir;
+	}
+	if (r.o.merge && r.o.output) {
+		if (hf_merge_adapter(r.o.model, r.o.adapter, r.o.output, &err)) {
+			rc = die_err(prog, &err);
+			goto out;
+		}
+		printf("%s\n", r.o.output);
+		rc = finish_stdout(prog);
+		goto out;
+	}
 	if (r.o.device && (!strcmp(r.o.device, "vulkan") ||
 			   (!strcmp(r.o.device, "auto") &&
 			    hf_backend_vulkan_has_gpu())) &&
@@ -1494,6 +1535,10 @@ int cmd_run(int argc, char **argv)
 	if (hf_model_open(&r.m, r.o.model, r.be, (int)r.o.threads, &err) ||
 	    (r.o.bf16 && hf_backend_cpu_set_compute(hf_model_backend(r.m),
 						    HF_DTYPE_BF16, &err))) {
+		rc = die_err(prog, &err);
+		goto out;
+	}
+	if (r.o.adapter && hf_peft_apply(r.m, r.o.adapter, r.o.merge, &err)) {
 		rc = die_err(prog, &err);
 		goto out;
 	}
@@ -1578,5 +1623,6 @@ out:
 	hf_backend_free(r.be);
 	free(tokpath);
 	free(model_dir);
+	free(adapter_dir);
 	return rc;
 }

@@ -412,6 +412,8 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	     ws_get(m, &m->ridx, HF_DTYPE_I32, n, err) ||
 	     ws_get(m, &m->rwt, HF_DTYPE_F32, n, err)))
 		return err->code;
+	if (lora_ws(m, n, err))
+		return err->code;
 	m->ws_n = n;
 	m->ws_b = B;
 	return 0;

@@ -337,6 +337,7 @@ int hf_model_encode(struct hf_model *m, const int32_t *ids,
 	    (rc = ws_get(m, &first, HF_DTYPE_I32, B, err)) ||
 	    (rc = ws_get(m, &hf, HF_DTYPE_F32, B * H, err)) ||
 	    (rc = ws_get(m, &pool, HF_DTYPE_F32, B * H, err)) ||
+	    (rc = lora_ws(m, N, err)) ||
 	    (rc = hf_buf_upload(bid, 0, ids, N * sizeof(*ids), err)) ||
 	    (rc = hf_buf_upload(bpos, 0, pos, N * sizeof(*pos), err)) ||
 	    (rc = hf_buf_upload(bmask, 0, maskf, N * sizeof(*maskf), err)) ||

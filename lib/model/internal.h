@@ -32,6 +32,7 @@ struct lin {
 	struct hf_buf *b;
 	size_t in, out;
 	struct lin_tap *tap;	/* NULL but while a quantizer watches */
+	struct lin_lora *lora;	/* NULL but with an unmerged adapter */
 };
 
 /* hf_model_set_tap() (tap.c): linear() calls fn with the input before
@@ -121,6 +122,11 @@ struct hf_model {
 	struct hf_buf *lastidx, *hlast, *logits;
 	struct hf_buf *router, *rw, *rexp, *xe, *ye, *ridx, *rwt;
 	struct lin_tap *taps;		/* (nl, HF_MODEL_LAYER_LIN), or NULL */
+	/* unmerged adapters (adapter.c): their low-rank products and the
+	 * workspace rows (x A^T, then B) they go through */
+	struct lin_lora **loras;
+	size_t nloras, lora_r, lora_out;
+	struct hf_buf *lora_xa, *lora_xb;
 };
 
 struct hf_kv {
@@ -194,5 +200,11 @@ int decoder_ws(struct hf_model *m, size_t n, size_t B, int all_logits,
 	       struct hf_err *err);
 /* Restore tapped weights and free the taps (hf_model_free). */
 void taps_free(struct hf_model *m);
+/* Adapters (adapter.c): y += the low-rank product of l's adapter;
+ * its workspace for n rows (after ws_get's of a forward pass); free. */
+void lora_linear(struct hf_buf *y, struct hf_buf *x, const struct lin *l,
+		 size_t n);
+int lora_ws(struct hf_model *m, size_t n, struct hf_err *err);
+void lora_free(struct hf_model *m);
 
 #endif

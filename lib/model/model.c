@@ -212,6 +212,7 @@ void hf_model_free(struct hf_model *m)
 		return;
 	ws_free(m);
 	taps_free(m);
+	lora_free(m);
 	while (m->nbufs)
 		hf_buf_free(m->bufs[--m->nbufs]);
 	free(m->bufs);

@@ -224,4 +224,6 @@ void linear(struct hf_buf *y, struct hf_buf *x, const struct lin *l, size_t n)
 	if (l->tap)
 		l->tap->fn(l->tap->ctx, l->tap->l, l->tap->i, x, n);
 	hf_op_linear(y, x, &l->w, l->b, n);
+	if (l->lora)
+		lora_linear(y, x, l, n);
 }
