@@ -341,7 +341,40 @@ expect "merge into a tied head" 1 "tied to the embeddings" \
 	"$run" -m "$FX/gpt2-tiny" --adapter "$tmp/head" --merge -o "$tmp/head-m"
 [ -e "$tmp/head-m" ] && fail "a refused merge left $tmp/head-m"
 
-# 3. the Vulkan backend runs the unmerged adapter too (when there is one)
+# 3. hf-export --merge-adapter: the GGUF of the adapter folded in equals
+#    the GGUF of the directory hf-run --merge -o wrote, byte for byte
+#    (both directories named "model": general.name comes from it)
+if [ -x "$BIN/hf-export" ]; then
+	: >"$tmp/in"
+	for fx in llama-tiny gpt2-tiny; do
+		mkdir -p "$tmp/gg-$fx"
+		expect "$fx --merge -o for export" 0 "" "$run" -m "$FX/$fx" \
+			--adapter "$tmp/$fx-ad" --merge -o "$tmp/gg-$fx/model" || continue
+		expect "$fx hf-export --merge-adapter" 0 "$tmp/gg-$fx/a.gguf" \
+			"$BIN/hf-export" -m "$FX/$fx" --merge-adapter "$tmp/$fx-ad" \
+			--format gguf --type f32 -o "$tmp/gg-$fx/a.gguf" || continue
+		expect "$fx hf-export of the merged dir" 0 "$tmp/gg-$fx/b.gguf" \
+			"$BIN/hf-export" -m "$tmp/gg-$fx/model" --format gguf \
+			--type f32 -o "$tmp/gg-$fx/b.gguf" || continue
+		expect "$fx hf-export of the base" 0 "$tmp/gg-$fx/c.gguf" \
+			"$BIN/hf-export" -m "$FX/$fx" --format gguf \
+			--type f32 -o "$tmp/gg-$fx/c.gguf" || continue
+		cases=$((cases + 1))
+		cmp -s "$tmp/gg-$fx/a.gguf" "$tmp/gg-$fx/b.gguf" ||
+			fail "$fx: hf-export --merge-adapter differs from the merged directory's export"
+		cases=$((cases + 1))
+		cmp -s "$tmp/gg-$fx/a.gguf" "$tmp/gg-$fx/c.gguf" &&
+			fail "$fx: hf-export --merge-adapter changed nothing"
+	done
+	expect "hf-export --merge-adapter of nothing" 1 "match no module" \
+		"$BIN/hf-export" -m "$FX/llama-tiny" --merge-adapter "$tmp/none" \
+		--format gguf --type f32 -o "$tmp/none.gguf"
+	[ -e "$tmp/none.gguf" ] && fail "a refused export left $tmp/none.gguf"
+else
+	echo "# hf-export is not built: --merge-adapter not checked" >&2
+fi
+
+# 4. the Vulkan backend runs the unmerged adapter too (when there is one)
 if echo '{"ids": [5, 6]}' | "$run" -m "$FX/llama-tiny" --device vulkan \
 	--jsonl --task logits >/dev/null 2>&1; then
 	records llama-tiny
