@@ -341,6 +341,23 @@ expect "merge into a tied head" 1 "tied to the embeddings" \
 	"$run" -m "$FX/gpt2-tiny" --adapter "$tmp/head" --merge -o "$tmp/head-m"
 [ -e "$tmp/head-m" ] && fail "a refused merge left $tmp/head-m"
 
+# 2b. --adapter org/name resolves through the Hub cache as -m does: the
+#     llama-tiny adapter in a cache snapshot gives the directory's logits
+commit=0123456789abcdef0123456789abcdef01234567
+snap=$tmp/hub/models--me--tiny-lora/snapshots/$commit
+mkdir -p "$snap" "$tmp/hub/models--me--tiny-lora/refs"
+printf %s "$commit" >"$tmp/hub/models--me--tiny-lora/refs/main"
+cp "$tmp/llama-tiny-ad"/adapter_* "$snap/"
+records llama-tiny
+logits "--adapter from the cache" "$tmp/hub.jsonl" env HF_HUB_CACHE="$tmp/hub" \
+	"$run" -m "$FX/llama-tiny" --adapter me/tiny-lora &&
+	logits "--adapter the directory" "$tmp/dir.jsonl" "$run" -m "$FX/llama-tiny" \
+		--adapter "$tmp/llama-tiny-ad" &&
+	check "cache = directory" "$tmp/hub.jsonl" "$tmp/dir.jsonl" 0 <<<"$compare"
+expect "--adapter not in the cache" 1 "not in the cache" env \
+	HF_HUB_CACHE="$tmp/hub" "$run" -m "$FX/llama-tiny" --adapter me/absent \
+	--jsonl --task logits
+
 # 3. hf-export --merge-adapter: the GGUF of the adapter folded in equals
 #    the GGUF of the directory hf-run --merge -o wrote, byte for byte
 #    (both directories named "model": general.name comes from it)
