@@ -1,11 +1,15 @@
 /* lib/train/lora.c: the LoRA op's forward and backward, scaling, init,
- * dropout mask and merge (see lora.h for the formulas). Plain loops with
+ * dropout mask and merge (see lora.h for the formulas), and one targeted
+ * linear in training (hf_lora_layer: masks, saved x A^T). Plain loops with
  * double sums: r is small (4 to 64) and the products are dominated by
  * the base weight's, which lib/tensor runs. */
 #include "train/lora.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "gen/gen.h"
 
 float hf_lora_scale(double alpha, size_t r, int rslora)
 {
@@ -147,4 +151,76 @@ void hf_lora_merge(float *W, const float *A, const float *B, size_t in,
 			else
 				W[o * in + i] += d;
 		}
+}
+
+static int layer_grow(struct hf_lora_layer *l, size_t n, struct hf_err *err)
+{
+	float *xa, *gxa, *mask;
+
+	if (n <= l->cap)
+		return 0;
+	xa = realloc(l->xa, n * l->r * sizeof(float));
+	if (xa)
+		l->xa = xa;
+	gxa = realloc(l->gxa, n * l->r * sizeof(float));
+	if (gxa)
+		l->gxa = gxa;
+	mask = realloc(l->mask, n * l->in * sizeof(float));
+	if (mask)
+		l->mask = mask;
+	if (!xa || !gxa || !mask)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	l->cap = n;
+	return 0;
+}
+
+int hf_lora_layer_forward(void *ctx, float *y, const float *x, size_t n,
+			  int recompute, struct hf_err *err)
+{
+	struct hf_lora_layer *l = ctx;
+	int drop = l->training && l->dropout > 0;
+
+	if (recompute && drop && (!l->have_mask || n != l->n))
+		return hf_err_set(err, HF_EINTERNAL,
+				  "lora: a recompute of %zu rows without the "
+				  "forward pass's mask", n);
+	if (layer_grow(l, n, err))
+		return err->code;
+	if (drop && !recompute) {
+		for (size_t i = 0; i < n * l->in; i++)
+			l->mask[i] = (float)hf_rng_uniform(l->rng);
+		hf_lora_dropout_mask(l->mask, l->mask, n * l->in, l->dropout);
+	}
+	l->have_mask = drop;
+	l->n = n;
+	hf_lora_forward(y, l->xa, x, drop ? l->mask : NULL, l->A, l->B, n,
+			l->in, l->r, l->out, l->scale);
+	return 0;
+}
+
+int hf_lora_layer_backward(void *ctx, float *dx, const float *dy,
+			   const float *x, size_t n, struct hf_err *err)
+{
+	struct hf_lora_layer *l = ctx;
+
+	if (n != l->n || n > l->cap)
+		return hf_err_set(err, HF_EINTERNAL,
+				  "lora: a backward of %zu rows after a forward "
+				  "of %zu", n, l->n);
+	hf_lora_backward(dx, l->dA, l->dB, l->gxa, dy, x,
+			 l->have_mask ? l->mask : NULL, l->xa, l->A, l->B, n,
+			 l->in, l->r, l->out, l->scale);
+	return 0;
+}
+
+void hf_lora_layer_free(struct hf_lora_layer *l)
+{
+	if (!l)
+		return;
+	free(l->xa);
+	free(l->gxa);
+	free(l->mask);
+	l->xa = l->gxa = l->mask = NULL;
+	l->cap = l->n = 0;
+	l->have_mask = 0;
 }

@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
+
+struct hf_rng;		/* gen/gen.h */
+
 /* lora_alpha / r, or lora_alpha / sqrt(r) when rslora (use_rslora). */
 float hf_lora_scale(double alpha, size_t r, int rslora);
 
@@ -55,5 +59,35 @@ void hf_lora_backward(float *dx, float *dA, float *dB, float *gxa,
 void hf_lora_merge(float *W, const float *A, const float *B, size_t in,
 		   size_t r, size_t out, float scale, int fan_in_fan_out,
 		   int sign);
+
+/* ---- one LoRA linear in training ----
+ * The forward and backward of one targeted linear as model/train.h's
+ * struct hf_train_adapter calls them (ctx a struct hf_lora_layer):
+ *   ad.ctx = &layer; ad.forward = hf_lora_layer_forward;
+ *   ad.backward = hf_lora_layer_backward;
+ * The forward draws a fresh dropout mask from rng (training and
+ * dropout > 0) unless recompute is set, when it reuses the last one, so
+ * that a checkpointed layer recomputes the same output; it keeps x A^T
+ * for the backward. */
+struct hf_lora_layer {
+	size_t in, out, r;
+	float scale;		/* hf_lora_scale() */
+	float dropout;		/* lora_dropout */
+	int training;		/* 0: no dropout (evaluation) */
+	float *A, *B;		/* (r, in), (out, r): borrowed parameters */
+	float *dA, *dB;		/* their gradients (+=), borrowed; NULL: frozen */
+	struct hf_rng *rng;	/* borrowed: draws the masks */
+	/* owned scratch for cap rows, grown on demand */
+	float *xa, *gxa, *mask;
+	size_t cap, n;
+	int have_mask;
+};
+
+int hf_lora_layer_forward(void *ctx, float *y, const float *x, size_t n,
+			  int recompute, struct hf_err *err);
+int hf_lora_layer_backward(void *ctx, float *dx, const float *dy,
+			   const float *x, size_t n, struct hf_err *err);
+/* Free the scratch (the borrowed pointers stay); zeroed is fine. */
+void hf_lora_layer_free(struct hf_lora_layer *l);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "gen/gen.h"
 #include "train/lora.h"
 
 static uint64_t rs = 0x1234567;
@@ -249,6 +250,74 @@ static void test_backward_matches_finite_differences(void **state)
 	backward_fd(2, 31, 7, 3, 1);
 }
 
+/* The layer glue: the same numbers as the op with its own mask; a
+ * recompute gives the same output; the next step draws a new mask. */
+static void test_layer_recomputes_with_the_same_mask(void **state)
+{
+	size_t n = 4, in = 9, r = 3, out = 5;
+	float *x = rnd(n * in), *A = rnd(r * in), *B = rnd(out * r);
+	float *dy = rnd(n * out), *y1 = calloc(n * out, sizeof(float));
+	float *y2 = calloc(n * out, sizeof(float)), *y3 = calloc(n * out, sizeof(float));
+	float *dA = calloc(r * in, sizeof(float)), *dB = calloc(out * r, sizeof(float));
+	float *dx = calloc(n * in, sizeof(float)), *dx2 = calloc(n * in, sizeof(float));
+	float *dA2 = calloc(r * in, sizeof(float)), *dB2 = calloc(out * r, sizeof(float));
+	float *xa = malloc(n * r * sizeof(float)), *g = malloc(n * r * sizeof(float));
+	struct hf_rng rng;
+	struct hf_err err = { 0 };
+	struct hf_lora_layer l = { .in = in, .out = out, .r = r, .scale = 0.5f,
+				   .dropout = 0.4f, .training = 1, .A = A,
+				   .B = B, .dA = dA, .dB = dB, .rng = &rng };
+	size_t zeros = 0;
+
+	(void)state;
+	hf_rng_seed(&rng, 1);
+	assert_int_equal(hf_lora_layer_forward(&l, y1, x, n, 0, &err), 0);
+	assert_int_equal(hf_lora_layer_forward(&l, y2, x, n, 1, &err), 0);
+	assert_memory_equal(y1, y2, n * out * sizeof(float));
+	for (size_t i = 0; i < n * in; i++)
+		zeros += l.mask[i] == 0.0f;
+	assert_true(zeros > 0 && zeros < n * in);
+	assert_int_equal(hf_lora_layer_backward(&l, dx, dy, x, n, &err), 0);
+	/* the op with that mask gives the same gradients */
+	hf_lora_forward(y3, xa, x, l.mask, A, B, n, in, r, out, 0.5f);
+	assert_memory_equal(y1, y3, n * out * sizeof(float));
+	hf_lora_backward(dx2, dA2, dB2, g, dy, x, l.mask, xa, A, B, n, in, r,
+			 out, 0.5f);
+	assert_memory_equal(dx, dx2, n * in * sizeof(float));
+	assert_memory_equal(dA, dA2, r * in * sizeof(float));
+	assert_memory_equal(dB, dB2, out * r * sizeof(float));
+	/* a new step, a new mask */
+	memset(y2, 0, n * out * sizeof(float));
+	assert_int_equal(hf_lora_layer_forward(&l, y2, x, n, 0, &err), 0);
+	assert_memory_not_equal(y1, y2, n * out * sizeof(float));
+	/* evaluation: no mask */
+	l.training = 0;
+	memset(y2, 0, n * out * sizeof(float));
+	memset(y3, 0, n * out * sizeof(float));
+	assert_int_equal(hf_lora_layer_forward(&l, y2, x, n, 0, &err), 0);
+	hf_lora_forward(y3, xa, x, NULL, A, B, n, in, r, out, 0.5f);
+	assert_memory_equal(y2, y3, n * out * sizeof(float));
+	/* a backward of other rows than the forward's is refused */
+	assert_int_equal(hf_lora_layer_backward(&l, dx, dy, x, n - 1, &err),
+			 HF_EINTERNAL);
+	hf_lora_layer_free(&l);
+	free(x);
+	free(A);
+	free(B);
+	free(dy);
+	free(y1);
+	free(y2);
+	free(y3);
+	free(dA);
+	free(dB);
+	free(dx);
+	free(dx2);
+	free(dA2);
+	free(dB2);
+	free(xa);
+	free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -257,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_dropout_mask_zeroes_p_and_scales_the_rest),
 		cmocka_unit_test(test_forward_equals_merged_weight),
 		cmocka_unit_test(test_backward_matches_finite_differences),
+		cmocka_unit_test(test_layer_recomputes_with_the_same_mask),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
