@@ -81,11 +81,13 @@ function parseArgs(argv) {
 	return o;
 }
 
-/* The ids scripts/bench/run sends to hf-run. */
+/* The ids scripts/bench/run sends to hf-run: 10..1009, or 10..n_vocab-1
+ * for a vocabulary smaller than 1010 (stories260k's 512). */
+let idSpan = 1000;
 function promptIds(n) {
 	const ids = [];
 	for (let i = 0; i < n; i++)
-		ids.push((i * 7919) % 1000 + 10);
+		ids.push((i * 7919) % idSpan + 10);
 	return ids;
 }
 
@@ -147,6 +149,9 @@ async function main() {
 		},
 	});
 	const model = await llama.loadModel({ modelPath: o.model, gpuLayers: 0 });
+	const nVocab = Number(grab(logs, /n_vocab\s*=\s*(\d+)/));
+	if (nVocab > 10)
+		idSpan = Math.min(1000, nVocab - 10);
 	const ctxSize = Math.max(640, o.pp + o.tg + 16);
 	const fa = { on: true, off: false, auto: "auto" }[o.fa];
 	const ctx = await model.createContext({
