@@ -182,10 +182,10 @@ mkadapter() {
 }
 export TMPD=$tmp
 
-# refmerge FIXTURE ADAPTER OUT: the reference merged model, all float32,
-# W + scale * B A summed in double (Conv1D: the transpose).
+# refmerge MODEL_DIR ADAPTER OUT: the reference merged model, all
+# float32, W + scale * B A summed in double (Conv1D: the transpose).
 refmerge() {
-	python3 - "$FX/$1" "$2" "$3" <<-'EOF'
+	python3 - "$1" "$2" "$3" <<-'EOF'
 	import json, os, shutil, sys
 	sys.path.insert(0, os.environ["TMPD"])
 	import st
@@ -263,7 +263,7 @@ logits() {	# NAME OUTFILE CMD...: --task logits records into OUTFILE
 while read -r fx targets r alpha rs; do
 	ad=$tmp/$fx-ad
 	mkadapter "$fx" "$ad" "$r" "$alpha" "$rs" "$targets"
-	refmerge "$fx" "$ad" "$tmp/$fx-ref"
+	refmerge "$FX/$fx" "$ad" "$tmp/$fx-ref"
 	records "$fx"
 	logits "$fx base" "$tmp/base.jsonl" "$run" -m "$FX/$fx" || continue
 	logits "$fx --adapter" "$tmp/ad.jsonl" "$run" -m "$FX/$fx" --adapter "$ad" || continue
@@ -391,16 +391,48 @@ else
 	echo "# hf-export is not built: --merge-adapter not checked" >&2
 fi
 
-# 4. the Vulkan backend runs the unmerged adapter too (when there is one)
+# 4. a quantized base (QLoRA's NF4 and int8): the unmerged adapter runs
+#    on the packed weights, merged at load on their dequantized floats;
+#    both equal the reference merge of the dequantized model (the same
+#    float weights). Writing a merged quantized model is refused.
+q=$BIN/hf-quantize
+records llama-tiny
+for m in nf4 int8; do
+	: >"$tmp/in"
+	expect "quantize $m" 0 "" "$q" -m "$FX/llama-tiny" --method $m \
+		-o "$tmp/q-$m" || continue
+	expect "dequantize $m" 0 "" "$q" -m "$tmp/q-$m" --dequantize \
+		-o "$tmp/q-$m-f" || continue
+	refmerge "$tmp/q-$m-f" "$tmp/llama-tiny-ad" "$tmp/q-$m-ref"
+	records llama-tiny
+	logits "$m --adapter" "$tmp/qa.jsonl" "$run" -m "$tmp/q-$m" \
+		--adapter "$tmp/llama-tiny-ad" || continue
+	logits "$m --adapter --merge" "$tmp/qm.jsonl" "$run" -m "$tmp/q-$m" \
+		--adapter "$tmp/llama-tiny-ad" --merge || continue
+	logits "$m reference" "$tmp/qr.jsonl" "$run" -m "$tmp/q-$m-ref" || continue
+	# 1e-4: as quantize.sh's quantized vs dequantized (the kernels
+	# dequantize in registers; float32 sums in another order)
+	check "$m: unmerged = reference" "$tmp/qa.jsonl" "$tmp/qr.jsonl" 1e-4 <<<"$compare"
+	check "$m: merged at load = reference" "$tmp/qm.jsonl" "$tmp/qr.jsonl" 1e-5 <<<"$compare"
+	expect "$m: --merge -o refused" 1 "a quantized base" "$run" -m "$tmp/q-$m" \
+		--adapter "$tmp/llama-tiny-ad" --merge -o "$tmp/q-$m-merged"
+done
+
+# 5. the Vulkan backend runs adapters too (when there is one): unmerged
+#    and merged, on separate and fused (GPT-2 c_attn) projections
 if echo '{"ids": [5, 6]}' | "$run" -m "$FX/llama-tiny" --device vulkan \
 	--jsonl --task logits >/dev/null 2>&1; then
-	records llama-tiny
-	logits "vulkan --adapter" "$tmp/vk.jsonl" "$run" -m "$FX/llama-tiny" \
-		--device vulkan --adapter "$tmp/llama-tiny-ad" &&
-		logits "cpu --adapter" "$tmp/cpu.jsonl" "$run" -m "$FX/llama-tiny" \
-			--adapter "$tmp/llama-tiny-ad" &&
-		check "vulkan = cpu with an adapter" "$tmp/vk.jsonl" "$tmp/cpu.jsonl" \
-			1e-4 <<<"$compare"
+	for fx in llama-tiny gpt2-tiny; do
+		records $fx
+		for mg in "" --merge; do
+			logits "$fx vulkan --adapter $mg" "$tmp/vk.jsonl" "$run" \
+				-m "$FX/$fx" --device vulkan --adapter "$tmp/$fx-ad" $mg &&
+				logits "$fx cpu --adapter $mg" "$tmp/cpu.jsonl" "$run" \
+					-m "$FX/$fx" --adapter "$tmp/$fx-ad" $mg &&
+				check "$fx: vulkan = cpu with an adapter $mg" \
+					"$tmp/vk.jsonl" "$tmp/cpu.jsonl" 1e-4 <<<"$compare"
+		done
+	done
 else
 	echo "# no Vulkan device: adapters checked on the CPU only" >&2
 fi
