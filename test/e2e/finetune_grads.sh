@@ -182,7 +182,7 @@ expect "nothing to learn" 1 "no label to learn from" -m "$m" --data "$d" --grads
 expect "missing data file" 1 "$tmp/none.jsonl" -m "$m" --data "$tmp/none.jsonl" --grads "$g"
 printf '{"ids": [1, 2, 3]}\n' >"$d"
 expect "gpt2 has no training forward yet" 1 "has no training forward" -m "$FX/gpt2-tiny" --data "$d" --grads "$g"
-expect "no --grads" 2 "--grads <file> is required" -m "$m" --data "$d"
+expect "neither -o nor --grads" 2 "(or --grads <file>) is required" -m "$m" --data "$d"
 expect "no --data" 2 "--data <file.jsonl> is required" -m "$m" --grads "$g"
 expect "bad --batch" 2 "--batch '0'" -m "$m" --data "$d" --batch 0 --grads "$g"
 expect "unknown option" 2 "--frobnicate" -m "$m" --data "$d" --grads "$g" --frobnicate
