@@ -759,18 +759,19 @@ static int train(const struct opts *o, struct hf_model *m, const char *model_dir
 	if (r.rank == 0)
 		hf_progress_init(&pb, "train", r.total, 0);
 	while (r.st.step < r.total) {
-		double mt[4] = { 0 }, t0 = hf_now(), ev = 0.0;
+		double mt[4] = { 0 }, t0 = hf_now(), ev = 0.0, secs;
 		int32_t s;
 		int do_eval;
 
 		if (step(&r, mb, mt, &err))
 			goto fail;
+		secs = hf_now() - t0;
 		do_eval = r.eval && ((o->eval_every && r.st.step % (uint64_t)o->eval_every == 0) ||
 				     r.st.step == r.total);
 		if (do_eval && r.rank == 0 && evaluate(&r, &ev, &err))
 			goto fail;
 		if (r.rank == 0) {
-			if (print_metrics(&r, mt, hf_now() - t0, do_eval ? &ev : NULL)) {
+			if (print_metrics(&r, mt, secs, do_eval ? &ev : NULL)) {
 				hf_err_set(&err, HF_EIO, "cannot write the metrics to stdout");
 				goto fail;
 			}
