@@ -412,11 +412,12 @@ struct hf_param *hf_train_find(struct hf_train *t, const char *name)
 int hf_train_set_trainable(struct hf_train *t, size_t i, int on,
 			   struct hf_err *err)
 {
-	struct hf_param *p = &t->p[i];
+	struct hf_param *p;
 
 	if (i >= t->np)
 		return hf_err_set(err, HF_EINVAL, "no parameter %zu (of %zu)",
 				  i, t->np);
+	p = &t->p[i];
 	if (!on) {
 		free(p->g);
 		p->g = NULL;
