@@ -620,7 +620,7 @@ static int lin_bwd(struct hf_train *t, size_t li, float *dx, const float *dy,
 	if (!n)
 		return 0;
 	hf_linear_backward(dx, t->p[l->pub.w].g, db, dy, x, t->p[l->pub.w].w,
-			   n, l->pub.in, l->pub.out);
+			   n, l->pub.in, l->pub.out, t->pool);
 	return l->has_ad ? l->ad.backward(l->ad.ctx, dx, dy, x, n, err) : 0;
 }
 

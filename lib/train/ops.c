@@ -66,30 +66,51 @@ void hf_linear_forward(float *y, const float *x, const float *w,
 	hf_matmul(y, x, w, HF_DTYPE_F32, b, n, in, out, pool);
 }
 
-void hf_linear_backward(float *dx, float *dw, float *db, const float *dy,
-			const float *x, const float *w, size_t n, size_t in,
-			size_t out)
+struct lin_bwd {
+	float *dx, *dw, *db;
+	const float *dy, *x, *w;
+	size_t n, in, out;
+};
+
+/* Thread ith's share: columns of dx, rows of dW and db, each thread's
+ * own cblas_sgemm (OpenBLAS runs on one thread: tensor/matmul.c). */
+static void lin_bwd_job(void *ctx, int ith, int nth)
 {
-	if (!n)
-		return;
-	/* dx (n, in) += dy (n, out) . W (out, in) */
-	if (dx)
+	const struct lin_bwd *a = ctx;
+	size_t n = a->n, in = a->in, out = a->out, c0, c1, o0, o1;
+
+	hf_pool_split(in, ith, nth, &c0, &c1);
+	hf_pool_split(out, ith, nth, &o0, &o1);
+	/* dx[:, c0:c1] (n, in) += dy (n, out) . W[:, c0:c1] */
+	if (a->dx && c1 > c0)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n,
-			    (int)in, (int)out, 1.0f, dy, (int)out, w, (int)in,
-			    1.0f, dx, (int)in);
-	/* dW (out, in) += dy^T (out, n) . x (n, in) */
-	if (dw)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out,
-			    (int)in, (int)n, 1.0f, dy, (int)out, x, (int)in,
-			    1.0f, dw, (int)in);
-	if (db)
-		for (size_t o = 0; o < out; o++) {
+			    (int)(c1 - c0), (int)out, 1.0f, a->dy, (int)out,
+			    a->w + c0, (int)in, 1.0f, a->dx + c0, (int)in);
+	/* dW[o0:o1] (out, in) += dy[:, o0:o1]^T . x (n, in) */
+	if (a->dw && o1 > o0)
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+			    (int)(o1 - o0), (int)in, (int)n, 1.0f, a->dy + o0,
+			    (int)out, a->x, (int)in, 1.0f, a->dw + o0 * in,
+			    (int)in);
+	if (a->db)
+		for (size_t o = o0; o < o1; o++) {
 			double s = 0.0;
 
 			for (size_t r = 0; r < n; r++)
-				s += dy[r * out + o];
-			db[o] += (float)s;
+				s += a->dy[r * out + o];
+			a->db[o] += (float)s;
 		}
+}
+
+void hf_linear_backward(float *dx, float *dw, float *db, const float *dy,
+			const float *x, const float *w, size_t n, size_t in,
+			size_t out, struct hf_pool *pool)
+{
+	struct lin_bwd a = { dx, dw, db, dy, x, w, n, in, out };
+
+	if (!n || (!dx && !dw && !db))
+		return;
+	hf_pool_run(pool, lin_bwd_job, &a);
 }
 
 void hf_linear_forward_ref(float *y, const float *x, const float *w,

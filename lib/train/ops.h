@@ -58,13 +58,14 @@ void hf_add_backward(float *da, float *db, const float *dy, size_t n);
  *   dx (n, in)  += dy (n, out) . W
  *   dW (out, in) += dy^T . x
  *   db (out)    += sum over rows of dy
- * Each of dx, dw, db may be NULL. */
+ * Each of dx, dw, db may be NULL. pool splits the columns of dx and
+ * the rows of dW among its threads (OpenBLAS itself runs on one). */
 void hf_linear_forward(float *y, const float *x, const float *w,
 		       const float *b, size_t n, size_t in, size_t out,
 		       struct hf_pool *pool);
 void hf_linear_backward(float *dx, float *dw, float *db, const float *dy,
 			const float *x, const float *w, size_t n, size_t in,
-			size_t out);
+			size_t out, struct hf_pool *pool);
 /* The plain loops of both (sums in double), to test the others by. */
 void hf_linear_forward_ref(float *y, const float *x, const float *w,
 			   const float *b, size_t n, size_t in, size_t out);

@@ -142,6 +142,7 @@ struct lin_ctx {
 	size_t n, in, out;
 	/* fused: two row views [0, o1) and [o1, out) */
 	size_t o1;
+	struct hf_pool *pool;
 };
 
 static double lin_loss(void *c_)
@@ -152,21 +153,22 @@ static double lin_loss(void *c_)
 		size_t o2 = c->out - c->o1;
 
 		hf_linear_forward(c->y, c->x, c->w, c->b, c->n, c->in, c->o1,
-				  NULL);
+				  c->pool);
 		hf_linear_forward(c->y + c->n * c->o1, c->x, c->w + c->o1 * c->in,
 				  c->b ? c->b + c->o1 : NULL, c->n, c->in, o2,
-				  NULL);
+				  c->pool);
 	} else {
 		hf_linear_forward(c->y, c->x, c->w, c->b, c->n, c->in, c->out,
-				  NULL);
+				  c->pool);
 	}
 	return dotd(c->y, c->r, c->n * c->out);
 }
 
 static void linear_case(size_t n, size_t in, size_t out, int bias,
-			size_t o1, const char *isa)
+			size_t o1, const char *isa, struct hf_pool *pool)
 {
-	struct lin_ctx c = { .n = n, .in = in, .out = out, .o1 = o1 };
+	struct lin_ctx c = { .n = n, .in = in, .out = out, .o1 = o1,
+			     .pool = pool };
 	float *dx = zeros(n * in), *dw = zeros(out * in), *db = zeros(out);
 	float *pre = rnd(out * in, 1.0f), *dw2, *rx = zeros(n * in);
 	float *rw = zeros(out * in), *rb = zeros(out);
@@ -183,12 +185,12 @@ static void linear_case(size_t n, size_t in, size_t out, int bias,
 		size_t o2 = out - o1;
 
 		hf_linear_backward(dx, dw, bias ? db : NULL, c.r, c.x, c.w, n,
-				   in, o1);
+				   in, o1, pool);
 		hf_linear_backward(dx, dw + o1 * in, bias ? db + o1 : NULL,
-				   c.r + n * o1, c.x, c.w + o1 * in, n, in, o2);
+				   c.r + n * o1, c.x, c.w + o1 * in, n, in, o2, pool);
 	} else {
 		hf_linear_backward(dx, dw, bias ? db : NULL, c.r, c.x, c.w, n,
-				   in, out);
+				   in, out, pool);
 		hf_linear_backward_ref(rx, rw, bias ? rb : NULL, c.r, c.x, c.w,
 				       n, in, out);
 		for (size_t i = 0; i < n * in; i++)
@@ -198,8 +200,9 @@ static void linear_case(size_t n, size_t in, size_t out, int bias,
 			assert_float_equal(dw[i], rw[i],
 					   1e-5 * (1 + fabsf(rw[i])));
 	}
-	snprintf(what, sizeof(what), "%s linear n %zu in %zu out %zu%s%s dx",
-		 isa, n, in, out, bias ? " bias" : "", o1 ? " fused" : "");
+	snprintf(what, sizeof(what), "%s linear n %zu in %zu out %zu%s%s%s dx",
+		 isa, n, in, out, bias ? " bias" : "", o1 ? " fused" : "",
+		 pool ? " 3 threads" : "");
 	fd_check(what, c.x, n * in, dx, lin_loss, &c, TOL);
 	what[strlen(what) - 1] = 'w';
 	fd_check(what, c.w, out * in, dw, lin_loss, &c, TOL);
@@ -212,8 +215,8 @@ static void linear_case(size_t n, size_t in, size_t out, int bias,
 	memcpy(dw2, pre, out * in * sizeof(float));
 	memset(rw, 0, out * in * sizeof(float));
 	if (!o1) {
-		hf_linear_backward(NULL, dw2, NULL, c.r, c.x, c.w, n, in, out);
-		hf_linear_backward(NULL, rw, NULL, c.r, c.x, c.w, n, in, out);
+		hf_linear_backward(NULL, dw2, NULL, c.r, c.x, c.w, n, in, out, pool);
+		hf_linear_backward(NULL, rw, NULL, c.r, c.x, c.w, n, in, out, pool);
 		check_adds("linear dw", dw2, pre, rw, out * in);
 	}
 	free(dx), free(dw), free(db), free(pre), free(dw2), free(rx);
@@ -223,19 +226,28 @@ static void linear_case(size_t n, size_t in, size_t out, int bias,
 
 static void linear_on(enum hf_matmul_isa isa)
 {
+	struct hf_pool *pools[2] = { NULL, NULL };
+	struct hf_err err = { 0 };
+
 	if (hf_matmul_set_isa(isa)) {
 		printf("# %s: not on this CPU, skipped\n", isa_names[isa]);
 		skip();
 	}
-	/* n 1 (the matrix-vector path), 7, 17, 33 (no multiple of 8 or
-	 * 16); odd in and out */
-	linear_case(1, 13, 11, 1, 0, isa_names[isa]);
-	linear_case(7, 13, 11, 0, 0, isa_names[isa]);
-	linear_case(17, 21, 9, 1, 0, isa_names[isa]);
-	linear_case(33, 19, 35, 1, 0, isa_names[isa]);
-	/* fused q/k/v-like and gate/up-like row views */
-	linear_case(7, 13, 15, 1, 9, isa_names[isa]);
-	linear_case(17, 11, 22, 0, 11, isa_names[isa]);
+	assert_int_equal(hf_pool_create(&pools[1], 3, &err), 0);
+	for (int p = 0; p < 2; p++) {
+		/* n 1 (the matrix-vector path), 7, 17, 33 (no multiple
+		 * of 8 or 16); odd in and out, fewer outputs than
+		 * threads */
+		linear_case(1, 13, 11, 1, 0, isa_names[isa], pools[p]);
+		linear_case(7, 13, 11, 0, 0, isa_names[isa], pools[p]);
+		linear_case(17, 21, 9, 1, 0, isa_names[isa], pools[p]);
+		linear_case(33, 19, 35, 1, 0, isa_names[isa], pools[p]);
+		linear_case(5, 2, 2, 1, 0, isa_names[isa], pools[p]);
+		/* fused q/k/v-like and gate/up-like row views */
+		linear_case(7, 13, 15, 1, 9, isa_names[isa], pools[p]);
+		linear_case(17, 11, 22, 0, 11, isa_names[isa], pools[p]);
+	}
+	hf_pool_free(pools[1]);
 	/* the forward against its reference on this ISA */
 	{
 		size_t n = 19, in = 23, out = 29;
