@@ -562,6 +562,10 @@ static int resume(struct run *r, const json_t *config, const json_t *options,
 					dir, hf_adamw_steps(r->opt), r->st.step);
 		hf_data_seek(r->data, r->st.pos);
 	}
+	/* a checkpoint of this output is the one the next save replaces */
+	if (!rc && !strncmp(dir, r->o->out, strlen(r->o->out)) &&
+	    !strncmp(dir + strlen(r->o->out), "/checkpoint-", 12))
+		r->last_ckpt = strdup(dir);
 	json_decref(r->st.options);
 	json_decref(r->st.config);
 	r->st.options = json_incref((json_t *)options);
