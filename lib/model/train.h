@@ -65,6 +65,9 @@ struct hf_train;	/* opaque */
 
 struct hf_train_opts {
 	int checkpointing;	/* recompute layer activations in backward */
+	size_t logit_rows;	/* rows of logits held at a time (the head and
+				 * the loss run chunk by chunk, forward and
+				 * backward at once); 0: 4M logits' worth */
 };
 
 /* A stored tensor as float32 and its gradient. */

@@ -70,7 +70,8 @@ struct hf_train {
 	float *xs;			/* (nl + 1, N, H) layer inputs */
 	struct lact *acts;		/* nl, or 1 when checkpointing */
 	size_t nacts;
-	float *hfin, *rstdf, *logits, *lse;
+	float *hfin, *rstdf, *logits, *lse;	/* logits: chunk rows */
+	size_t chunk;			/* rows of logits at a time */
 	float *tmp, *fz;		/* (N, H); fused products */
 	float *dX, *dh, *dq, *dk, *dv, *dq2, *dk2, *datt;
 	float *dg, *du, *da, *dlog, *dfz, *dxe, *dye, *dsw, *drw, *drl;
@@ -533,7 +534,7 @@ static void carve_all(struct hf_train *t, struct carver *c, size_t N,
 		carve_act(t, c, &t->acts[i], N, B);
 	t->hfin = F(N * H);
 	t->rstdf = F(N);
-	t->logits = F(N * t->V);
+	t->logits = F(t->chunk * t->V);
 	t->lse = F(N);
 	t->tmp = F(N * H);
 	t->fz = F(N * fz);
@@ -548,7 +549,7 @@ static void carve_all(struct hf_train *t, struct carver *c, size_t N,
 	t->dg = F(NK * I);
 	t->du = F(NK * I);
 	t->da = F(NK * I);
-	t->dlog = F(N * t->V);
+	t->dlog = F(t->chunk * t->V);
 	t->dfz = F(N * fz);
 	if (t->E) {
 		t->dxe = F(NK * H);
@@ -578,6 +579,12 @@ static int buffers(struct hf_train *t, size_t B, size_t T, int keep,
 	free(t->acts);
 	t->arena = NULL;
 	t->capN = 0;
+	/* the head runs on chunks of rows of at most 4M logits, forward
+	 * and backward at once, so (N, V) is never held (49152 x 2048
+	 * would be 400 MB, twice over with its gradient) */
+	t->chunk = t->o.logit_rows ? t->o.logit_rows :
+				     ((size_t)4 << 20) / t->V;
+	t->chunk = t->chunk < 1 ? 1 : t->chunk > N ? N : t->chunk;
 	t->acts = calloc(na, sizeof(*t->acts));
 	if (!t->acts)
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
@@ -905,16 +912,49 @@ static int check_batch(struct hf_train *t, const int32_t *ids,
 	return 0;
 }
 
-/* The forward of B rows of T tokens up to the logits and the summed
- * loss; keep: activations of every layer (or, checkpointing, only the
- * layer inputs) for a backward. */
+/* The head and the loss on rows of hfin, chunk by chunk; with denom
+ * (the backward) also the head's backward into t->dh, zeroed first. */
+static int head(struct hf_train *t, size_t N, const double *denom,
+		double *sum, struct hf_err *err)
+{
+	size_t H = t->H, V = t->V, c;
+	int rc;
+
+	*sum = 0.0;
+	if (denom)
+		ZERO(t->dh, N * H);
+	for (size_t r0 = 0; r0 < N; r0 += t->chunk) {
+		size_t n = N - r0 < t->chunk ? N - r0 : t->chunk;
+
+		if ((rc = lin_fwd(t, t->head, t->logits, t->hfin + r0 * H, n, 0,
+				  err)))
+			return rc;
+		*sum += hf_xent_forward(t->lse + r0, t->logits, t->tgt + r0, n,
+					V, &c);
+		if (!denom)
+			continue;
+		ZERO(t->dlog, n * V);
+		hf_xent_backward(t->dlog, t->logits, t->lse + r0, t->tgt + r0,
+				 n, V, (float)(1.0 / *denom));
+		if ((rc = lin_bwd(t, t->head, t->dh + r0 * H, t->dlog,
+				  t->hfin + r0 * H, n, err)))
+			return rc;
+	}
+	return 0;
+}
+
+/* The forward of B rows of T tokens and the summed loss; keep:
+ * activations of every layer (or, checkpointing, only the layer
+ * inputs) for a backward, whose loss is divided by *denom (<= 0 on
+ * entry: the count, set here), and the head's backward is done here
+ * (into t->dh). */
 static int forward(struct hf_train *t, const int32_t *ids,
 		   const int32_t *labels, const int32_t *mask, size_t B,
-		   size_t T, int keep, double *sum, size_t *count,
-		   struct hf_err *err)
+		   size_t T, int keep, double *denom, double *sum,
+		   size_t *count, struct hf_err *err)
 {
 	struct hf_model *m = t->m;
-	size_t N = B * T, H = t->H;
+	size_t N = B * T, H = t->H, c = 0;
 	int rc;
 
 	if ((rc = check_batch(t, ids, labels, B, T, err)) ||
@@ -944,10 +984,17 @@ static int forward(struct hf_train *t, const int32_t *ids,
 			return rc;
 	hf_rmsnorm_forward(t->hfin, t->rstdf, t->xs + t->nl * N * H,
 			   gw(t, t->norm), N, H, t->eps, t->add_one);
-	if ((rc = lin_fwd(t, t->head, t->logits, t->hfin, N, 0, err)))
-		return rc;
-	*sum = hf_xent_forward(t->lse, t->logits, t->tgt, N, t->V, count);
-	return 0;
+	for (size_t r = 0; r < N; r++)
+		c += t->tgt[r] != HF_IGNORE_INDEX;
+	*count = c;
+	if (denom && *denom <= 0) {
+		if (!c)
+			return hf_err_set(err, HF_EINVAL,
+					  "no label to learn from: every label "
+					  "after the first position is -100");
+		*denom = (double)c;
+	}
+	return head(t, N, denom, sum, err);
 }
 
 int hf_train_eval(struct hf_train *t, const int32_t *ids,
@@ -957,7 +1004,8 @@ int hf_train_eval(struct hf_train *t, const int32_t *ids,
 	double sum;
 	int rc;
 
-	if ((rc = forward(t, ids, labels, mask, B, T, 0, &sum, count, err)))
+	if ((rc = forward(t, ids, labels, mask, B, T, 0, NULL, &sum, count,
+			  err)))
 		return rc;
 	*loss = *count ? sum / (double)*count : 0.0;
 	return 0;
@@ -972,23 +1020,12 @@ int hf_train_step(struct hf_train *t, const int32_t *ids,
 	double sum;
 	int rc;
 
-	if ((rc = forward(t, ids, labels, mask, B, T, 1, &sum, count, err)))
+	/* the forward, and the head's backward chunk by chunk with it */
+	if ((rc = forward(t, ids, labels, mask, B, T, 1, &denom, &sum, count,
+			  err)))
 		return rc;
-	if (denom <= 0) {
-		if (!*count)
-			return hf_err_set(err, HF_EINVAL,
-					  "no label to learn from: every label "
-					  "after the first position is -100");
-		denom = (double)*count;
-	}
 	*loss = sum / denom;
-	/* the head and the final norm */
-	ZERO(t->dlog, N * t->V);
-	hf_xent_backward(t->dlog, t->logits, t->lse, t->tgt, N, t->V,
-			 (float)(1.0 / denom));
-	ZERO(t->dh, N * H);
-	if ((rc = lin_bwd(t, t->head, t->dh, t->dlog, t->hfin, N, err)))
-		return rc;
+	/* the final norm */
 	ZERO(t->dX, N * H);
 	hf_rmsnorm_backward(t->dX, gg(t, t->norm), t->dh,
 			    t->xs + t->nl * N * H, gw(t, t->norm), t->rstdf,
