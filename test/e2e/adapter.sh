@@ -313,6 +313,34 @@ bert-tiny query,value,dense 5 16 0
 phi3-tiny qkv_proj,gate_up_proj 2 4 0
 EOF
 
+# 1b. generation replays recorded decode steps: the adapter's products
+#     must be in the recording. Greedy ids of the unmerged adapter equal
+#     the merged ones (and differ from the base's), CPU and Vulkan.
+gen_ids() {	# NAME OUT CMD...: the "ids" of each generated record
+	local name=$1 o=$2
+	shift 2
+	expect "$name" 0 '"ids":[' "$@" --jsonl -n 12 &&
+		python3 -c 'import json, sys
+for l in open(sys.argv[1]): print(json.loads(l)["ids"])' "$tmp/out" >"$o"
+}
+records llama-tiny
+devs=cpu
+echo '{"ids": [5, 6]}' | "$run" -m "$FX/llama-tiny" --device vulkan \
+	--jsonl --task logits >/dev/null 2>&1 && devs="cpu vulkan"
+for dev in $devs; do
+	gen_ids "$dev generate base" "$tmp/g0" "$run" -m "$FX/llama-tiny" \
+		--device $dev &&
+	gen_ids "$dev generate --adapter" "$tmp/g1" "$run" -m "$FX/llama-tiny" \
+		--device $dev --adapter "$tmp/llama-tiny-ad" &&
+	gen_ids "$dev generate --merge" "$tmp/g2" "$run" -m "$FX/llama-tiny" \
+		--device $dev --adapter "$tmp/llama-tiny-ad" --merge || continue
+	cases=$((cases + 1))
+	cmp -s "$tmp/g1" "$tmp/g2" ||
+		fail "$dev: greedy ids with the adapter: $(cat "$tmp/g1") merged: $(cat "$tmp/g2")"
+	cases=$((cases + 1))
+	cmp -s "$tmp/g0" "$tmp/g1" && fail "$dev: the adapter changes no greedy id"
+done
+
 # 2. bad adapters: one clear line naming the culprit
 records llama-tiny
 mkadapter llama-tiny "$tmp/none" 4 8 0 no_such_proj
