@@ -14,8 +14,10 @@
 #     (what llama-quantize runs, default parameters, no importance matrix)
 #     writes from our f32 export: same names, types, shapes and bytes;
 #   - llama.cpp's tokenizer, read from the exported file, gives hf-tokenize's
-#     ids on the tokenizer corpus for the models that carry a tokenizer
-#     (stories260k).
+#     ids on the tokenizer corpus for stories260k (the model fixture that
+#     carries a tokenizer) and for the gpt2 and llama3_1 tokenizer fixtures
+#     on models made for them;
+#   - tq1_0/tq2_0 on a BitNet checkpoint of llama-tiny, likewise.
 # Needs the runtimes of scripts/bootstrap-runtimes (test/runtimes): without
 # them it exits 77, which meson reports as skipped. The checks are python3
 # over the two programs' outputs; nothing is compared with our own earlier
@@ -110,8 +112,9 @@ ok() {
 	return 0
 }
 
-# Types hf-export writes for a float model (tq1_0/tq2_0 are for BitNet
-# checkpoints), and those whose blocks must equal llama-quantize's.
+# Types hf-export writes for a float model (tq1_0/tq2_0, for BitNet
+# checkpoints, are proven on one below), and those whose blocks must
+# equal llama-quantize's.
 types="f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_K q5_K q6_K"
 quant_types="q8_0 q4_0 q4_1 q5_0 q5_1 q4_K q5_K q6_K"
 
@@ -149,6 +152,7 @@ bound() { # TYPE KIND(logits|embed|stories) GELU(0|1)
 	q4_K:*) echo rel:0.5 ;;		# 0.255 mixtral-tiny
 	q4_0:*) echo rel:0.8 ;;		# 0.445 mixtral-tiny
 	q4_1:*) echo rel:0.8 ;;		# 0.423 mixtral-tiny
+	tq1_0:*|tq2_0:*) echo rel:0.5 ;; # 0.245 llama-tiny-bitnet (rows < 256)
 	*) echo "no bound for type $1" >&2; echo rel:0 ;;
 	esac
 }
@@ -247,22 +251,24 @@ for d in "$FX"/models/*/ "$MODELS/stories260k/"; do
 	esac
 done
 
-for dir in "${models[@]}"; do
-	name=$(basename "$dir")
+# prove NAME DIR HFDIR REFDIR TYPES QTYPES: export DIR at each of TYPES,
+# score REFDIR's prompts with llama.cpp against hf-run on HFDIR (DIR
+# itself, or the quantized checkpoint DIR was dequantized from), and hold
+# the tensors at each of QTYPES against llama_model_quantize's of the f32
+# export.
+prove() {
+	local name=$1 dir=$2 hfdir=$3 ref=$4 types=$5 qtypes=$6 t g strict
 	# encoders' references hold mean-pooled embeddings, decoders' logits
-	kind=logits task=logits key=logits
-	if grep -q '"mean_pooled"' "$dir/reference.json"; then
+	local kind=logits task=logits key=logits gelu=0 lists
+	if grep -q '"mean_pooled"' "$ref/reference.json"; then
 		kind=embed task=embed key=embedding
 	fi
 	[ "$name" = stories260k ] && kind=stories
-	gelu=0
 	grep -Eq '"(hidden_act|hidden_activation|activation|activation_function)": *"gelu' \
 		"$dir/config.json" && gelu=1
-	mapfile -t lists < <(prompts "$dir")
-	if ! ok "$name: hf-run --task $task" "${wrap[@]}" "$BIN/hf-run" -m "$dir" \
-		--jsonl --task "$task" <"$tmp/in"; then
-		continue
-	fi
+	mapfile -t lists < <(prompts "$ref")
+	ok "$name: hf-run --task $task" "${wrap[@]}" "$BIN/hf-run" -m "$hfdir" \
+		--jsonl --task "$task" <"$tmp/in" || return
 	mv "$tmp/out" "$tmp/$name.hf.jsonl"
 	for t in $types; do
 		g=$tmp/$name.$t.gguf
@@ -277,7 +283,7 @@ for dir in "${models[@]}"; do
 			"$tmp/$name.$t.lc.jsonl" "$tmp/$name.hf.jsonl" \
 			"$key" "$(bound "$t" "$kind" "$gelu")" "$strict"
 	done
-	for t in $quant_types; do
+	for t in $qtypes; do
 		[ -f "$tmp/$name.$t.gguf" ] && [ -f "$tmp/$name.f32.gguf" ] || continue
 		ok "$name $t: llama_model_quantize of the f32 export" "$lcpp" \
 			quantize "$tmp/$name.f32.gguf" "$tmp/$name.$t.ref.gguf" "$t" ||
@@ -291,7 +297,27 @@ for dir in "${models[@]}"; do
 	[ "$name" = stories260k ] && mv "$tmp/$name.f32.gguf" "$tmp/keep.gguf" 2>/dev/null
 	rm -f "$tmp/$name".*.gguf
 	[ -f "$tmp/keep.gguf" ] && mv "$tmp/keep.gguf" "$tmp/$name.f32.gguf"
+}
+
+for dir in "${models[@]}"; do
+	prove "$(basename "$dir")" "$dir" "$dir" "$dir" "$types" "$quant_types"
 done
+
+# tq1_0 and tq2_0 are for BitNet checkpoints: llama-tiny through
+# hf-quantize --method bitnet (ternary weights, one scale a tensor), whose
+# dequantized directory hf-export reads (it takes float weights). hf-run
+# scores the BitNet checkpoint itself: the f32 export must give its logits
+# within the float32 bar, and the TQ blocks must be llama-quantize's.
+if [ -z "${EXPORT_MODELS:-}" ] || [[ " $EXPORT_MODELS " == *" bitnet "* ]]; then
+	bn=$tmp/llama-tiny-bitnet
+	if ok "bitnet: hf-quantize --method bitnet" "${wrap[@]}" "$BIN/hf-quantize" \
+		-m "$FX/models/llama-tiny" --method bitnet -o "$bn" </dev/null &&
+	   ok "bitnet: hf-quantize --dequantize" "${wrap[@]}" "$BIN/hf-quantize" \
+		-m "$bn" --dequantize -o "$bn-float" </dev/null; then
+		prove llama-tiny-bitnet "$bn-float" "$bn" "$FX/models/llama-tiny" \
+			"f32 tq1_0 tq2_0" "tq1_0 tq2_0"
+	fi
+fi
 
 # stories260k: greedy decoding and the tokenizer, from its f32 export.
 s=$MODELS/stories260k
@@ -319,6 +345,69 @@ if [ -f "$g" ]; then
 elif [ -z "${EXPORT_MODELS:-}" ]; then
 	fail "stories260k: no f32 export to run greedy decoding and the tokenizer on"
 fi
+
+# The tokenizer fixtures that llama.cpp's tokenizer follows exactly, each
+# on a model made for it here: tokenizer.json (+ tokenizer_config.json) of
+# test/fixtures/tokenizers/<name>, a one-layer llama of the tokenizer's
+# vocabulary size with zero weights (only the vocabulary is read: llamacpp
+# tokenize loads vocab_only). Others were measured and left out, for
+# differences of llama.cpp's own tokenizer, not of the file: qwen3
+# (llama.cpp runs no NFC normalizer: 10 of 279 strings, and it matches the
+# text "</s>" as the end-of-generation token it guesses from its spelling),
+# deepseek_v3 (llama.cpp adds BOS as tokenizer_config.json's add_bos_token
+# says, as transformers does, where tokenizer.json's post-processor, which
+# hf-tokenize follows, adds none), bert-base-uncased (15 of 279: control
+# characters, Hangul, Devanagari, Bengali, long words), llama2 and pegasus
+# (hf-export refuses them: no tokenizer.model, a Unigram model).
+mkmodel='
+import json, os, struct, sys
+src, out = sys.argv[1], sys.argv[2]
+tok = json.load(open(os.path.join(src, "tokenizer.json")))
+ids = list(tok["model"]["vocab"].values()) + [a["id"] for a in tok.get("added_tokens", [])]
+V, H, I = max(ids) + 1, 16, 32
+os.makedirs(out)
+for f in ("tokenizer.json", "tokenizer_config.json"):
+    if os.path.exists(os.path.join(src, f)):
+        open(os.path.join(out, f), "wb").write(open(os.path.join(src, f), "rb").read())
+json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": H,
+           "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+           "intermediate_size": I, "vocab_size": V, "max_position_embeddings": 64,
+           "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": True,
+           "hidden_act": "silu"}, open(os.path.join(out, "config.json"), "w"))
+t = {"model.embed_tokens.weight": [V, H], "model.norm.weight": [H],
+     "model.layers.0.input_layernorm.weight": [H],
+     "model.layers.0.post_attention_layernorm.weight": [H]}
+for n, shape in (("self_attn.q_proj", [H, H]), ("self_attn.k_proj", [H, H]),
+                 ("self_attn.v_proj", [H, H]), ("self_attn.o_proj", [H, H]),
+                 ("mlp.gate_proj", [I, H]), ("mlp.up_proj", [I, H]), ("mlp.down_proj", [H, I])):
+    t["model.layers.0.%s.weight" % n] = shape
+hdr, off = {}, 0
+for n, shape in t.items():
+    k = 2 * shape[0] * (shape[1] if len(shape) > 1 else 1)
+    hdr[n] = {"dtype": "BF16", "shape": shape, "data_offsets": [off, off + k]}
+    off += k
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+with open(os.path.join(out, "model.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h + bytes(off))
+'
+for tk in gpt2 llama3_1; do
+	[ -z "${EXPORT_MODELS:-}" ] || [[ " $EXPORT_MODELS " == *" $tk "* ]] || continue
+	corpus=$FX/tokenizers/corpus.jsonl
+	m=$tmp/tok-$tk
+	cases=$((cases + 1))
+	python3 -c "$mkmodel" "$FX/tokenizers/$tk" "$m" 2>"$tmp/err" ||
+		{ fail "tokenizer $tk: making its model: $(head -c 400 "$tmp/err")"; continue; }
+	ok "tokenizer $tk: hf-export" "${wrap[@]}" "$BIN/hf-export" -m "$m" \
+		--format gguf --type f32 -o "$m.gguf" </dev/null || continue
+	ok "tokenizer $tk: hf-tokenize" "${wrap[@]}" "$BIN/hf-tokenize" -m "$m" \
+		--jsonl <"$corpus" || continue
+	mv "$tmp/out" "$tmp/tok.hf"
+	ok "tokenizer $tk: llama.cpp tokenize" "$lcpp" tokenize "$m.gguf" --jsonl \
+		<"$corpus" &&
+		check "tokenizer $tk" "$tok_cmp" "$tmp/tok.hf" "$tmp/out" "$corpus"
+	rm -rf "$m" "$m.gguf"
+done
 
 # Controls, that the checks above can fail: another model's file scored on
 # llama-tiny's prompts is over even the loosest bound, and a tensor whose
