@@ -17,6 +17,7 @@
  * The host picks it where the subgroup size is fixed, so that NDL dims
  * per lane cover head_dim. */
 #extension GL_GOOGLE_include_directive : require
+/* KV_F16, KV_BF16, KV_INT8, KV_Q4: k and v hold that type (kv.glsl). */
 
 layout(constant_id = 0) const uint WG = 32;
 layout(constant_id = 1) const uint MAXD = 128;	/* head_dim <= MAXD */
@@ -28,8 +29,19 @@ layout(local_size_x_id = 0) in;
 #include "pc.h"
 
 layout(std430, binding = 0) readonly buffer Qbuf { float q[]; };
+#include "kv.glsl"
+#ifdef KV_WORDS
+/* a cache of another type: element e of the float32 layout, at k_off */
+layout(std430, binding = 1) readonly buffer Kbuf { uint k[]; };
+layout(std430, binding = 2) readonly buffer Vbuf { uint v[]; };
+#define KAT(e) KV_LOAD(k, pc.o[1], (e) - pc.o[1])
+#define VAT(e) KV_LOAD(v, pc.o[2], (e) - pc.o[2])
+#else
 layout(std430, binding = 1) readonly buffer Kbuf { float k[]; };
 layout(std430, binding = 2) readonly buffer Vbuf { float v[]; };
+#define KAT(e) k[e]
+#define VAT(e) v[e]
+#endif
 layout(std430, binding = 3) writeonly buffer Obuf { float o[]; };
 layout(std430, binding = 4) readonly buffer Pbuf { int pos[]; };
 layout(std430, binding = 5) readonly buffer Mbuf { float mask[]; };
@@ -84,7 +96,7 @@ void main()
 				const uint d = lane + i * sgs;
 				if (d < hd)
 					part += qv[i] *
-						k[kb + j * pc.p.k_stride + d];
+						KAT(kb + j * pc.p.k_stride + d);
 			}
 			s = subgroupAdd(part) * pc.p.scale;
 			if (pc.p.softcap != 0.0)
@@ -98,7 +110,7 @@ void main()
 				const uint d = lane + i * sgs;
 				if (d < hd)
 					acc[i] = acc[i] * corr + pj *
-						v[vb + j * pc.p.v_stride + d];
+						VAT(vb + j * pc.p.v_stride + d);
 			}
 			m = mn;
 		}
@@ -158,7 +170,7 @@ void main()
 		if (ok) {
 			float dot = 0.0;
 			for (uint d = 0; d < hd; d++)
-				dot += qs[d] * k[kb + j * pc.p.k_stride + d];
+				dot += qs[d] * KAT(kb + j * pc.p.k_stride + d);
 			s = dot * pc.p.scale;
 			if (pc.p.softcap != 0.0)
 				s = pc.p.softcap * tanh_safe(s / pc.p.softcap);
@@ -176,8 +188,8 @@ void main()
 			if (d < hd) {
 				float a = acc[i] * corr;
 				for (uint jj = 0; jj < nb; jj++)
-					a += ps[jj] * v[vb + (j0 + jj) *
-							pc.p.v_stride + d];
+					a += ps[jj] * VAT(vb + (j0 + jj) *
+							pc.p.v_stride + d);
 				acc[i] = a;
 			}
 		}

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backend/kvfmt.h"
 #include "backend/vulkan/backend_vk.h"
 #include "cli.h"
 #include "core/file.h"
@@ -64,6 +65,8 @@ static const char usage[] =
 	"      --device <dev>        cpu (default), vulkan, or auto (a GPU if "
 	"there is one)\n"
 	"      --dtype <type>        matmul compute type: f32 (default), bf16\n"
+	"      --kv-cache <type>     KV cache type: f32 (default), f16, bf16, "
+	"int8, q4\n"
 	"  -v, --verbose             timings to stderr\n"
 	"  -h, --help\n";
 
@@ -75,6 +78,7 @@ struct opts {
 	const char *model, *prompt, *output, *device;
 	const char *adapter;	/* --adapter, or NULL */
 	int merge;		/* --merge */
+	const char *kv_cache;	/* --kv-cache, or NULL */
 	int chat, jsonl, verbose, normalize, perplexity;
 	int bf16;	/* --dtype bf16 */
 	enum task task;
@@ -1236,6 +1240,7 @@ enum {
 	OPT_MINP, OPT_REP, OPT_SEED, OPT_STOP, OPT_LOGPROBS, OPT_BATCH,
 	OPT_NORMALIZE, OPT_PPL, OPT_CTX, OPT_STRIDE, OPT_DTYPE, OPT_DEVICE,
 	OPT_ADAPTER, OPT_MERGE,
+	OPT_KV_CACHE,
 };
 
 static const struct option longopts[] = {
@@ -1266,6 +1271,7 @@ static const struct option longopts[] = {
 	{ "device", required_argument, NULL, OPT_DEVICE },
 	{ "adapter", required_argument, NULL, OPT_ADAPTER },
 	{ "merge", no_argument, NULL, OPT_MERGE },
+	{ "kv-cache", required_argument, NULL, OPT_KV_CACHE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -1419,6 +1425,13 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		case OPT_MERGE:
 			o->merge = 1;
 			break;
+		case OPT_KV_CACHE:
+			if (hf_kv_type_parse(optarg) < 0)
+				return die_usage(prog, "bad --kv-cache '%s' "
+						 "(f32, f16, bf16, int8 or q4)",
+						 optarg);
+			o->kv_cache = optarg;
+			break;
 		default:
 			return die_bad_option(prog, c, argv);
 		}
@@ -1542,6 +1555,11 @@ int cmd_run(int argc, char **argv)
 		rc = die_err(prog, &err);
 		goto out;
 	}
+	if (r.o.kv_cache && !hf_model_is_encoder(r.m) &&
+	    hf_model_set_kv_cache(r.m, r.o.kv_cache, &err)) {
+		rc = die_err(prog, &err);
+		goto out;
+	}
 	tokpath = hf_path_join(r.o.model, "tokenizer.json");
 	if (tokpath && hf_file_exists(tokpath) &&
 	    (hf_tok_load(&r.tok, r.o.model, &err) ||
@@ -1581,6 +1599,13 @@ int cmd_run(int argc, char **argv)
 			hf_model_config(r.m)->model_type, hf_model_layers(r.m),
 			r.load_ms, dev, cpu ? " (" : "",
 			cpu ? hf_matmul_isa_name() : "", cpu ? " kernels)" : "");
+		if (!hf_model_is_encoder(r.m))
+			fprintf(stderr, "%s: KV cache %s: %zu bytes a token "
+				"(%.1f MiB a 1024-token context)\n", prog,
+				hf_model_kv_cache(r.m),
+				hf_model_kv_token_bytes(r.m),
+				hf_model_kv_token_bytes(r.m) * 1024.0 /
+				1048576.0);
 	}
 	if (r.o.perplexity) {
 		rc = perplexity(&r, &err);

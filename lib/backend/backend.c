@@ -1,6 +1,7 @@
 /* lib/backend/backend.c: what every backend shares: buffer bookkeeping,
  * op records, recording and replay. */
 #include "backend/backend.h"
+#include "backend/kvfmt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -394,15 +395,37 @@ void hf_op_softmax(struct hf_buf *x, size_t rows, size_t cols)
 	hf_op_run(x->be, &op);
 }
 
+void hf_op_kv_store_as(struct hf_buf *cache, struct hf_buf *x,
+		       struct hf_buf *cols, size_t B, size_t T, size_t C,
+		       size_t width, int kvt, size_t head_dim)
+{
+	struct hf_op op = { HF_OP_KV_STORE, cache, { x, cols },
+			    { (int64_t)B, (int64_t)T, (int64_t)C,
+			      (int64_t)width, kvt, (int64_t)head_dim } };
+
+	hf_op_run(cache->be, &op);
+}
+
 void hf_op_kv_store(struct hf_buf *cache, struct hf_buf *x,
 		    struct hf_buf *cols, size_t B, size_t T, size_t C,
 		    size_t width)
 {
-	struct hf_op op = { HF_OP_KV_STORE, cache, { x, cols },
-			    { (int64_t)B, (int64_t)T, (int64_t)C,
-			      (int64_t)width } };
+	hf_op_kv_store_as(cache, x, cols, B, T, C, width, HF_KV_F32, 1);
+}
 
-	hf_op_run(cache->be, &op);
+void hf_op_attention_as(struct hf_buf *o, struct hf_buf *q,
+			struct hf_buf *k, struct hf_buf *v,
+			struct hf_buf *mask, struct hf_buf *cols, size_t B,
+			size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+			int causal, size_t window, float scale, int kvt)
+{
+	struct hf_op op = { HF_OP_ATTENTION, o, { q, k, v, mask, cols },
+			    { (int64_t)B, (int64_t)T, (int64_t)C, (int64_t)hq,
+			      (int64_t)hkv, (int64_t)d, causal,
+			      (int64_t)window, kvt },
+			    { scale } };
+
+	hf_op_run(o->be, &op);
 }
 
 void hf_op_attention(struct hf_buf *o, struct hf_buf *q, struct hf_buf *k,
@@ -410,13 +433,8 @@ void hf_op_attention(struct hf_buf *o, struct hf_buf *q, struct hf_buf *k,
 		     size_t B, size_t T, size_t C, size_t hq, size_t hkv,
 		     size_t d, int causal, size_t window, float scale)
 {
-	struct hf_op op = { HF_OP_ATTENTION, o, { q, k, v, mask, cols },
-			    { (int64_t)B, (int64_t)T, (int64_t)C, (int64_t)hq,
-			      (int64_t)hkv, (int64_t)d, causal,
-			      (int64_t)window },
-			    { scale } };
-
-	hf_op_run(o->be, &op);
+	hf_op_attention_as(o, q, k, v, mask, cols, B, T, C, hq, hkv, d,
+			   causal, window, scale, HF_KV_F32);
 }
 
 void hf_op_glu(struct hf_buf *y, struct hf_buf *gate, struct hf_buf *up,

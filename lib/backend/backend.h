@@ -128,8 +128,10 @@ enum hf_op_code {
 	HF_OP_SOFTMAX,
 	/* Write new keys or values into a cache: c[b][cols[b*T + t]] =
 	 * x[b*T + t]; a column outside [0, C) writes nothing.
-	 * dst c (B, C, width), src0 x (B * T, width), src1 cols (B * T) I32.
-	 * ip: B, T, C, width. */
+	 	 * dst c (B, C, width), src0 x (B * T, width), src1 cols (B * T) I32.
+	 * The cache holds the type kvt (backend/kvfmt.h: a column is
+	 * hf_kv_bytes(kvt, width, head_dim) bytes).
+	 * ip: B, T, C, width, kvt, head_dim. */
 	HF_OP_KV_STORE,
 	/* Scaled dot-product attention over a cache.
 	 * dst o (B * T, hq * d), src0 q (B * T, hq * d), src1 k (B, C, hkv * d),
@@ -140,8 +142,9 @@ enum hf_op_code {
 	 * sees columns j < past + T with mask[b][j] != 0 and, when causal,
 	 * j <= past + t, and, when window > 0, (past + t) - j < window. With
 	 * cols, only causal attention is supported. Head h reads kv head
-	 * h / (hq / hkv) (GQA, MQA). A query that sees nothing gets zeros.
-	 * ip: B, T, C, hq, hkv, d, causal, window. fp: scale. */
+	 	 * h / (hq / hkv) (GQA, MQA). A query that sees nothing gets zeros.
+	 * k and v hold the type kvt (backend/kvfmt.h).
+	 * ip: B, T, C, hq, hkv, d, causal, window, kvt. fp: scale. */
 	HF_OP_ATTENTION,
 	/* y = act(gate) * up, (rows, cols) each; gate and up may be views.
 	 * dst y, src0 gate, src1 up. ip: rows, cols, act. */
@@ -343,6 +346,15 @@ void hf_op_attention(struct hf_buf *o, struct hf_buf *q, struct hf_buf *k,
 		     struct hf_buf *v, struct hf_buf *mask, struct hf_buf *cols,
 		     size_t B, size_t T, size_t C, size_t hq, size_t hkv,
 		     size_t d, int causal, size_t window, float scale);
+/* The same over a cache of another type (enum hf_kv_type). */
+void hf_op_kv_store_as(struct hf_buf *cache, struct hf_buf *x,
+		       struct hf_buf *cols, size_t B, size_t T, size_t C,
+		       size_t width, int kvt, size_t head_dim);
+void hf_op_attention_as(struct hf_buf *o, struct hf_buf *q,
+			struct hf_buf *k, struct hf_buf *v,
+			struct hf_buf *mask, struct hf_buf *cols, size_t B,
+			size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+			int causal, size_t window, float scale, int kvt);
 void hf_op_glu(struct hf_buf *y, struct hf_buf *gate, struct hf_buf *up,
 	       size_t rows, size_t cols, enum hf_act act);
 void hf_op_act(struct hf_buf *y, struct hf_buf *x, size_t n, enum hf_act act);

@@ -576,11 +576,13 @@ static int decoder_ops(struct hf_model *m, struct hf_kv *kv, size_t B,
 			hf_op_rope(m->k, m->pos, m->inv_freq, N, m->hkv, m->hd,
 				   m->rot_dim, HF_ROPE_HALF, m->rope_scaling);
 		}
-		hf_op_kv_store(kv->k[l], m->k, m->cols, B, T, C, ko);
-		hf_op_kv_store(kv->v[l], m->v, m->cols, B, T, C, ko);
-		hf_op_attention(m->att, m->q, kv->k[l], kv->v[l], kv->mask,
-				m->cols, B, T, C, m->hq, m->hkv, m->hd, 1,
-				L->window, scale);
+		hf_op_kv_store_as(kv->k[l], m->k, m->cols, B, T, C, ko,
+				  kv->kvt, m->hd);
+		hf_op_kv_store_as(kv->v[l], m->v, m->cols, B, T, C, ko,
+				  kv->kvt, m->hd);
+		hf_op_attention_as(m->att, m->q, kv->k[l], kv->v[l], kv->mask,
+				   m->cols, B, T, C, m->hq, m->hkv, m->hd, 1,
+				   L->window, scale, kv->kvt);
 		linear(m->tmp, m->att, &L->o, N);
 		hf_op_add(m->x, m->x, m->tmp, N * H);
 		if (gpt2) {

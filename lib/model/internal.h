@@ -117,6 +117,8 @@ struct hf_model {
 	size_t ws_n, ws_b;
 	unsigned ws_gen;
 	int replay;			/* record and replay decode steps */
+	int kv_type;			/* caches hf_kv_new() makes:
+					 * enum hf_kv_type */
 	struct hf_buf *x, *h, *q, *k, *v, *att, *tmp, *g, *u, *ids, *pos;
 	struct hf_buf *cols;		/* (n) I32 cache column per token */
 	struct hf_buf *lastidx, *hlast, *logits;
@@ -133,6 +135,7 @@ struct hf_kv {
 	struct hf_model *m;
 	size_t B, C, len;
 	struct hf_buf **k, **v;		/* per layer (B, C, hkv * hd) */
+	int kvt;			/* their type: enum hf_kv_type */
 	struct hf_buf *mask;		/* (B, C) F32 */
 	float *mask_host;
 	int64_t *count;			/* valid tokens per row */

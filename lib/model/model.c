@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/kvfmt.h"
 #include "core/file.h"
 
 struct hf_buf *keep(struct hf_model *m, struct hf_buf *b)
@@ -311,7 +312,8 @@ int hf_kv_new(struct hf_kv **out, struct hf_model *m, size_t batch,
 	      size_t cap, struct hf_err *err)
 {
 	struct hf_kv *kv;
-	size_t w = m->hkv * m->hd;
+	size_t w = m->hkv * m->hd, n;
+	enum hf_dtype dt;
 
 	*out = NULL;
 	if (m->encoder)
@@ -333,11 +335,15 @@ int hf_kv_new(struct hf_kv **out, struct hf_model *m, size_t batch,
 		hf_kv_free(kv);
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	}
+	kv->kvt = m->kv_type;
+	dt = kv->kvt == HF_KV_F32 ? HF_DTYPE_F32 : kv->kvt == HF_KV_F16 ?
+		HF_DTYPE_F16 : kv->kvt == HF_KV_BF16 ? HF_DTYPE_BF16 :
+		HF_DTYPE_U8;
+	n = dt == HF_DTYPE_U8 ? batch * cap * hf_kv_bytes(kv->kvt, w, m->hd) :
+		batch * cap * w;
 	for (size_t l = 0; l < m->nl; l++)
-		if (hf_buf_alloc(&kv->k[l], m->be, HF_DTYPE_F32, batch * cap * w,
-				 err) ||
-		    hf_buf_alloc(&kv->v[l], m->be, HF_DTYPE_F32, batch * cap * w,
-				 err)) {
+		if (hf_buf_alloc(&kv->k[l], m->be, dt, n, err) ||
+		    hf_buf_alloc(&kv->v[l], m->be, dt, n, err)) {
 			hf_kv_free(kv);
 			return hf_err_prefix(err, "KV cache of %zu x %zu tokens",
 					     batch, cap);
@@ -348,6 +354,38 @@ int hf_kv_new(struct hf_kv **out, struct hf_model *m, size_t batch,
 	}
 	*out = kv;
 	return 0;
+}
+
+int hf_model_set_kv_cache(struct hf_model *m, const char *type,
+			  struct hf_err *err)
+{
+	int t = hf_kv_type_parse(type);
+
+	if (t < 0)
+		return hf_err_set(err, HF_EINVAL,
+				  "KV cache type '%s': the types are f32, f16, bf16, int8, q4",
+				  type);
+	if (m->encoder)
+		return hf_err_set(err, HF_EINVAL,
+				  "%s: an encoder has no KV cache", m->dir);
+	if (!hf_kv_fits(t, m->hd))
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "%s: a %s KV cache needs a head size that is a multiple of 8 (it is %zu)",
+				  m->dir, type, m->hd);
+	m->kv_type = t;
+	return 0;
+}
+
+size_t hf_model_kv_token_bytes(const struct hf_model *m)
+{
+	if (m->encoder)
+		return 0;
+	return 2 * m->nl * hf_kv_bytes(m->kv_type, m->hkv * m->hd, m->hd);
+}
+
+const char *hf_model_kv_cache(const struct hf_model *m)
+{
+	return hf_kv_type_name(m->kv_type);
 }
 
 void hf_kv_free(struct hf_kv *kv)

@@ -57,6 +57,14 @@ size_t hf_model_weight_bytes(const struct hf_model *m);
 int hf_kv_new(struct hf_kv **out, struct hf_model *m, size_t batch,
 	      size_t cap, struct hf_err *err);
 void hf_kv_free(struct hf_kv *kv);	/* NULL is fine */
+/* The type of the caches hf_kv_new() makes from now on: "f32" (default),
+ * "f16", "bf16", "int8" or "q4" (backend/kvfmt.h says how each stores a
+ * value). */
+int hf_model_set_kv_cache(struct hf_model *m, const char *type,
+			  struct hf_err *err);
+const char *hf_model_kv_cache(const struct hf_model *m);	/* its type */
+/* Bytes a token takes in a cache (keys and values of every layer). */
+size_t hf_model_kv_token_bytes(const struct hf_model *m);
 void hf_kv_reset(struct hf_kv *kv);	/* empty, same size */
 size_t hf_kv_len(const struct hf_kv *kv);	/* tokens (columns) held */
 size_t hf_kv_cap(const struct hf_kv *kv);

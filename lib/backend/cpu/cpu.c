@@ -4,6 +4,7 @@
  * enough work to pay for waking the threads. */
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/kvfmt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ static void run_range(struct cpu *c, const struct hf_op *op, size_t i0,
 		hf_cpu_softmax(FD, i0, i1, IP(1));
 		break;
 	case HF_OP_ATTENTION:
-		hf_cpu_attention(FD, F(0), F(1), F(2),
+				hf_cpu_attention(FD, F(0), F(1), F(2), (int)op->ip[8],
 				 op->src[3] ? F(3) : NULL, i0, i1, IP(1),
 				 IP(2), IP(3), IP(4), IP(5), att_past(op),
 				 (int)op->ip[6], IP(7), op->fp[0]);
@@ -266,11 +267,41 @@ static void att_split_fn(void *ctx, int ith, int nth)
 
 	hf_pool_split(a->items, ith, nth, &b, &e);
 	if (b < e)
-		hf_cpu_attention_split(a->po, a->ml, F(0), F(1), F(2),
+				hf_cpu_attention_split(a->po, a->ml, F(0), F(1), F(2),
+				       (int)op->ip[8],
 				       op->src[3] ? F(3) : NULL, b, e, IP(0),
 				       IP(1), IP(2), IP(3), IP(4), IP(5),
 				       att_past(op), (int)op->ip[6], IP(7),
 				       op->fp[0], a->S);
+}
+
+/* The plain loop (head_dim over 256, over 64 query heads a kv head), on
+ * float32 copies of a cache of another type. */
+static int attention_ref(const struct hf_op *op, struct hf_err *err)
+{
+	int kvt = (int)op->ip[8];
+	size_t n = IP(0) * IP(2) * IP(4) * IP(5);
+	float *k = F(1), *v = F(2), *kf = NULL, *vf = NULL;
+
+	if (kvt != HF_KV_F32) {
+		kf = malloc(n * sizeof(float));
+		vf = malloc(n * sizeof(float));
+		if (!kf || !vf) {
+			free(kf);
+			free(vf);
+			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		}
+		hf_kv_load(kvt, kf, k, n, IP(5));
+		hf_kv_load(kvt, vf, v, n, IP(5));
+		k = kf;
+		v = vf;
+	}
+	hf_cpu_attention_ref(FD, F(0), k, v, op->src[3] ? F(3) : NULL, IP(0),
+			     IP(1), IP(2), IP(3), IP(4), IP(5), att_past(op),
+			     (int)op->ip[6], IP(7), op->fp[0]);
+	free(kf);
+	free(vf);
+	return 0;
 }
 
 /* 1 if the op ran split, 0 if it should run whole. */
@@ -322,14 +353,18 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 			    c->compute, c->pool);
 		return 0;
 	}
-	case HF_OP_KV_STORE: {
+		case HF_OP_KV_STORE: {
 		size_t B = IP(0), T = IP(1), C = IP(2), w = IP(3);
+		int kvt = (int)op->ip[4];
+		size_t hd = kvt == HF_KV_F32 ? 1 : IP(5);
+		size_t rb = hf_kv_bytes(kvt, w, hd);
 		const int32_t *cols = op->src[1]->host;
 
 		for (size_t i = 0; i < B * T; i++)
 			if (cols[i] >= 0 && (size_t)cols[i] < C)
-				memcpy(FD + (i / T * C + (size_t)cols[i]) * w,
-				       F(0) + i * w, w * sizeof(float));
+				hf_kv_store(kvt, (char *)op->dst->host +
+					    (i / T * C + (size_t)cols[i]) * rb,
+					    F(0) + i * w, w, hd);
 		return 0;
 	}
 	case HF_OP_ADD_ROWS: {
@@ -389,14 +424,8 @@ static int cpu_exec(struct hf_backend *be, const struct hf_op *op,
 			return hf_err_set(err, HF_EINVAL,
 					  "attention: past %zu + %zu queries is over the %zu cache columns",
 					  att_past(op), IP(1), IP(2));
-		if (IP(5) > 256 || IP(3) / IP(4) > 64) {
-			hf_cpu_attention_ref(FD, F(0), F(1), F(2),
-					     op->src[3] ? F(3) : NULL, IP(0),
-					     IP(1), IP(2), IP(3), IP(4), IP(5),
-					     att_past(op), (int)op->ip[6],
-					     IP(7), op->fp[0]);
-			return 0;
-		}
+				if (IP(5) > 256 || IP(3) / IP(4) > 64)
+			return attention_ref(op, err);
 		if (attention_split(c, op))
 			return 0;
 		j.items = hf_cpu_attention_items(IP(0), IP(1), IP(4));

@@ -3,6 +3,7 @@
  * each comment; all arithmetic is float32 except where a sum is kept in
  * double (noted), which only makes results closer to the exact value. */
 #include "backend/cpu/kernels.h"
+#include "backend/kvfmt.h"
 
 #include <float.h>
 #include <math.h>
@@ -376,13 +377,17 @@ size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv)
  * nqb) of the keys of item it % (B * hkv * nqb), its output unscaled in
  * o + s * B * T * hq * d and its running max and sum in ml. */
 static inline __attribute__((always_inline)) void
-att_run(float *o, float *ml, const float *q, const float *k, const float *v,
-	const float *mask, size_t i0, size_t i1, size_t B, size_t T,
-	size_t C, size_t hq, size_t hkv, size_t d, size_t past, int causal,
-	size_t window, float scale, size_t S)
+att_run(float *o, float *ml, const float *q, const void *k, const void *v,
+	int kvt, const float *mask, size_t i0, size_t i1, size_t B,
+	size_t T, size_t C, size_t hq, size_t hkv, size_t d, size_t past,
+	int causal, size_t window, float scale, size_t S)
 {
 	size_t G = hq / hkv, kvw = hkv * d, nqb = (T + HF_ATT_QB - 1) / HF_ATT_QB;
 	size_t nit = B * hkv * nqb;
+	size_t rb = hf_kv_bytes(kvt, kvw, d), hb = hf_kv_bytes(kvt, d, d);
+	/* a key block's rows of this kv head as float32, where the cache
+	 * holds another type (backend/kvfmt.h) */
+	float ktile[HF_ATT_KB * 256], vtile[HF_ATT_KB * 256];
 	vkb kt[256];		/* kt[i][jj] = k[j0 + jj][i] */
 	float mx[HF_ATT_QB * HF_ATT_MAXG], sum[HF_ATT_QB * HF_ATT_MAXG];
 	float *o0 = o;
@@ -417,15 +422,32 @@ att_run(float *o, float *ml, const float *q, const float *k, const float *v,
 		}
 		for (size_t j0 = j_beg; j0 < j_end; j0 += HF_ATT_KB) {
 			size_t nb = j_end - j0 < HF_ATT_KB ? j_end - j0 : HF_ATT_KB;
-			size_t ik = 0;
+						size_t ik = 0, ks = kvw;	/* key rows, their stride */
+			const float *kb, *vb;
 
+			if (kvt == HF_KV_F32) {
+				kb = (const float *)k + (b * C + j0) * kvw + kh * d;
+				vb = (const float *)v + (b * C + j0) * kvw + kh * d;
+			} else {
+				for (size_t jj = 0; jj < nb; jj++) {
+					size_t at = (b * C + j0 + jj) * rb + kh * hb;
+
+					hf_kv_load(kvt, ktile + jj * d,
+						   (const char *)k + at, d, d);
+					hf_kv_load(kvt, vtile + jj * d,
+						   (const char *)v + at, d, d);
+				}
+				kb = ktile;
+				vb = vtile;
+				ks = d;
+			}
 #ifdef HF_ATT_SHUF
 			for (; ik + HF_VL <= d; ik += HF_VL)
-				kt_fill16(kt + ik, k + (b * C + j0) * kvw +
-					  kh * d + ik, kvw, nb);
+				kt_fill16(kt + ik, kb + ik, ks, nb);
 #endif
 			for (size_t jj = 0; jj < HF_ATT_KB && ik < d; jj++) {
-				const float *kr = k + (b * C + j0 + jj) * kvw + kh * d;
+				const float *kr = kb + jj * ks;
+
 
 				for (size_t i = ik; i < d; i++)
 					kt[i][jj] = jj < nb ? kr[i] : 0.0f;
@@ -494,16 +516,14 @@ att_run(float *o, float *ml, const float *q, const float *k, const float *v,
 					size_t jj = 0;
 
 					for (; jj + 2 <= nb; jj += 2) {
-						memcpy(&x, v + (b * C + j0 + jj) * kvw +
-						       kh * d + i, sizeof(x));
+						memcpy(&x, vb + jj * ks + i, sizeof(x));
 						e += pr[jj] * x;
-						memcpy(&x, v + (b * C + j0 + jj + 1) *
-						       kvw + kh * d + i, sizeof(x));
+						memcpy(&x, vb + (jj + 1) * ks + i,
+						       sizeof(x));
 						od += pr[jj + 1] * x;
 					}
 					if (jj < nb) {
-						memcpy(&x, v + (b * C + j0 + jj) * kvw +
-						       kh * d + i, sizeof(x));
+						memcpy(&x, vb + jj * ks + i, sizeof(x));
 						e += pr[jj] * x;
 					}
 					memcpy(&ch, ov + i, sizeof(ch));
@@ -511,8 +531,7 @@ att_run(float *o, float *ml, const float *q, const float *k, const float *v,
 					memcpy(ov + i, &ch, sizeof(ch));
 				}
 				for (size_t jj = 0; i < d && jj < nb; jj++) {
-					const float *vv = v + (b * C + j0 + jj) * kvw +
-							  kh * d;
+					const float *vv = vb + jj * ks;
 
 					for (size_t i2 = i; i2 < d; i2++)
 						ov[i2] += pr[jj] * vv[i2];
@@ -541,24 +560,26 @@ att_run(float *o, float *ml, const float *q, const float *k, const float *v,
 }
 
 HF_CPU_CLONES
-void hf_cpu_attention(float *o, const float *q, const float *k,
-		      const float *v, const float *mask, size_t i0, size_t i1,
-		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
-		      size_t past, int causal, size_t window, float scale)
+void hf_cpu_attention(float *o, const float *q, const void *k,
+		      const void *v, int kvt, const float *mask, size_t i0,
+		      size_t i1, size_t T, size_t C, size_t hq, size_t hkv,
+		      size_t d, size_t past, int causal, size_t window,
+		      float scale)
 {
-	att_run(o, NULL, q, k, v, mask, i0, i1, 0, T, C, hq, hkv, d, past,
-		causal, window, scale, 1);
+	att_run(o, NULL, q, k, v, kvt, mask, i0, i1, 0, T, C, hq, hkv, d,
+		past, causal, window, scale, 1);
 }
 
 HF_CPU_CLONES
 void hf_cpu_attention_split(float *po, float *ml, const float *q,
-			    const float *k, const float *v, const float *mask,
-			    size_t i0, size_t i1, size_t B, size_t T, size_t C,
-			    size_t hq, size_t hkv, size_t d, size_t past,
-			    int causal, size_t window, float scale, size_t S)
+			    const void *k, const void *v, int kvt,
+			    const float *mask, size_t i0, size_t i1, size_t B,
+			    size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+			    size_t past, int causal, size_t window, float scale,
+			    size_t S)
 {
-	att_run(po, ml, q, k, v, mask, i0, i1, B, T, C, hq, hkv, d, past,
-		causal, window, scale, S);
+	att_run(po, ml, q, k, v, kvt, mask, i0, i1, B, T, C, hq, hkv, d,
+		past, causal, window, scale, S);
 }
 
 void hf_cpu_attention_merge(float *o, const float *po, const float *ml,

@@ -44,10 +44,12 @@ void hf_cpu_glu_ref(float *y, const float *gate, const float *up, size_t n,
  * of queries). head_dim <= 256 and hq / hkv <= 64 (checked by the
  * backend, which falls back to the _ref loop beyond). */
 size_t hf_cpu_attention_items(size_t B, size_t T, size_t hkv);
-void hf_cpu_attention(float *o, const float *q, const float *k,
-		      const float *v, const float *mask, size_t i0, size_t i1,
-		      size_t T, size_t C, size_t hq, size_t hkv, size_t d,
-		      size_t past, int causal, size_t window, float scale);
+/* k and v: the cache in the type kvt (backend/kvfmt.h). */
+void hf_cpu_attention(float *o, const float *q, const void *k,
+		      const void *v, int kvt, const float *mask, size_t i0,
+		      size_t i1, size_t T, size_t C, size_t hq, size_t hkv,
+		      size_t d, size_t past, int causal, size_t window,
+		      float scale);
 /* The same with the keys of each item cut in S <= 64 splits (whole
  * blocks of keys each), for decode steps with fewer items than threads:
  * items [i0, i1) of S * hf_cpu_attention_items(); split s writes its
@@ -55,10 +57,11 @@ void hf_cpu_attention(float *o, const float *q, const float *k,
  * and sum per (query, head) to ml (S, B * T * hq, 2). merge combines
  * them into o (B * T * hq rows of d), as FlashDecoding does. */
 void hf_cpu_attention_split(float *po, float *ml, const float *q,
-			    const float *k, const float *v, const float *mask,
-			    size_t i0, size_t i1, size_t B, size_t T, size_t C,
-			    size_t hq, size_t hkv, size_t d, size_t past,
-			    int causal, size_t window, float scale, size_t S);
+			    const void *k, const void *v, int kvt,
+			    const float *mask, size_t i0, size_t i1, size_t B,
+			    size_t T, size_t C, size_t hq, size_t hkv, size_t d,
+			    size_t past, int causal, size_t window, float scale,
+			    size_t S);
 void hf_cpu_attention_merge(float *o, const float *po, const float *ml,
 			    size_t rows, size_t d, size_t S);
 void hf_cpu_attention_ref(float *o, const float *q, const float *k,

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/kvfmt.h"
 #include "backend/vulkan/backend_vk.h"
 #include "backend/vulkan/vk_impl.h"
 #include "core/log.h"
@@ -298,16 +299,21 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 		 * row at columns read from the device, so a replay writes
 		 * the next column */
 		const uint32_t B = IP(0), T = IP(1), C = IP(2), w = IP(3);
+		const int kvt = (int)op->ip[4];
+		const uint32_t hd = kvt == HF_KV_F32 ? 1 : IP(5);
+		const size_t rb = hf_kv_bytes(kvt, w, hd);
 		struct hf_vk_buf *cols = D(1, t1), yb, ib;
 
 		for (uint32_t b = 0; b < B; b++) {
 			struct hf_vk_view x = { D(0, t0), b * T * w, w };
 
-			if ((rc = hf_vk_op_set_rows(s,
-					narrow(&yb, y, (size_t)b * C * w * 4,
-					       (size_t)C * w * 4), C, x,
-					narrow(&ib, cols, (size_t)b * T * 4,
-					       (size_t)T * 4), T, w, err)))
+			narrow(&yb, y, (size_t)b * C * rb, (size_t)C * rb);
+			narrow(&ib, cols, (size_t)b * T * 4, (size_t)T * 4);
+			rc = kvt == HF_KV_F32 ?
+				hf_vk_op_set_rows(s, &yb, C, x, &ib, T, w, err) :
+				hf_vk_op_set_rows_kv(s, &yb, C, x, &ib, T, w,
+						     kvt, hd, err);
+			if (rc)
 				return rc;
 		}
 		return 0;
@@ -327,6 +333,7 @@ static int record(struct hf_vk_seq *s, const struct hf_op *op,
 			.n_kv = cols ? C : T, .kv_batch = C * hkv * d,
 			.causal = op->ip[6] != 0, .window = IP(7),
 			.scale = op->fp[0], .mask = D(3, t3), .mask_stride = C,
+			.kvt = (int)op->ip[8],
 		};
 		struct hf_vk_view q = { D(0, t0), 0, 0 };
 		struct hf_vk_view k = { D(1, t1), 0, 0 };

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/kvfmt.h"
 #include "backend/vulkan/vk_impl.h"
 
 /* shaders/pc.h, by a path relative to this file: libhf's include path is
@@ -698,6 +699,12 @@ static bool rows_attention(struct hf_vk_seq *s)
 		d->subgroup_size <= WG_ROWS_ATTN;
 }
 
+/* Bytes of the first n values of an attention's k or v cache. */
+static uint64_t kv_bytes(const struct hf_vk_attn_args *a, uint64_t n)
+{
+	return hf_kv_bytes(a->kvt, (size_t)n, a->head_dim);
+}
+
 int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
 		       struct hf_vk_view q, struct hf_vk_view k,
 		       struct hf_vk_view v, const struct hf_vk_buf *pos,
@@ -711,11 +718,15 @@ int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
 	const struct vk_arg b[6] = {
 		A(q.buf), A(k.buf), A(v.buf), A(o), A(pos), A(a->mask),
 	};
-	uint32_t kv_batch;
+		uint32_t kv_batch;
 	struct hf_pc_attn pc;
-	char name[32];
+	char name[32], base[24];
 	int rc;
 
+	if (!hf_kv_fits(a->kvt, hd) || (a->kvt != HF_KV_F32 && hd % 2))
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: attention: a %s cache of head_dim %u",
+				  hf_kv_type_name(a->kvt), hd);
 	if (!a->n_kv_head || a->n_head % a->n_kv_head)
 		return hf_err_set(err, HF_EINVAL,
 				  "vulkan: attention: %u heads are not a multiple of %u kv heads",
@@ -730,14 +741,14 @@ int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
 		v.stride = kvrow;
 	kv_batch = a->kv_batch ? a->kv_batch : a->n_kv * k.stride;
 	if ((rc = need_view(op, "q", &q, nb * a->n_q, a->n_head * hd, err)) ||
-	    (a->n_kv && ((rc = need(op, "k", k.buf, (uint64_t)k.off +
+	    	    (a->n_kv && ((rc = need(op, "k", k.buf, kv_bytes(a, k.off +
 				    (uint64_t)(nb - 1) * kv_batch +
-				    (uint64_t)(a->n_kv - 1) * k.stride + kvrow,
-				    4, err)) ||
-			 (rc = need(op, "v", v.buf, (uint64_t)v.off +
+				    (uint64_t)(a->n_kv - 1) * k.stride + kvrow),
+				    1, err)) ||
+			 (rc = need(op, "v", v.buf, kv_bytes(a, v.off +
 				    (uint64_t)(nb - 1) * kv_batch +
-				    (uint64_t)(a->n_kv - 1) * v.stride + kvrow,
-				    4, err)))) ||
+				    (uint64_t)(a->n_kv - 1) * v.stride + kvrow),
+				    1, err)))) ||
 	    (rc = need(op, "o", o, (uint64_t)nb * a->n_q * a->n_head * hd, 4,
 		       err)) ||
 	    (pos && (rc = need(op, "pos", pos, nb * a->n_q, 4, err))) ||
@@ -760,12 +771,15 @@ int hf_vk_op_attention(struct hf_vk_seq *s, struct hf_vk_buf *o,
 			WG_ROWS_ATTN, WG_ATTN, pairs, (hd + sg - 1) / sg,
 		};
 
-		return vk_dispatch(s, "attention_f32_rows", rspec, 4, b, 6,
+				snprintf(name, sizeof(name), "attention_%s_rows",
+			 hf_kv_type_name(a->kvt));
+		return vk_dispatch(s, name, rspec, 4, b, 6,
 				   &pc, sizeof(pc),
 				   cdiv((uint64_t)nb * a->n_q * a->n_head,
 					pairs), 1, err);
 	}
-	return vk_dispatch(s, variant(s, name, sizeof(name), "attention_f32"),
+		snprintf(base, sizeof(base), "attention_%s", hf_kv_type_name(a->kvt));
+	return vk_dispatch(s, variant(s, name, sizeof(name), base),
 			   spec, 2, b, 6, &pc, sizeof(pc),
 			   nb * a->n_q * a->n_head, 1, err);
 }
@@ -866,6 +880,36 @@ int hf_vk_op_set_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 	pc = (struct hf_pc_rows){ n, cols, n_table, x.off, x.stride, 0, 0 };
 	return vk_dispatch(s, "set_rows_f32", spec, 1, b, 3, &pc, sizeof(pc),
 			   egroups(s, (uint64_t)n * cols), 1, err);
+}
+
+int hf_vk_op_set_rows_kv(struct hf_vk_seq *s, struct hf_vk_buf *y,
+			 uint32_t n_table, struct hf_vk_view x,
+			 const struct hf_vk_buf *ids, uint32_t n, uint32_t cols,
+			 int kvt, uint32_t head_dim, struct hf_err *err)
+{
+	const struct vk_arg b[3] = { A(x.buf), A(ids), A(y) };
+	const uint32_t spec[] = { WG_ELEM };
+	const uint32_t units = kvt == HF_KV_F16 || kvt == HF_KV_BF16 ?
+		cols / 2 : cols / (uint32_t)hf_kv_group(kvt, head_dim);
+	struct hf_pc_rows pc;
+	char name[32];
+	int rc;
+
+	if (kvt == HF_KV_F32 || !hf_kv_fits(kvt, head_dim) || head_dim % 2 ||
+	    cols % head_dim)
+		return hf_err_set(err, HF_EUNSUPPORTED,
+				  "vulkan: set_rows: a %s cache of head_dim %u",
+				  hf_kv_type_name(kvt), head_dim);
+	if ((rc = need_view("set_rows", "x", &x, n, cols, err)) ||
+	    (rc = need("set_rows", "ids", ids, n, 4, err)) ||
+	    (rc = need("set_rows", "y", y, (uint64_t)n_table *
+		       hf_kv_bytes(kvt, cols, head_dim), 1, err)))
+		return rc;
+	pc = (struct hf_pc_rows){ n, cols, n_table, x.off, x.stride, 0,
+				  head_dim };
+	snprintf(name, sizeof(name), "set_rows_kv_%s", hf_kv_type_name(kvt));
+	return vk_dispatch(s, name, spec, 1, b, 3, &pc, sizeof(pc),
+			   egroups(s, (uint64_t)n * units), 1, err);
 }
 
 static int binary(struct hf_vk_seq *s, const char *name,

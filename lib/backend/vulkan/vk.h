@@ -303,7 +303,9 @@ struct hf_vk_attn_args {
 	float softcap;		/* 0 for none */
 	const struct hf_vk_buf *mask;	/* (n_batch, mask_stride) floats,
 					 * 0 hides a key; or NULL */
-	uint32_t mask_stride;
+		uint32_t mask_stride;
+	int kvt;		/* k, v hold this enum hf_kv_type (kvfmt.h);
+				 * views and strides still count values */
 };
 
 /* o[n_batch * n_q][n_head * head_dim] = attention of q over k, v (views:
@@ -339,6 +341,12 @@ int hf_vk_op_get_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 
 /* Scatter: y[ids[r]][cols] = x row r, r < n; y has n_table rows (the KV
  * cache write at positions read from the device). */
+/* set_rows into a KV cache of type kvt (not f32): n_table columns of
+ * cols values, head_dim values a head. */
+int hf_vk_op_set_rows_kv(struct hf_vk_seq *s, struct hf_vk_buf *y,
+			 uint32_t n_table, struct hf_vk_view x,
+			 const struct hf_vk_buf *ids, uint32_t n, uint32_t cols,
+			 int kvt, uint32_t head_dim, struct hf_err *err);
 int hf_vk_op_set_rows(struct hf_vk_seq *s, struct hf_vk_buf *y,
 		      uint32_t n_table, struct hf_vk_view x,
 		      const struct hf_vk_buf *ids, uint32_t n, uint32_t cols,

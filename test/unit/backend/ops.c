@@ -11,6 +11,7 @@
 
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
+#include "backend/kvfmt.h"
 #include "tensor/matmul.h"
 
 static struct hf_backend *be;
@@ -306,10 +307,10 @@ static void split_case(size_t B, size_t C, size_t hq, size_t hkv, size_t d,
 		for (size_t j = 0; j < C; j++)
 			mask[b * C + j] = j >= b ? 1.0f : 0.0f;
 	/* in two calls, as two threads would */
-	hf_cpu_attention_split(po, ml, q, k, v, use_mask ? mask : NULL, 0,
+	hf_cpu_attention_split(po, ml, q, k, v, HF_KV_F32, use_mask ? mask : NULL, 0,
 			       items / 2, B, 1, C, hq, hkv, d, past, 1, window,
 			       scale, S);
-	hf_cpu_attention_split(po, ml, q, k, v, use_mask ? mask : NULL,
+	hf_cpu_attention_split(po, ml, q, k, v, HF_KV_F32, use_mask ? mask : NULL,
 			       items / 2, items, B, 1, C, hq, hkv, d, past, 1,
 			       window, scale, S);
 	hf_cpu_attention_merge(got, po, ml, B * hq, d, S);
@@ -340,7 +341,7 @@ static void test_attention_fully_masked_query_gives_zeros(void **state)
 	float q[4] = { 1, 2, 3, 4 }, k[4] = { 1, 1, 1, 1 }, v[4] = { 5, 5, 5, 5 };
 	float mask[1] = { 0 }, o[4] = { 9, 9, 9, 9 };
 
-	hf_cpu_attention(o, q, k, v, mask, 0, 1, 1, 1, 1, 1, 4, 0, 1, 0, 0.5f);
+	hf_cpu_attention(o, q, k, v, HF_KV_F32, mask, 0, 1, 1, 1, 1, 1, 4, 0, 1, 0, 0.5f);
 	for (int i = 0; i < 4; i++)
 		assert_true(o[i] == 0.0f);
 }
