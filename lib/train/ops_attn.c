@@ -33,13 +33,30 @@ static inline int visible(const struct attn *a, size_t b, size_t t, size_t j)
 	return 1;
 }
 
+/* In 8 partial sums, which the compiler keeps in one vector register
+ * (a single running sum cannot be vectorised without reassociating),
+ * then the tail. */
 static inline float dot(const float *a, const float *b, size_t n)
 {
-	float s = 0.0f;
+	float p[8] = { 0 }, s = 0.0f;
+	size_t i = 0;
 
-	for (size_t i = 0; i < n; i++)
+	for (; i + 8 <= n; i += 8)
+		for (size_t j = 0; j < 8; j++)
+			p[j] += a[i + j] * b[i + j];
+	for (; i < n; i++)
 		s += a[i] * b[i];
-	return s;
+	return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7])) +
+	       s;
+}
+
+/* y += s x over n floats; y does not overlap x (restrict lets the
+ * compiler vectorise it). */
+static inline void axpy(float *restrict y, float s, const float *restrict x,
+			size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		y[i] += s * x[i];
 }
 
 /* Queries of row b, heads of kv head g: online softmax (running max m,
@@ -100,9 +117,11 @@ static void bwd_group(const struct attn *a, size_t b, size_t g)
 			size_t qo = (b * T + t) * qs + h * d;
 			const float *q = a->q + qo, *go = a->dout + qo;
 			float lse = a->lsec[(b * a->hq + h) * T + t], D;
+			float dqt[MAX_D];
 
 			if (lse == -INFINITY)
 				continue;
+			memset(dqt, 0, d * sizeof(float));
 			D = dot(go, a->oc + qo, d);
 			for (size_t j = 0; j < T; j++) {
 				size_t ko = (b * T + j) * ks + g * d;
@@ -113,18 +132,14 @@ static void bwd_group(const struct attn *a, size_t b, size_t g)
 					continue;
 				p = expf(a->scale * dot(q, kj, d) - lse);
 				ds = p * (dot(go, vj, d) - D);
-				if (a->dq)
-					for (size_t i = 0; i < d; i++)
-						a->dq[qo + i] += a->scale * ds *
-								 kj[i];
+				axpy(dqt, a->scale * ds, kj, d);
 				if (a->dk)
-					for (size_t i = 0; i < d; i++)
-						a->dk[ko + i] += a->scale * ds *
-								 q[i];
+					axpy(a->dk + ko, a->scale * ds, q, d);
 				if (a->dv)
-					for (size_t i = 0; i < d; i++)
-						a->dv[ko + i] += p * go[i];
+					axpy(a->dv + ko, p, go, d);
 			}
+			if (a->dq)
+				axpy(a->dq + qo, 1.0f, dqt, d);
 		}
 }
 
