@@ -36,7 +36,10 @@ struct hf_ggml_traits {
 	const char *name;	/* ggml's: "f32", "q4_0", "q4_K", "tq1_0" */
 	int64_t blck;		/* elements a block (1 for f32/f16/bf16) */
 	size_t bytes;		/* bytes a block */
-	/* n a multiple of blck. Return 0. NULL when hf cannot do it. */
+	/* n elements (a multiple of blck) to n / blck blocks and back.
+	 * Never NULL. y needs no alignment: blocks are read and written
+	 * byte by byte, little-endian, as GGUF stores them. Non-finite
+	 * input gives unspecified codes (as in ggml), never a fault. */
 	void (*quantize)(const float *x, void *y, int64_t n);
 	void (*dequantize)(const void *x, float *y, int64_t n);
 };
@@ -46,7 +49,31 @@ const struct hf_ggml_traits *hf_ggml_traits(int type);
 /* By name ("q4_K", case-insensitive; "q4_k_m" is not a type): -1 if none. */
 int hf_ggml_type_from_name(const char *name);
 
-/* Bytes of a row of n elements; 0 if n is not a multiple of the block. */
+/* Bytes of a row of n elements; 0 if n is not a multiple of the block
+ * or the type is unknown. */
 size_t hf_ggml_row_size(int type, int64_t n);
+
+/* ggml's scalar conversions (ggml-impl.h), bit for bit. f32 -> f16
+ * rounds to nearest even, overflows to inf, and makes every NaN 0x7e00
+ * with its sign; f16 -> f32 is exact (a NaN comes out quiet). f32 ->
+ * bf16 rounds to nearest even and makes a NaN quiet keeping its top
+ * payload bits; bf16 -> f32 is exact. */
+uint16_t hf_ggml_fp32_to_fp16(float f);
+float hf_ggml_fp16_to_fp32(uint16_t h);
+uint16_t hf_ggml_fp32_to_bf16(float f);
+float hf_ggml_bf16_to_fp32(uint16_t h);
+
+/* The K-quants (lib/export/ggml_kquants.c), reached through
+ * hf_ggml_traits(); named here for ggml_types.c's table. */
+void hf_ggml_quantize_q2_K(const float *x, void *y, int64_t n);
+void hf_ggml_dequantize_q2_K(const void *x, float *y, int64_t n);
+void hf_ggml_quantize_q3_K(const float *x, void *y, int64_t n);
+void hf_ggml_dequantize_q3_K(const void *x, float *y, int64_t n);
+void hf_ggml_quantize_q4_K(const float *x, void *y, int64_t n);
+void hf_ggml_dequantize_q4_K(const void *x, float *y, int64_t n);
+void hf_ggml_quantize_q5_K(const float *x, void *y, int64_t n);
+void hf_ggml_dequantize_q5_K(const void *x, float *y, int64_t n);
+void hf_ggml_quantize_q6_K(const float *x, void *y, int64_t n);
+void hf_ggml_dequantize_q6_K(const void *x, float *y, int64_t n);
 
 #endif
