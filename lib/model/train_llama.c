@@ -930,12 +930,12 @@ static int head(struct hf_train *t, size_t N, const double *denom,
 				  err)))
 			return rc;
 		*sum += hf_xent_forward(t->lse + r0, t->logits, t->tgt + r0, n,
-					V, &c);
+					V, &c, t->pool);
 		if (!denom)
 			continue;
 		ZERO(t->dlog, n * V);
 		hf_xent_backward(t->dlog, t->logits, t->lse + r0, t->tgt + r0,
-				 n, V, (float)(1.0 / *denom));
+				 n, V, (float)(1.0 / *denom), t->pool);
 		if ((rc = lin_bwd(t, t->head, t->dh + r0 * H, t->dlog,
 				  t->hfin + r0 * H, n, err)))
 			return rc;

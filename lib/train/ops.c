@@ -545,42 +545,93 @@ void hf_softcap_backward(float *dx, const float *dy, const float *y,
 
 /* ---- cross-entropy ---- */
 
-double hf_xent_forward(float *lse, const float *logits, const int32_t *targets,
-		       size_t n, size_t V, size_t *count)
-{
-	double total = 0.0;
-	size_t c = 0;
+struct xent {
+	float *lse, *dlogits;
+	const float *logits;
+	const int32_t *targets;
+	size_t n, V;
+	float scale;
+	double part[64];	/* per-thread sums of the forward */
+	size_t cnt[64];
+};
 
-	for (size_t r = 0; r < n; r++) {
-		const float *l = logits + r * V;
+/* Rows of thread ith: lse = max + log(sum exp(l - max)), the exps in
+ * float32 as F.cross_entropy computes them, their sum in double. */
+static void xent_fwd_job(void *ctx, int ith, int nth)
+{
+	struct xent *a = ctx;
+	size_t r0, r1, V = a->V;
+
+	hf_pool_split(a->n, ith, nth, &r0, &r1);
+	for (size_t r = r0; r < r1; r++) {
+		const float *l = a->logits + r * V;
 		float mx = -INFINITY;
-		double s = 0.0;
+		double s = 0.0, lse;
 
 		for (size_t i = 0; i < V; i++)
 			mx = l[i] > mx ? l[i] : mx;
 		for (size_t i = 0; i < V; i++)
-			s += exp((double)l[i] - mx);
-		lse[r] = (float)(mx + log(s));
-		if (targets[r] == HF_IGNORE_INDEX)
+			s += expf(l[i] - mx);
+		lse = (double)mx + log(s);
+		a->lse[r] = (float)lse;
+		if (a->targets[r] == HF_IGNORE_INDEX)
 			continue;
-		total += (double)mx + log(s) - l[targets[r]];
-		c++;
+		a->part[ith] += lse - l[a->targets[r]];
+		a->cnt[ith]++;
+	}
+}
+
+static void xent_bwd_job(void *ctx, int ith, int nth)
+{
+	struct xent *a = ctx;
+	size_t r0, r1, V = a->V;
+
+	hf_pool_split(a->n, ith, nth, &r0, &r1);
+	for (size_t r = r0; r < r1; r++) {
+		const float *l = a->logits + r * V;
+		float *d = a->dlogits + r * V, lse = a->lse[r];
+
+		if (a->targets[r] == HF_IGNORE_INDEX)
+			continue;
+		for (size_t i = 0; i < V; i++)
+			d[i] += a->scale * expf(l[i] - lse);
+		d[a->targets[r]] -= a->scale;
+	}
+}
+
+/* At most 64 threads take part (the per-thread sums). */
+static int xent_threads(struct hf_pool *pool)
+{
+	return hf_pool_size(pool) > 64 ? 64 : hf_pool_size(pool);
+}
+
+double hf_xent_forward(float *lse, const float *logits, const int32_t *targets,
+		       size_t n, size_t V, size_t *count, struct hf_pool *pool)
+{
+	struct xent a = { .lse = lse, .logits = logits, .targets = targets,
+			  .n = n, .V = V };
+	double total = 0.0;
+	size_t c = 0;
+
+	if (xent_threads(pool) < hf_pool_size(pool))
+		xent_fwd_job(&a, 0, 1);
+	else
+		hf_pool_run(pool, xent_fwd_job, &a);
+	for (int i = 0; i < 64; i++) {
+		total += a.part[i];
+		c += a.cnt[i];
 	}
 	*count = c;
 	return total;
 }
 
 void hf_xent_backward(float *dlogits, const float *logits, const float *lse,
-		      const int32_t *targets, size_t n, size_t V, float scale)
+		      const int32_t *targets, size_t n, size_t V, float scale,
+		      struct hf_pool *pool)
 {
-	for (size_t r = 0; r < n; r++) {
-		const float *l = logits + r * V;
-		float *d = dlogits + r * V;
+	struct xent a = { .lse = (float *)lse, .dlogits = dlogits,
+			  .logits = logits, .targets = targets, .n = n, .V = V,
+			  .scale = scale };
 
-		if (targets[r] == HF_IGNORE_INDEX)
-			continue;
-		for (size_t i = 0; i < V; i++)
-			d[i] += scale * expf(l[i] - lse[r]);
-		d[targets[r]] -= scale;
-	}
+	hf_pool_run(pool, xent_bwd_job, &a);
 }

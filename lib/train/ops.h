@@ -192,10 +192,12 @@ void hf_softcap_backward(float *dx, const float *dy, const float *y,
  * caller's). A target outside [0, V) other than -100 is the caller's to
  * refuse. Backward: dlogits_r += scale * (softmax(logits_r) -
  * onehot(target_r)) for counted rows, scale the derivative of the loss
- * by each row's CE (1 / count for the mean). */
+ * by each row's CE (1 / count for the mean). The exps are float32 (as
+ * torch's), their sums double; pool splits the rows. */
 double hf_xent_forward(float *lse, const float *logits, const int32_t *targets,
-		       size_t n, size_t V, size_t *count);
+		       size_t n, size_t V, size_t *count, struct hf_pool *pool);
 void hf_xent_backward(float *dlogits, const float *logits, const float *lse,
-		      const int32_t *targets, size_t n, size_t V, float scale);
+		      const int32_t *targets, size_t n, size_t V, float scale,
+		      struct hf_pool *pool);
 
 #endif

@@ -1,9 +1,9 @@
 /* lib/train/ops_attn.c: scaled dot-product attention, forward and
  * backward, for training: each query's log-sum-exp is saved and the
  * backward recomputes the probabilities from it (FlashAttention's
- * trade: T^2 scores per head are never stored). Work is split by (row,
- * kv head), so the heads that share a kv head (GQA) add into its dk and
- * dv on one thread. */
+ * trade: T^2 scores per head are never stored). The forward is split
+ * by (row, head), the backward by (row, kv head), so that the heads
+ * that share a kv head (GQA) add into its dk and dv on one thread. */
 #include "train/ops.h"
 
 #include <math.h>
@@ -59,50 +59,50 @@ static inline void axpy(float *restrict y, float s, const float *restrict x,
 		y[i] += s * x[i];
 }
 
-/* Queries of row b, heads of kv head g: online softmax (running max m,
- * sum l, output acc rescaled when m grows), then o = acc / l. */
-static void fwd_group(const struct attn *a, size_t b, size_t g)
+/* Queries of row b, head h (of kv head h / (hq / hkv)): online softmax
+ * (running max m, sum l, output acc rescaled when m grows), then
+ * o = acc / l. */
+static void fwd_head(const struct attn *a, size_t b, size_t h)
 {
-	size_t T = a->T, d = a->d, rep = a->hq / a->hkv;
+	size_t T = a->T, d = a->d, g = h / (a->hq / a->hkv);
 	size_t qs = a->hq * d, ks = a->hkv * d;
 
-	for (size_t h = g * rep; h < (g + 1) * rep; h++)
-		for (size_t t = 0; t < T; t++) {
-			const float *q = a->q + (b * T + t) * qs + h * d;
-			float *o = a->o + (b * T + t) * qs + h * d;
-			float acc[MAX_D], m = -INFINITY, l = 0.0f;
+	for (size_t t = 0; t < T; t++) {
+		const float *q = a->q + (b * T + t) * qs + h * d;
+		float *o = a->o + (b * T + t) * qs + h * d;
+		float acc[MAX_D], m = -INFINITY, l = 0.0f;
 
-			memset(acc, 0, d * sizeof(float));
-			for (size_t j = 0; j < T; j++) {
-				const float *kj = a->k + (b * T + j) * ks + g * d;
-				const float *vj = a->v + (b * T + j) * ks + g * d;
-				float s, p;
+		memset(acc, 0, d * sizeof(float));
+		for (size_t j = 0; j < T; j++) {
+			const float *kj = a->k + (b * T + j) * ks + g * d;
+			const float *vj = a->v + (b * T + j) * ks + g * d;
+			float s, p;
 
-				if (!visible(a, b, t, j))
-					continue;
-				s = a->scale * dot(q, kj, d);
-				if (s > m) {
-					float c = expf(m - s);
+			if (!visible(a, b, t, j))
+				continue;
+			s = a->scale * dot(q, kj, d);
+			if (s > m) {
+				float c = expf(m - s);
 
-					l *= c;
-					for (size_t i = 0; i < d; i++)
-						acc[i] *= c;
-					m = s;
-				}
-				p = expf(s - m);
-				l += p;
+				l *= c;
 				for (size_t i = 0; i < d; i++)
-					acc[i] += p * vj[i];
+					acc[i] *= c;
+				m = s;
 			}
-			if (l > 0.0f) {
-				for (size_t i = 0; i < d; i++)
-					o[i] = acc[i] / l;
-				a->lse[(b * a->hq + h) * T + t] = m + logf(l);
-			} else {
-				memset(o, 0, d * sizeof(float));
-				a->lse[(b * a->hq + h) * T + t] = -INFINITY;
-			}
+			p = expf(s - m);
+			l += p;
+			for (size_t i = 0; i < d; i++)
+				acc[i] += p * vj[i];
 		}
+		if (l > 0.0f) {
+			for (size_t i = 0; i < d; i++)
+				o[i] = acc[i] / l;
+			a->lse[(b * a->hq + h) * T + t] = m + logf(l);
+		} else {
+			memset(o, 0, d * sizeof(float));
+			a->lse[(b * a->hq + h) * T + t] = -INFINITY;
+		}
+	}
 }
 
 /* p = exp(s - lse), dp = dout . v, D = dout . o = sum p dp,
@@ -148,9 +148,9 @@ static void fwd_job(void *ctx, int ith, int nth)
 	const struct attn *a = ctx;
 	size_t i0, i1;
 
-	hf_pool_split(a->B * a->hkv, ith, nth, &i0, &i1);
+	hf_pool_split(a->B * a->hq, ith, nth, &i0, &i1);
 	for (size_t i = i0; i < i1; i++)
-		fwd_group(a, i / a->hkv, i % a->hkv);
+		fwd_head(a, i / a->hq, i % a->hq);
 }
 
 static void bwd_job(void *ctx, int ith, int nth)

@@ -785,13 +785,14 @@ struct xent_ctx {
 	float *logits, *lse;
 	int32_t *tgt;
 	size_t n, V, count;
+	struct hf_pool *pool;
 };
 
 static double xent_loss(void *c_)
 {
 	struct xent_ctx *c = c_;
 	double s = hf_xent_forward(c->lse, c->logits, c->tgt, c->n, c->V,
-				   &c->count);
+				   &c->count, c->pool);
 
 	return s / (double)c->count;
 }
@@ -818,12 +819,27 @@ static void test_cross_entropy_ignores_minus_100(void **state)
 		want += log(s) - c.logits[r * c.V + tgt[r]];
 	}
 	assert_float_equal(loss, want / 6.0, 1e-6);
-	hf_xent_backward(dl, c.logits, c.lse, tgt, c.n, c.V, 1.0f / 6.0f);
+	hf_xent_backward(dl, c.logits, c.lse, tgt, c.n, c.V, 1.0f / 6.0f, NULL);
 	/* rows with -100 get no gradient at all */
 	for (size_t i = 0; i < c.V; i++)
 		assert_float_equal(dl[1 * c.V + i], 0.0f, 0);
 	fd_check("cross-entropy mean over counted rows", c.logits, c.n * c.V,
 		 dl, xent_loss, &c, TOL);
+	/* on 3 threads: the same loss, count and gradient */
+	{
+		struct hf_err err = { 0 };
+		float *dl3 = zeros(c.n * c.V);
+
+		assert_int_equal(hf_pool_create(&c.pool, 3, &err), 0);
+		assert_float_equal(xent_loss(&c), loss, 1e-12);
+		assert_int_equal(c.count, 6);
+		hf_xent_backward(dl3, c.logits, c.lse, tgt, c.n, c.V,
+				 1.0f / 6.0f, c.pool);
+		for (size_t i = 0; i < c.n * c.V; i++)
+			assert_float_equal(dl3[i], dl[i], 0);
+		hf_pool_free(c.pool);
+		free(dl3);
+	}
 	free(dl), free(c.logits), free(c.lse);
 }
 
