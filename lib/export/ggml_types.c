@@ -6,6 +6,7 @@
  * ships) produce: the same float operations in the same order. The
  * K-quants are in ggml_kquants.c. */
 #include "export/ggml_types.h"
+#include "core/pool.h"
 
 #include <ctype.h>
 #include <float.h>
@@ -149,40 +150,83 @@ static void dequantize_f32(const void *x, float *y, int64_t n)
 	memcpy(y, x, (size_t)n * 4);
 }
 
+/* 16-bit rows go through an aligned buffer of host-order halves, which
+ * the compiler vectorizes, and are copied (byte-swapped on a big-endian
+ * host) to or from the unaligned little-endian row. */
+enum { HALF_CHUNK = 256 };
+
+static void put_halves(uint8_t *b, const uint16_t *h, int64_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(b, h, (size_t)n * 2);
+#else
+	for (int64_t i = 0; i < n; i++) {
+		b[2 * i] = (uint8_t)h[i];
+		b[2 * i + 1] = (uint8_t)(h[i] >> 8);
+	}
+#endif
+}
+
+static void get_halves(uint16_t *h, const uint8_t *b, int64_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(h, b, (size_t)n * 2);
+#else
+	for (int64_t i = 0; i < n; i++)
+		h[i] = (uint16_t)(b[2 * i] | b[2 * i + 1] << 8);
+#endif
+}
+
 static void quantize_f16(const float *x, void *y, int64_t n)
 {
-	uint8_t *b = y;
+	uint16_t h[HALF_CHUNK];
 
-	for (int64_t i = 0; i < n; i++)
-		put_f16(b + 2 * i, x[i]);
+	for (int64_t i = 0; i < n; i += HALF_CHUNK) {
+		int64_t m = n - i < HALF_CHUNK ? n - i : HALF_CHUNK;
+
+		for (int64_t j = 0; j < m; j++)
+			h[j] = hf_ggml_fp32_to_fp16(x[i + j]);
+		put_halves((uint8_t *)y + 2 * i, h, m);
+	}
 }
 
 static void dequantize_f16(const void *x, float *y, int64_t n)
 {
-	const uint8_t *b = x;
+	uint16_t h[HALF_CHUNK];
 
-	for (int64_t i = 0; i < n; i++)
-		y[i] = get_f16(b + 2 * i);
+	for (int64_t i = 0; i < n; i += HALF_CHUNK) {
+		int64_t m = n - i < HALF_CHUNK ? n - i : HALF_CHUNK;
+
+		get_halves(h, (const uint8_t *)x + 2 * i, m);
+		for (int64_t j = 0; j < m; j++)
+			y[i + j] = hf_ggml_fp16_to_fp32(h[j]);
+	}
 }
 
 static void quantize_bf16(const float *x, void *y, int64_t n)
 {
-	uint8_t *b = y;
+	uint16_t h[HALF_CHUNK];
 
-	for (int64_t i = 0; i < n; i++) {
-		uint16_t h = hf_ggml_fp32_to_bf16(x[i]);
+	for (int64_t i = 0; i < n; i += HALF_CHUNK) {
+		int64_t m = n - i < HALF_CHUNK ? n - i : HALF_CHUNK;
 
-		b[2 * i] = (uint8_t)h;
-		b[2 * i + 1] = (uint8_t)(h >> 8);
+		for (int64_t j = 0; j < m; j++)
+			h[j] = hf_ggml_fp32_to_bf16(x[i + j]);
+		put_halves((uint8_t *)y + 2 * i, h, m);
 	}
 }
 
 static void dequantize_bf16(const void *x, float *y, int64_t n)
 {
-	const uint8_t *b = x;
+	uint16_t h[HALF_CHUNK];
 
-	for (int64_t i = 0; i < n; i++)
-		y[i] = hf_ggml_bf16_to_fp32((uint16_t)(b[2 * i] | b[2 * i + 1] << 8));
+	for (int64_t i = 0; i < n; i += HALF_CHUNK) {
+		int64_t m = n - i < HALF_CHUNK ? n - i : HALF_CHUNK;
+
+		get_halves(h, (const uint8_t *)x + 2 * i, m);
+		for (int64_t j = 0; j < m; j++)
+			y[i + j] = hf_ggml_bf16_to_fp32(h[j]);
+	}
 }
 
 /* ---- 32-element blocks ------------------------------------------------ */
@@ -608,6 +652,32 @@ int hf_ggml_type_from_name(const char *name)
 			return t;
 	}
 	return -1;
+}
+
+struct quantize_job {
+	const struct hf_ggml_traits *tr;
+	const float *x;
+	uint8_t *y;
+	int64_t nblocks;
+};
+
+static void quantize_share(void *ctx, int ith, int nth)
+{
+	const struct quantize_job *j = ctx;
+	size_t b, e;
+
+	hf_pool_split((size_t)j->nblocks, ith, nth, &b, &e);
+	if (e > b)
+		j->tr->quantize(j->x + b * j->tr->blck, j->y + b * j->tr->bytes,
+				(int64_t)(e - b) * j->tr->blck);
+}
+
+void hf_ggml_quantize_pool(const struct hf_ggml_traits *tr, const float *x,
+			   void *y, int64_t n, struct hf_pool *pool)
+{
+	struct quantize_job j = { tr, x, y, n / tr->blck };
+
+	hf_pool_run(pool, quantize_share, &j);
 }
 
 size_t hf_ggml_row_size(int type, int64_t n)

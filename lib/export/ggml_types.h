@@ -53,6 +53,15 @@ int hf_ggml_type_from_name(const char *name);
  * or the type is unknown. */
 size_t hf_ggml_row_size(int type, int64_t n);
 
+struct hf_pool;
+
+/* tr->quantize(x, y, n) with the blocks shared out over pool's threads
+ * (NULL: this thread), the same bytes as one call: blocks are
+ * independent. For the K-quants' slow scale searches (a few million
+ * elements a second a thread). */
+void hf_ggml_quantize_pool(const struct hf_ggml_traits *tr, const float *x,
+			   void *y, int64_t n, struct hf_pool *pool);
+
 /* ggml's scalar conversions (ggml-impl.h), bit for bit. f32 -> f16
  * rounds to nearest even, overflows to inf, and makes every NaN 0x7e00
  * with its sign; f16 -> f32 is exact (a NaN comes out quiet). f32 ->

@@ -46,9 +46,10 @@ build_and_run() {
 	if ! "$cc" -std=gnu11 "$@" -Wall -Wextra -Wno-unused-parameter \
 		-I "$SRC/lib" -I "$HDR" \
 		"$RT/ggml_quants.c" "$SRC/lib/export/ggml_types.c" \
-		"$SRC/lib/export/ggml_kquants.c" \
+		"$SRC/lib/export/ggml_kquants.c" "$SRC/lib/core/pool.c" \
+		"$SRC/lib/core/err.c" \
 		-o "$tmp/$name" -L "$LIBDIR" -l:libggml-base.so \
-		-Wl,-rpath,"$LIBDIR" -lm 2>"$tmp/$name.log"; then
+		-Wl,-rpath,"$LIBDIR" -lm -pthread 2>"$tmp/$name.log"; then
 		echo "FAIL: runtime_ggml ($name): $cc could not build the harness:" >&2
 		cat "$tmp/$name.log" >&2
 		failed=$((failed + 1))

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "ggml.h"
+#include "core/pool.h"
 #include "export/ggml_types.h"
 
 static const int types[] = {
@@ -89,6 +90,7 @@ static void fill(float *x, int64_t n, int c, int64_t blck)
 }
 
 static int failures;
+static struct hf_pool *pool;
 
 /* memcmp that reports the first differing byte */
 static int same(const char *what, int type, const char *cs, const void *got,
@@ -146,6 +148,10 @@ static void check_type(int t)
 				failures++;
 			}
 			if (!same("quantize", t, case_names[c], qo, qg, rs * nrows))
+				goto out;
+			memset(qo, 0xa5, rs * nrows);
+			hf_ggml_quantize_pool(tr, x, qo, n, pool);
+			if (!same("quantize on 4 threads", t, case_names[c], qo, qg, rs * nrows))
 				goto out;
 			checked++;
 			if (!gt->to_float)
@@ -223,10 +229,16 @@ static void sweep_halves(void)
 
 int main(void)
 {
-	ggml_quantize_init(GGML_TYPE_Q4_K);
+	struct hf_err err = { 0 };
+
+	if (hf_pool_create(&pool, 4, &err)) {
+		fprintf(stderr, "ggml_quants: %s\n", err.msg);
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		check_type(types[i]);
 	sweep_halves();
+	hf_pool_free(pool);
 	if (failures) {
 		fprintf(stderr, "ggml_quants: %d mismatches\n", failures);
 		return 1;

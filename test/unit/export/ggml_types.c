@@ -15,6 +15,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "core/pool.h"
 #include "export/ggml_types.h"
 #include "ggml_golden.h"
 
@@ -415,6 +416,33 @@ static void test_blocks_independent_and_unaligned(void **state)
 	}
 }
 
+/* Shared out over a pool (3 threads, and none), the bytes of one call. */
+static void test_quantize_pool_same_bytes(void **state)
+{
+	enum { N = 256 * 37 };
+	static float x[N];
+	static uint8_t one[N * 4], par[N * 4];
+	struct hf_pool *pool = NULL;
+	struct hf_err err = { 0 };
+
+	assert_int_equal(hf_pool_create(&pool, 3, &err), 0);
+	for (int i = 0; i < N; i++)
+		x[i] = gauss();
+	for (size_t t = 0; t < NTYPES; t++) {
+		const struct hf_ggml_traits *tr = hf_ggml_traits(all_types[t]);
+		size_t bytes = hf_ggml_row_size(all_types[t], N);
+
+		tr->quantize(x, one, N);
+		memset(par, 0, sizeof(par));
+		hf_ggml_quantize_pool(tr, x, par, N, pool);
+		assert_memory_equal(par, one, bytes);
+		memset(par, 0, sizeof(par));
+		hf_ggml_quantize_pool(tr, x, par, N, NULL);
+		assert_memory_equal(par, one, bytes);
+	}
+	hf_pool_free(pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -427,6 +455,7 @@ int main(void)
 		cmocka_unit_test(test_round_trips_one_block),
 		cmocka_unit_test(test_round_trips_many_blocks),
 		cmocka_unit_test(test_blocks_independent_and_unaligned),
+		cmocka_unit_test(test_quantize_pool_same_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
