@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "model/internal.h"
+#include "model/train_ln.h"	/* gpt2, encoders */
 #include "train/ops.h"
 
 #define NONE ((size_t)-1)
@@ -50,6 +51,7 @@ struct lact {
 };
 
 struct hf_train {
+	struct hf_train_ln *ln;	/* gpt2, encoders: train_encoder.c */
 	struct hf_model *m;
 	struct hf_train_opts o;
 	struct hf_param *p;
@@ -289,6 +291,18 @@ int hf_train_new(struct hf_train **out, struct hf_model *m,
 	int rc;
 
 	*out = NULL;
+	if (m->fam == FAM_GPT2 || m->encoder) {
+		/* train_ln.h: the LayerNorm families */
+		if (!(t = calloc(1, sizeof(*t))))
+			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		if ((rc = hf_train_ln_new(&t->ln, m, opts, err))) {
+			free(t);
+			return rc;
+		}
+		t->m = m;
+		*out = t;
+		return 0;
+	}
 	if (m->fam != FAM_LLAMA)
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "%s: model_type '%s' has no training forward yet "
@@ -375,6 +389,7 @@ void hf_train_free(struct hf_train *t)
 {
 	if (!t)
 		return;
+	hf_train_ln_free(t->ln);
 	for (size_t i = 0; i < t->np; i++) {
 		free((char *)t->p[i].name);
 		free(t->p[i].w);
@@ -394,16 +409,22 @@ void hf_train_free(struct hf_train *t)
 
 size_t hf_train_nparams(const struct hf_train *t)
 {
+	if (t->ln)
+		return hf_train_ln_nparams(t->ln);
 	return t->np;
 }
 
 struct hf_param *hf_train_param(struct hf_train *t, size_t i)
 {
+	if (t->ln)
+		return hf_train_ln_param(t->ln, i);
 	return i < t->np ? &t->p[i] : NULL;
 }
 
 struct hf_param *hf_train_find(struct hf_train *t, const char *name)
 {
+	if (t->ln)
+		return hf_train_ln_find(t->ln, name);
 	for (size_t i = 0; i < t->np; i++)
 		if (!strcmp(t->p[i].name, name))
 			return &t->p[i];
@@ -415,6 +436,8 @@ int hf_train_set_trainable(struct hf_train *t, size_t i, int on,
 {
 	struct hf_param *p;
 
+	if (t->ln)
+		return hf_train_ln_set_trainable(t->ln, i, on, err);
 	if (i >= t->np)
 		return hf_err_set(err, HF_EINVAL, "no parameter %zu (of %zu)",
 				  i, t->np);
@@ -430,6 +453,10 @@ int hf_train_set_trainable(struct hf_train *t, size_t i, int on,
 
 void hf_train_zero_grad(struct hf_train *t)
 {
+	if (t->ln) {
+		hf_train_ln_zero_grad(t->ln);
+		return;
+	}
 	for (size_t i = 0; i < t->np; i++)
 		if (t->p[i].g)
 			memset(t->p[i].g, 0, t->p[i].n * sizeof(float));
@@ -439,6 +466,8 @@ double hf_train_grad_norm(const struct hf_train *t)
 {
 	double s = 0.0;
 
+	if (t->ln)
+		return hf_train_ln_grad_norm(t->ln);
 	for (size_t i = 0; i < t->np; i++)
 		if (t->p[i].g)
 			for (size_t j = 0; j < t->p[i].n; j++)
@@ -448,17 +477,23 @@ double hf_train_grad_norm(const struct hf_train *t)
 
 size_t hf_train_nlinears(const struct hf_train *t)
 {
+	if (t->ln)
+		return hf_train_ln_nlinears(t->ln);
 	return t->nlin;
 }
 
 const struct hf_train_lin *hf_train_linear(const struct hf_train *t, size_t i)
 {
+	if (t->ln)
+		return hf_train_ln_linear(t->ln, i);
 	return i < t->nlin ? &t->lins[i].pub : NULL;
 }
 
 int hf_train_set_adapter(struct hf_train *t, size_t i,
 			 const struct hf_train_adapter *ad, struct hf_err *err)
 {
+	if (t->ln)
+		return hf_train_ln_set_adapter(t->ln, i, ad, err);
 	if (i >= t->nlin)
 		return hf_err_set(err, HF_EINVAL, "no linear %zu (of %zu)", i,
 				  t->nlin);
@@ -1004,6 +1039,9 @@ int hf_train_eval(struct hf_train *t, const int32_t *ids,
 	double sum;
 	int rc;
 
+	if (t->ln)
+		return hf_train_ln_eval(t->ln, ids, labels, mask, B, T, loss,
+					count, err);
 	if ((rc = forward(t, ids, labels, mask, B, T, 0, NULL, &sum, count,
 			  err)))
 		return rc;
@@ -1020,6 +1058,9 @@ int hf_train_step(struct hf_train *t, const int32_t *ids,
 	double sum;
 	int rc;
 
+	if (t->ln)
+		return hf_train_ln_step(t->ln, ids, labels, mask, B, T, denom,
+					loss, count, err);
 	/* the forward, and the head's backward chunk by chunk with it */
 	if ((rc = forward(t, ids, labels, mask, B, T, 1, &denom, &sum, count,
 			  err)))

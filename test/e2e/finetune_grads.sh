@@ -20,6 +20,8 @@ export HF_HUB_OFFLINE=1 HF_PROGRESS=0
 failed=0
 cases=0
 models="llama-tiny llama-tiny-untied mistral-tiny mixtral-tiny qwen2-tiny qwen3-tiny gemma-tiny phi3-tiny"
+# the LayerNorm families (train_gpt2.c, train_encoder.c: masked-LM loss)
+models="$models gpt2-tiny bert-tiny roberta-tiny distilbert-tiny"
 
 fail() {
 	echo "FAIL: $*" >&2
@@ -106,7 +108,9 @@ run() {
 	shift 2
 	cases=$((cases + 1))
 	rm -f "$tmp/g.safetensors"
-	if ! "$ft" -m "$FX/$model" --data "$tmp/$model.jsonl" --batch 2 \
+	# the reference batch's rows: 2 (decoders), 1 (encoders)
+	if ! "$ft" -m "$FX/$model" --data "$tmp/$model.jsonl" \
+		--batch "$(wc -l <"$tmp/$model.jsonl")" \
 		--grads "$tmp/g.safetensors" "$@" >"$tmp/out" 2>"$tmp/err"; then
 		fail "$name: exit $?: $(head -c 400 "$tmp/err")"
 		return
@@ -126,7 +130,7 @@ done
 # fused projections, experts); HF_CPU naming a set this CPU lacks runs
 # the best it has (test/unit/train/ops.c forces each and skips those)
 for isa in generic avx2 avx512; do
-	for model in llama-tiny phi3-tiny mixtral-tiny; do
+	for model in llama-tiny phi3-tiny mixtral-tiny bert-tiny; do
 		HF_CPU=$isa run "$model on $isa" "$model"
 	done
 done
