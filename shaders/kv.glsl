@@ -3,7 +3,8 @@
  * float32 cache) of the cache whose first word is w0. int8 and q4 keep
  * groups of KVG values: a float32 scale (q4: and a float32 minimum), then
  * the values (int8: a byte each; q4: a nibble each, low nibble first). KVG is 32
- * where head_dim is a multiple of 32, else head_dim (a multiple of 8). */
+ * where head_dim is a multiple of 32, else head_dim (a multiple of 4 for
+ * int8, of 8 for q4). */
 #define KVG ((pc.p.head_dim % 32u) == 0u ? 32u : pc.p.head_dim)
 
 #if defined(KV_F16)

@@ -35,7 +35,9 @@ int hf_kv_fits(int t, size_t head_dim)
 {
 	if (t < 0 || t >= HF_KV_COUNT || !head_dim)
 		return 0;
-	return (t != HF_KV_INT8 && t != HF_KV_Q4) || head_dim % 8 == 0;
+	if (t == HF_KV_INT8)
+		return head_dim % 4 == 0;
+	return t != HF_KV_Q4 || head_dim % 8 == 0;
 }
 
 size_t hf_kv_bytes(int t, size_t n, size_t head_dim)

@@ -8,7 +8,8 @@
  *         m, then g / 2 bytes of 4-bit q (low nibble first) with
  *         x ~ m + s * q, s = (max x - m) / 15.
  * g is 32 where head_dim is a multiple of 32, else head_dim, so a group
- * never spans two heads and a head's slice of a column is whole groups.
+ * never spans two heads and a head's slice of a column is whole groups
+ * (head_dim a multiple of 4 for int8, of 8 for q4).
  * Rounding is to nearest, ties to even, of x * (1 / s) (q4: of
  * (x - m) * (1 / s)). */
 #ifndef HF_BACKEND_KVFMT_H
@@ -32,7 +33,8 @@ int hf_kv_type_parse(const char *s);
 
 /* Values a scale covers (1 for the float types). */
 size_t hf_kv_group(int t, size_t head_dim);
-/* 0 if head_dim cannot be stored as t (int8, q4: head_dim % 8 != 0). */
+/* 0 if head_dim cannot be stored as t (int8: head_dim % 4 != 0, q4:
+ * head_dim % 8 != 0, so that groups stay whole 4-byte words). */
 int hf_kv_fits(int t, size_t head_dim);
 /* Bytes of n values starting at a group boundary (n whole groups). */
 size_t hf_kv_bytes(int t, size_t n, size_t head_dim);

@@ -370,8 +370,8 @@ int hf_model_set_kv_cache(struct hf_model *m, const char *type,
 				  "%s: an encoder has no KV cache", m->dir);
 	if (!hf_kv_fits(t, m->hd))
 		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "%s: a %s KV cache needs a head size that is a multiple of 8 (it is %zu)",
-				  m->dir, type, m->hd);
+				  "%s: a %s KV cache needs a head size that is a multiple of %d (it is %zu)",
+				  m->dir, type, t == HF_KV_Q4 ? 8 : 4, m->hd);
 	m->kv_type = t;
 	return 0;
 }

@@ -52,6 +52,8 @@ static void test_names_and_sizes(void **state)
 	assert_int_equal(hf_kv_group(HF_KV_Q4, 8), 8);
 	assert_int_equal(hf_kv_group(HF_KV_F16, 128), 1);
 	assert_false(hf_kv_fits(HF_KV_Q4, 12));
+	assert_true(hf_kv_fits(HF_KV_INT8, 12));
+	assert_false(hf_kv_fits(HF_KV_INT8, 6));
 	assert_true(hf_kv_fits(HF_KV_F16, 12));
 	/* 2 heads of 64: 4 groups of 32 */
 	assert_int_equal(hf_kv_bytes(HF_KV_F32, 128, 64), 512);
@@ -228,6 +230,8 @@ static void test_attention_over_each_type(void **state)
 		attention_case(t, 1, 19, 37, 3, 1, 64, 11, 7, 0); /* window */
 		attention_case(t, 1, 1, 300, 8, 2, 32, 250, 0, 0); /* split */
 		attention_case(t, 1, 2, 6, 2, 1, 264, 3, 0, 0);	/* > 256 */
+		if (t != HF_KV_Q4)	/* groups of a head of 12 */
+			attention_case(t, 2, 4, 9, 3, 3, 12, 2, 0, 1);
 	}
 }
 
