@@ -8,7 +8,9 @@
 #     past_key_values, and prompts as a left-padded batch of 2, all match
 #     `hf-run --task logits`. Encoders: last_hidden_state mean-pooled per
 #     prompt (alone and in a right-padded batch) matches `hf-run --task
-#     embed`, and masked_lm's logits match `hf-run --task logits`.
+#     embed`, masked_lm's logits match `hf-run --task logits`, and
+#     with a classification head added, sequence_classification's
+#     softmax matches `hf-run --task classify`.
 #     f32 within the fixtures' float32 bar (1e-4, test/fixtures/models/
 #     README.md) with the argmax equal everywhere; the other variants
 #     within the bounds below, relative to the largest |value| of the row
@@ -239,6 +241,81 @@ for fx in gpt2-tiny llama-tiny llama-tiny-untied mistral-tiny qwen2-tiny \
 		done
 		;;
 	esac
+done
+
+# 2b. sequence classification: each encoder fixture with the head of its
+# *ForSequenceClassification class added (random weights, seed 7; BERT:
+# classifier on the pooler; RoBERTa: classifier.dense + out_proj on the
+# first token; DistilBERT: pre_classifier + ReLU + classifier):
+# softmax of sequence_classification.onnx's logits is hf-run --task
+# classify's scores
+for fx in bert-tiny roberta-tiny distilbert-tiny; do
+	src=$tmp/cls-$fx
+	cp -r "$FX/$fx" "$src"
+	python3 - "$src" "$fx" <<'PY'
+import json, os, random, struct, sys
+d, fx = sys.argv[1:3]
+cfg = json.load(open(os.path.join(d, "config.json")))
+H = cfg.get("hidden_size") or cfg["dim"]
+heads = {"bert-tiny": [("classifier", 3, H)],
+         "roberta-tiny": [("classifier.dense", H, H),
+                          ("classifier.out_proj", 3, H)],
+         "distilbert-tiny": [("pre_classifier", H, H),
+                             ("classifier", 3, H)]}[fx]
+cfg["architectures"] = [cfg["architectures"][0].replace(
+    "ForMaskedLM", "ForSequenceClassification")]
+cfg["id2label"] = {"0": "A", "1": "B", "2": "C"}
+cfg["label2id"] = {"A": 0, "B": 1, "C": 2}
+json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+p = os.path.join(d, "model.safetensors")
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+head = json.loads(b[8:8 + n])
+data = b[8 + n:]
+rng = random.Random(7)
+for name, o, i in heads:
+    for suffix, shape in ((".weight", [o, i]), (".bias", [o])):
+        k = o * (i if suffix == ".weight" else 1)
+        x = struct.pack(f"<{k}f", *[rng.gauss(0, 0.3) for _ in range(k)])
+        head[name + suffix] = {"dtype": "F32", "shape": shape,
+                               "data_offsets": [len(data), len(data) + len(x)]}
+        data += x
+h = json.dumps(head).encode()
+h += b" " * (-len(h) % 8)
+open(p, "wb").write(struct.pack("<Q", len(h)) + h + data)
+PY
+	expect "$fx classifier: export" 0 "" "$ex" -m "$src" --format onnx \
+		-o "$src-onnx" || continue
+	request "$FX/$fx" >"$tmp/req.json"
+	records "$tmp/req.json" >"$tmp/rec.jsonl"
+	"$run" -m "$src" --jsonl --task classify <"$tmp/rec.jsonl" \
+		>"$tmp/hf_cls.jsonl" || { fail "$fx classifier: hf-run"; continue; }
+	for v in "" _fp16 _quantized _q4; do
+		b=${bound[model$v]}
+		node "$RT/ort.mjs" encoder \
+			"$src-onnx/onnx/sequence_classification$v.onnx" \
+			<"$tmp/req.json" >"$tmp/ort.json" 2>"$tmp/ort.err" ||
+			{ fail "$fx classifier$v: ort.mjs: $(tail -3 "$tmp/ort.err")"; continue; }
+		check "$fx sequence_classification$v: scores" "$tmp/ort.json" \
+			"$tmp/hf_cls.jsonl" "$b" <<'PY'
+import json, math, sys
+ort = json.load(open(sys.argv[1]))
+hf = [json.loads(l) for l in open(sys.argv[2])]
+tol = float(sys.argv[3])
+def softmax(z):
+    m = max(z)
+    e = [math.exp(x - m) for x in z]
+    return [x / sum(e) for x in e]
+rows = [(f"prompt {i}", r) for i, r in enumerate(ort["out"]["logits"])]
+assert len(rows) == len(hf), (len(rows), len(hf))
+for (name, z), h in zip(rows, hf):
+    want = {s["id"]: s["score"] for s in h["scores"]}
+    assert len(want) == len(z) == 3, (want, z)
+    for k, p in enumerate(softmax(z)):
+        assert abs(p - want[k]) <= tol, f"{name} label {k}: {p} vs hf-run {want[k]}"
+print("ok")
+PY
+	done
 done
 
 # 2. external data: every weight in model.onnx_data, same logits
