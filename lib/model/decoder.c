@@ -90,9 +90,9 @@ static int llama_layer(struct hf_model *m, size_t l, struct hf_err *err)
 	size_t H = m->hidden, qo = m->hq * m->hd, ko = m->hkv * m->hd;
 	int qkv_bias = !strcmp(mt, "qwen2") ? 1 : m->cfg->attention_bias ? 1 : 0;
 
-	if (bind(m, &L->ln1_w, 1, 1, (int64_t)H, 0, err,
+	if (bind_tensor(m, &L->ln1_w, 1, 1, (int64_t)H, 0, err,
 		 "layers.%zu.input_layernorm.weight", l) ||
-	    bind(m, &L->ln2_w, 1, 1, (int64_t)H, 0, err,
+	    bind_tensor(m, &L->ln2_w, 1, 1, (int64_t)H, 0, err,
 		 "layers.%zu.post_attention_layernorm.weight", l))
 		return err->code;
 	if (!strcmp(mt, "phi3")) {
@@ -116,9 +116,9 @@ static int llama_layer(struct hf_model *m, size_t l, struct hf_err *err)
 		     "layers.%zu.self_attn.o_proj", l))
 		return err->code;
 	if (!strcmp(mt, "qwen3") &&
-	    (bind(m, &L->q_norm, 1, 1, (int64_t)m->hd, 0, err,
+	    (bind_tensor(m, &L->q_norm, 1, 1, (int64_t)m->hd, 0, err,
 		  "layers.%zu.self_attn.q_norm.weight", l) ||
-	     bind(m, &L->k_norm, 1, 1, (int64_t)m->hd, 0, err,
+	     bind_tensor(m, &L->k_norm, 1, 1, (int64_t)m->hd, 0, err,
 		  "layers.%zu.self_attn.k_norm.weight", l)))
 		return err->code;
 	if (m->ne) {
@@ -233,13 +233,13 @@ int llama_load(struct hf_model *m, struct hf_err *err)
 				  m->dir);
 	if (rope_init(m, err))
 		return err->code;
-	if (bind(m, &m->embed, 1, 0, (int64_t)m->vocab, (int64_t)m->hidden,
+	if (bind_tensor(m, &m->embed, 1, 0, (int64_t)m->vocab, (int64_t)m->hidden,
 		 err, "embed_tokens.weight"))
 		return err->code;
 	for (size_t l = 0; l < m->nl; l++)
 		if (llama_layer(m, l, err))
 			return err->code;
-	if (bind(m, &m->norm_w, 1, 1, (int64_t)m->hidden, 0, err,
+	if (bind_tensor(m, &m->norm_w, 1, 1, (int64_t)m->hidden, 0, err,
 		 "norm.weight"))
 		return err->code;
 	if (bind_head(m, err))
@@ -271,9 +271,9 @@ static int bind_conv1d(struct hf_model *m, struct lin *l, size_t in,
 	if (!t || hf_wfmt_of_dtype(t->dtype) < 0)
 		return bind_lin(m, l, out, in, 1, err, "%s", base);
 
-	if (bind(m, &wt, 1, 1, (int64_t)in, (int64_t)out, err, "%s.weight",
+	if (bind_tensor(m, &wt, 1, 1, (int64_t)in, (int64_t)out, err, "%s.weight",
 		 base) ||
-	    bind(m, &l->b, 1, 1, (int64_t)out, 0, err, "%s.bias", base) ||
+	    bind_tensor(m, &l->b, 1, 1, (int64_t)out, 0, err, "%s.bias", base) ||
 	    ws_alloc(m, &w, HF_DTYPE_F32, in * out, err))
 		return err->code;
 	src = malloc(in * out * sizeof(float));
@@ -324,9 +324,9 @@ int gpt2_load(struct hf_model *m, struct hf_err *err)
 	if (!m->inter)
 		m->inter = 4 * E;
 	m->n_pos_rows = m->max_pos;
-	if (bind(m, &m->embed, 1, 0, (int64_t)m->vocab, (int64_t)E, err,
+	if (bind_tensor(m, &m->embed, 1, 0, (int64_t)m->vocab, (int64_t)E, err,
 		 "wte.weight") ||
-	    bind(m, &m->pos_embed, 1, 0, (int64_t)m->max_pos, (int64_t)E, err,
+	    bind_tensor(m, &m->pos_embed, 1, 0, (int64_t)m->max_pos, (int64_t)E, err,
 		 "wpe.weight"))
 		return err->code;
 	for (size_t l = 0; l < m->nl; l++) {
@@ -348,18 +348,18 @@ int gpt2_load(struct hf_model *m, struct hf_err *err)
 		snprintf(name, sizeof(name), "h.%zu.mlp.c_proj", l);
 		if (bind_conv1d(m, &L->down, m->inter, E, name, err))
 			return err->code;
-		if (bind(m, &L->ln1_w, 1, 1, (int64_t)E, 0, err,
+		if (bind_tensor(m, &L->ln1_w, 1, 1, (int64_t)E, 0, err,
 			 "h.%zu.ln_1.weight", l) ||
-		    bind(m, &L->ln1_b, 1, 1, (int64_t)E, 0, err,
+		    bind_tensor(m, &L->ln1_b, 1, 1, (int64_t)E, 0, err,
 			 "h.%zu.ln_1.bias", l) ||
-		    bind(m, &L->ln2_w, 1, 1, (int64_t)E, 0, err,
+		    bind_tensor(m, &L->ln2_w, 1, 1, (int64_t)E, 0, err,
 			 "h.%zu.ln_2.weight", l) ||
-		    bind(m, &L->ln2_b, 1, 1, (int64_t)E, 0, err,
+		    bind_tensor(m, &L->ln2_b, 1, 1, (int64_t)E, 0, err,
 			 "h.%zu.ln_2.bias", l))
 			return err->code;
 	}
-	if (bind(m, &m->norm_w, 1, 1, (int64_t)E, 0, err, "ln_f.weight") ||
-	    bind(m, &m->norm_b, 1, 1, (int64_t)E, 0, err, "ln_f.bias"))
+	if (bind_tensor(m, &m->norm_w, 1, 1, (int64_t)E, 0, err, "ln_f.weight") ||
+	    bind_tensor(m, &m->norm_b, 1, 1, (int64_t)E, 0, err, "ln_f.bias"))
 		return err->code;
 	return bind_head(m, err);
 }

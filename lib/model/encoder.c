@@ -11,8 +11,8 @@
 static int bind_ln(struct hf_model *m, struct hf_buf **w, struct hf_buf **b,
 		   const char *base, struct hf_err *err)
 {
-	if (bind(m, w, 1, 1, (int64_t)m->hidden, 0, err, "%s.weight", base) ||
-	    bind(m, b, 1, 1, (int64_t)m->hidden, 0, err, "%s.bias", base))
+	if (bind_tensor(m, w, 1, 1, (int64_t)m->hidden, 0, err, "%s.weight", base) ||
+	    bind_tensor(m, b, 1, 1, (int64_t)m->hidden, 0, err, "%s.bias", base))
 		return err->code;
 	return 0;
 }
@@ -91,7 +91,7 @@ static int bind_mlm(struct hf_model *m, struct hf_err *err)
 	}
 	if (bind_lin(m, &m->mlm_dense, H, H, 1, err, "%s", dense) ||
 	    bind_ln(m, &m->mlm_ln_w, &m->mlm_ln_b, ln, err) ||
-	    bind(m, &m->head.b, 1, 1, (int64_t)m->vocab, 0, err, "%s", bias))
+	    bind_tensor(m, &m->head.b, 1, 1, (int64_t)m->vocab, 0, err, "%s", bias))
 		return err->code;
 	if (has_tensor(m, dec)) {
 		char base[200];
@@ -169,16 +169,16 @@ int encoder_load(struct hf_model *m, struct hf_err *err)
 	m->n_pos_rows = m->max_pos;
 	if (m->fam == FAM_ROBERTA)
 		m->pos_offset = (int)c->pad_token_id + 1;
-	if (bind(m, &m->embed, 1, 0, (int64_t)m->vocab, (int64_t)H, err,
+	if (bind_tensor(m, &m->embed, 1, 0, (int64_t)m->vocab, (int64_t)H, err,
 		 "embeddings.word_embeddings.weight") ||
-	    bind(m, &m->pos_embed, 1, 0, (int64_t)m->max_pos, (int64_t)H, err,
+	    bind_tensor(m, &m->pos_embed, 1, 0, (int64_t)m->max_pos, (int64_t)H, err,
 		 "embeddings.position_embeddings.weight") ||
 	    bind_ln(m, &m->emb_ln_w, &m->emb_ln_b, "embeddings.LayerNorm", err))
 		return err->code;
 	if (m->fam != FAM_DISTILBERT) {
 		m->n_types = c->type_vocab_size > 0 ?
 				     (size_t)c->type_vocab_size : 2;
-		if (bind(m, &m->type_embed, 1, 0, (int64_t)m->n_types,
+		if (bind_tensor(m, &m->type_embed, 1, 0, (int64_t)m->n_types,
 			 (int64_t)H, err,
 			 "embeddings.token_type_embeddings.weight"))
 			return err->code;

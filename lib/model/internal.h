@@ -163,8 +163,8 @@ void ws_free(struct hf_model *m);
  * model's prefix first, then as given. Shape: d0 rows and d1 cols (d1 0
  * for a vector). f32: converted into a new F32 buffer (norms, biases);
  * else wrapped in place. Absent and !required: *out = NULL, 0. */
-int bind(struct hf_model *m, struct hf_buf **out, int required, int f32,
-	 int64_t d0, int64_t d1, struct hf_err *err, const char *fmt, ...)
+int bind_tensor(struct hf_model *m, struct hf_buf **out, int required,
+		int f32, int64_t d0, int64_t d1, struct hf_err *err, const char *fmt, ...)
 	__attribute__((format(printf, 8, 9)));
 /* A Linear: the weight stored under <name> (out, in) in whichever weight
  * format the checkpoint has it (tensor/wfmt.h: each format's bind asked

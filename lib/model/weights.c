@@ -89,8 +89,9 @@ static int vbind(struct hf_model *m, struct hf_buf **out, int required,
 	return 0;
 }
 
-int bind(struct hf_model *m, struct hf_buf **out, int required, int f32,
-	 int64_t d0, int64_t d1, struct hf_err *err, const char *fmt, ...)
+int bind_tensor(struct hf_model *m, struct hf_buf **out, int required,
+		int f32, int64_t d0, int64_t d1, struct hf_err *err,
+		const char *fmt, ...)
 {
 	va_list ap;
 	int rc;
@@ -181,7 +182,7 @@ int bind_lin(struct hf_model *m, struct lin *l, size_t out, size_t in,
 	l->b = NULL;
 	if (bind_weight(m, l, out, in, err, base))
 		return err->code;
-	if (bias && bind(m, &l->b, bias == 1, 1, (int64_t)out, 0, err,
+	if (bias && bind_tensor(m, &l->b, bias == 1, 1, (int64_t)out, 0, err,
 			 "%s.bias", base))
 		return err->code;
 	return 0;
