@@ -223,6 +223,24 @@ static int enc_load(struct hf_train_ln *t, struct hf_err *err)
 		return rc;
 	if ((rc = ln_pair(t, &t->elnw, &t->elnb, err, "embeddings.LayerNorm")))
 		return rc;
+	/* the pooler: stored, unused by the MLM head, so a parameter that
+	 * starts frozen (no gradient, as torch leaves its .grad None: the
+	 * optimizer skips it), kept so that a written model still has it */
+	if (!distil && has_tensor(m, "pooler.dense.weight")) {
+		size_t pw, pb;
+
+		if ((rc = ln_add_param(t, &pw, 1, err, "pooler.dense.weight")) ||
+		    (rc = ln_want_shape(t, pw, H, H, err)) ||
+		    (rc = ln_add_param(t, &pb, 0, err, "pooler.dense.bias")) ||
+		    (pb != NONE && (rc = ln_want_shape(t, pb, H, 0, err))))
+			return rc;
+		free(t->p[pw].g);
+		t->p[pw].g = NULL;
+		if (pb != NONE) {
+			free(t->p[pb].g);
+			t->p[pb].g = NULL;
+		}
+	}
 	for (size_t l = 0; l < t->nl; l++) {
 		struct ln_layer *L = &t->L[l];
 		const char *nm[8] = {

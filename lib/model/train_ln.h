@@ -6,7 +6,9 @@
  * hf_train_* functions hand a model of these families to the
  * hf_train_ln_* ones here; their contract is train.h's, except that an
  * encoder's loss is the masked-LM one: position t is scored against
- * label t itself (no shift). Private to lib/model. */
+ * label t itself (no shift), and BERT's and RoBERTa's pooler (stored,
+ * unused by the MLM head) is a parameter that starts frozen (g NULL).
+ * Private to lib/model. */
 #ifndef HF_MODEL_TRAIN_LN_H
 #define HF_MODEL_TRAIN_LN_H
 

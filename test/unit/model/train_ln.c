@@ -6,8 +6,8 @@
  * skip the pads; the adapter hook on GPT-2's fused Conv1D c_attn and on
  * a BERT query is called in the forward and the backward and its
  * gradient, and the gradient through it, are the model's (central
- * differences); names are the stored ones (no lm_head.weight, no
- * pooler); bad input is refused. The losses and gradients against
+ * differences); names are the stored ones (no lm_head.weight; the
+ * pooler frozen); bad input is refused. The losses and gradients against
  * transformers' are test/e2e/finetune_grads.sh's. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -357,7 +357,9 @@ static void test_names_are_the_stored_ones(void **state)
 		for (size_t i = 0; i < hf_train_nparams(t); i++) {
 			const char *n = hf_train_param(t, i)->name;
 
-			assert_null(strstr(n, "pooler"));
+			/* the pooler: kept, frozen (the MLM head reads none) */
+			if (strstr(n, "pooler"))
+				assert_null(hf_train_param(t, i)->g);
 			assert_null(strstr(n, "lm_head.weight"));
 		}
 		hf_train_free(t);
@@ -371,6 +373,18 @@ static void test_names_are_the_stored_ones(void **state)
 		/* Conv1D: [in, out] as stored */
 		assert_non_null(p);
 		assert_null(hf_train_find(t, "h.0.attn.bias"));	/* a buffer */
+		hf_train_free(t);
+		hf_model_free(m);
+		m = open_fixture("bert-tiny");
+		t = new_train(m, 0);
+		assert_non_null(hf_train_find(t, "bert.pooler.dense.weight"));
+		assert_null(hf_train_find(t, "bert.pooler.dense.weight")->g);
+		hf_train_free(t);
+		hf_model_free(m);
+		m = open_fixture("gpt2-tiny");
+		t = new_train(m, 0);
+		p = hf_train_find(t, "h.1.mlp.c_fc.weight");
+		assert_non_null(p);
 		assert_int_equal(p->shape[0], 64);
 		assert_int_equal(p->shape[1], 256);
 		assert_string_equal(hf_train_linear(t, 0)->name,
