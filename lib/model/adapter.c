@@ -529,6 +529,49 @@ out:
 	return rc;
 }
 
+int hf_model_set_linear(struct hf_model *m, size_t i, const float *W,
+			const float *b, struct hf_err *err)
+{
+	struct mods ms;
+	struct mod *d;
+	size_t r0 = 0;
+	int rc = 0;
+
+	if (build(m, &ms, err))
+		return err->code;
+	if (i >= ms.n) {
+		rc = hf_err_set(err, HF_EINVAL, "module %zu of %zu", i, ms.n);
+		goto out;
+	}
+	d = &ms.v[i];
+	if (d->expert && !hf_backend_cpu_pool(m->be)) {
+		rc = hf_err_set(err, HF_EUNSUPPORTED,
+				"%s: '%s': MoE experts are replaced on the CPU only",
+				m->dir, d->pub.name);
+		goto out;
+	}
+	if ((rc = hf_backend_sync(m->be, err)))
+		goto out;
+	ws_free(m);
+	for (size_t j = 0; j < d->nlin && !rc; j++) {
+		struct lin *l = d->lin[j];
+		struct hf_buf *w, *bb;
+
+		/* a tied head gets its own weight; the embeddings stay */
+		if ((rc = f32_buf(m, &w, W + r0 * l->in, l->out * l->in, err)) ||
+		    (rc = lin_plain(m, l, w, l->out, l->in, err)))
+			break;
+		if (b && !(rc = f32_buf(m, &bb, b + r0, l->out, err)))
+			l->b = bb;
+		r0 += l->out;
+	}
+	if (rc)
+		hf_err_prefix(err, "%s: '%s'", m->dir, d->pub.name);
+out:
+	free(ms.v);
+	return rc;
+}
+
 int lora_ws(struct hf_model *m, size_t n, struct hf_err *err)
 {
 	m->lora_xa = m->lora_xb = NULL;

@@ -38,4 +38,10 @@ int hf_model_add_lora(struct hf_model *m, size_t i, const float *A,
 		      const float *B, size_t r, float scale, int merge,
 		      struct hf_err *err);
 
+/* Replace module i's weight by W (out, in) float32 and, when b is not
+ * NULL, its bias by b (out) (PEFT's modules_to_save: a head trained
+ * whole), copied. */
+int hf_model_set_linear(struct hf_model *m, size_t i, const float *W,
+			const float *b, struct hf_err *err);
+
 #endif

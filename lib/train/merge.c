@@ -23,7 +23,7 @@
 
 /* The merged tensor that replaces a checkpoint tensor. */
 struct merged {
-	const char *tensor;	/* borrowed from the module list */
+	char tensor[220];
 	void *data;		/* in the tensor's dtype */
 };
 
@@ -103,30 +103,11 @@ static void remove_dir(const char *dir)
 	rmdir(dir);
 }
 
-/* W (as stored in t) + the delta, back in t's dtype, into *out. */
-static int merge_tensor(const struct hf_tensor *t, const struct hf_lin_module *md,
-			const struct hf_peft_delta *d, void **out,
-			struct hf_err *err)
+/* n float32 values as t's dtype (F32, F16, BF16) into *out; w is
+ * consumed (freed or returned). */
+static int to_stored(float *w, const struct hf_tensor *t, size_t n, void **out,
+		     struct hf_err *err)
 {
-	size_t n = md->in * md->out;
-	float *w;
-
-	*out = NULL;
-	if (t->dtype != HF_DTYPE_F32 && t->dtype != HF_DTYPE_F16 &&
-	    t->dtype != HF_DTYPE_BF16)
-		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "tensor '%s' has dtype %s: adapters merge into "
-				  "F32, F16 or BF16 weights", t->name,
-				  hf_dtype_name(t->dtype));
-	if ((uint64_t)n != hf_tensor_numel(t))
-		return hf_err_set(err, HF_EFORMAT,
-				  "tensor '%s' does not hold module '%s' (%zu x %zu)",
-				  t->name, md->name, md->out, md->in);
-	if (!(w = malloc(n * sizeof(float))))
-		return hf_err_set(err, HF_ENOMEM, "out of memory");
-	hf_to_f32_n(w, t->data, t->dtype, n);
-	hf_lora_merge(w, d->A, d->B, md->in, d->r, md->out, d->scale,
-		      md->conv1d, 1);
 	if (t->dtype == HF_DTYPE_F32) {
 		*out = w;
 		return 0;
@@ -143,6 +124,63 @@ static int merge_tensor(const struct hf_tensor *t, const struct hf_lin_module *m
 	return 0;
 }
 
+static int float_dtype(const struct hf_tensor *t, struct hf_err *err)
+{
+	if (t->dtype == HF_DTYPE_F32 || t->dtype == HF_DTYPE_F16 ||
+	    t->dtype == HF_DTYPE_BF16)
+		return 0;
+	return hf_err_set(err, HF_EUNSUPPORTED,
+			  "tensor '%s' has dtype %s: adapters merge into F32, "
+			  "F16 or BF16 weights", t->name, hf_dtype_name(t->dtype));
+}
+
+/* modules_to_save: the trained Linear's W (out, in) in t's layout
+ * (Conv1D: (in, out)) and dtype. */
+static int whole_tensor(const struct hf_tensor *t, const struct hf_lin_module *md,
+			const float *W, void **out, struct hf_err *err)
+{
+	size_t n = md->in * md->out;
+	float *w;
+
+	*out = NULL;
+	if (float_dtype(t, err))
+		return err->code;
+	if ((uint64_t)n != hf_tensor_numel(t))
+		return hf_err_set(err, HF_EFORMAT,
+				  "tensor '%s' does not hold module '%s' (%zu x %zu)",
+				  t->name, md->name, md->out, md->in);
+	if (!(w = malloc(n * sizeof(float))))
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	for (size_t o = 0; o < md->out; o++)
+		for (size_t i = 0; i < md->in; i++)
+			w[md->conv1d ? i * md->out + o : o * md->in + i] =
+				W[o * md->in + i];
+	return to_stored(w, t, n, out, err);
+}
+
+/* W (as stored in t) + the delta, back in t's dtype, into *out. */
+static int merge_tensor(const struct hf_tensor *t, const struct hf_lin_module *md,
+			const struct hf_peft_delta *d, void **out,
+			struct hf_err *err)
+{
+	size_t n = md->in * md->out;
+	float *w;
+
+	*out = NULL;
+	if (float_dtype(t, err))
+		return err->code;
+	if ((uint64_t)n != hf_tensor_numel(t))
+		return hf_err_set(err, HF_EFORMAT,
+				  "tensor '%s' does not hold module '%s' (%zu x %zu)",
+				  t->name, md->name, md->out, md->in);
+	if (!(w = malloc(n * sizeof(float))))
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	hf_to_f32_n(w, t->data, t->dtype, n);
+	hf_lora_merge(w, d->A, d->B, md->in, d->r, md->out, d->scale,
+		      md->conv1d, 1);
+	return to_stored(w, t, n, out, err);
+}
+
 int hf_merge_adapter(const char *base_dir, const char *adapter_dir,
 		     const char *out_dir, struct hf_err *err)
 {
@@ -153,7 +191,7 @@ int hf_merge_adapter(const char *base_dir, const char *adapter_dir,
 	struct hf_lin_module *mods = NULL;
 	struct hf_peft_delta *d = NULL;
 	struct merged *mg = NULL;
-	size_t nm = 0, nd = 0;
+	size_t nm = 0, nd = 0, nmg = 0;
 	char tmp[4096], *path = NULL;
 	int rc, made = 0;
 
@@ -178,7 +216,7 @@ int hf_merge_adapter(const char *base_dir, const char *adapter_dir,
 	    (rc = hf_st_open_dir(&st, base_dir, err)) ||
 	    (rc = hf_st_writer_new(&w, err)))
 		goto out;
-	if (!(mg = calloc(nd + 1, sizeof(*mg)))) {
+	if (!(mg = calloc(2 * nd + 1, sizeof(*mg)))) {
 		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -194,17 +232,44 @@ int hf_merge_adapter(const char *base_dir, const char *adapter_dir,
 					adapter_dir, md->name);
 			goto out;
 		}
-		mg[i].tensor = md->tensor;
-		if ((rc = merge_tensor(t, md, &d[i], &mg[i].data, err))) {
+		snprintf(mg[nmg].tensor, sizeof(mg[nmg].tensor), "%s", md->tensor);
+		if ((rc = d[i].W ? whole_tensor(t, md, d[i].W, &mg[nmg++].data, err) :
+			  merge_tensor(t, md, &d[i], &mg[nmg++].data, err))) {
 			hf_err_prefix(err, "%s", base_dir);
 			goto out;
+		}
+		if (d[i].bias) {
+			size_t l = strlen(md->tensor);
+			float *b;
+
+			/* <module>.bias beside <module>.weight */
+			snprintf(mg[nmg].tensor, sizeof(mg[nmg].tensor), "%.*s.bias",
+				 (int)(l > 7 ? l - 7 : l), md->tensor);
+			if (!(t = hf_st_model_get(st, mg[nmg].tensor)) ||
+			    hf_tensor_numel(t) != md->out) {
+				rc = hf_err_set(err, HF_EUNSUPPORTED,
+						"%s: module '%s' has a trained bias "
+						"but no bias '%s' of %zu in the base",
+						adapter_dir, md->name,
+						mg[nmg].tensor, md->out);
+				goto out;
+			}
+			if ((rc = float_dtype(t, err)))
+				goto out;
+			if (!(b = malloc(md->out * sizeof(float)))) {
+				rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+				goto out;
+			}
+			memcpy(b, d[i].bias, md->out * sizeof(float));
+			if ((rc = to_stored(b, t, md->out, &mg[nmg++].data, err)))
+				goto out;
 		}
 	}
 	for (size_t k = 0; k < hf_st_model_count(st); k++) {
 		const struct hf_tensor *t = hf_st_model_tensor(st, k);
 		const void *data = t->data;
 
-		for (size_t i = 0; i < nd; i++)
+		for (size_t i = 0; i < nmg; i++)
 			if (!strcmp(mg[i].tensor, t->name))
 				data = mg[i].data;
 		if ((rc = hf_st_writer_add(w, t->name, t->dtype, t->ndim,
@@ -232,7 +297,7 @@ int hf_merge_adapter(const char *base_dir, const char *adapter_dir,
 out:
 	if (made)
 		remove_dir(tmp);
-	for (size_t i = 0; mg && i < nd; i++)
+	for (size_t i = 0; mg && i < nmg; i++)
 		free(mg[i].data);
 	free(mg);
 	free(path);

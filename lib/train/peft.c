@@ -715,6 +715,8 @@ void hf_peft_deltas_free(struct hf_peft_delta *d, size_t n)
 	for (size_t i = 0; d && i < n; i++) {
 		free(d[i].A);
 		free(d[i].B);
+		free(d[i].W);
+		free(d[i].bias);
 	}
 	free(d);
 }
@@ -782,7 +784,7 @@ int hf_peft_deltas(const struct hf_peft *p, const char *model_type,
 	if ((rc = hf_peft_targets(c, model_type, mods, nmods, &tg, &nt, where,
 				  err)))
 		return rc;
-	*out = calloc(nt + 1, sizeof(**out));
+	*out = calloc(nt + nmods + 1, sizeof(**out));
 	used = calloc(nst + 1, 1);
 	if (!*out || !used) {
 		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
@@ -810,6 +812,65 @@ int hf_peft_deltas(const struct hf_peft *p, const char *model_type,
 				used[k] = 1;
 		}
 	}
+	/* modules_to_save: whole Linears, saved under the module's own
+	 * name (PEFT drops "modules_to_save.default" from the keys), the
+	 * weight in the base's stored layout (Conv1D: (in, out)) */
+	for (size_t i = 0; i < nmods && c->nmodules_to_save; i++) {
+		const struct hf_lin_module *md = &mods[i];
+		struct hf_peft_delta *d;
+		char kw[300], kbias[300];
+		float *w;
+		size_t kw_i = nst, kb_i = nst;
+
+		hf_peft_key(kw, sizeof(kw), md->name, "weight");
+		hf_peft_key(kbias, sizeof(kbias), md->name, "bias");
+		for (size_t k = 0; k < nst; k++) {
+			const char *tn = hf_st_tensor(p->st, k)->name;
+
+			if (!strcmp(tn, kw))
+				kw_i = k;
+			else if (!strcmp(tn, kbias))
+				kb_i = k;
+		}
+		if (kw_i == nst)
+			continue;
+		d = &(*out)[(*n)++];
+		d->module = i;
+		if ((rc = read_f32(p, kw, (int64_t)(md->conv1d ? md->in : md->out),
+				   (int64_t)(md->conv1d ? md->out : md->in),
+				   md->name, &w, err)))
+			goto out;
+		if (md->conv1d) {
+			if (!(d->W = malloc(md->in * md->out * sizeof(float)))) {
+				free(w);
+				rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+				goto out;
+			}
+			for (size_t a = 0; a < md->in; a++)
+				for (size_t b = 0; b < md->out; b++)
+					d->W[b * md->in + a] = w[a * md->out + b];
+			free(w);
+		} else {
+			d->W = w;
+		}
+		used[kw_i] = 1;
+		if (kb_i < nst) {
+			const struct hf_tensor *t = hf_st_tensor(p->st, kb_i);
+
+			if (t->ndim != 1 || t->shape[0] != (int64_t)md->out) {
+				rc = hf_err_set(err, HF_EFORMAT,
+						"%s: tensor '%s' is not of shape [%zu]",
+						p->st_path, kbias, md->out);
+				goto out;
+			}
+			if (!(d->bias = malloc(md->out * sizeof(float)))) {
+				rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+				goto out;
+			}
+			hf_to_f32_n(d->bias, t->data, t->dtype, md->out);
+			used[kb_i] = 1;
+		}
+	}
 	/* whatever else the file holds would be dropped silently */
 	for (size_t k = 0; k < nst; k++) {
 		const char *tn = hf_st_tensor(p->st, k)->name;
@@ -832,8 +893,10 @@ int hf_peft_deltas(const struct hf_peft *p, const char *model_type,
 		else
 			rc = hf_err_set(err, HF_EUNSUPPORTED,
 					"%s: tensor '%s' is not a LoRA weight "
-					"(modules_to_save and trained biases are "
-					"not supported)", p->st_path, tn);
+					"nor a Linear of modules_to_save (trained "
+					"biases, embeddings and norms in "
+					"modules_to_save are not supported)",
+					p->st_path, tn);
 		goto out;
 	}
 	rc = 0;
@@ -863,7 +926,9 @@ int hf_peft_apply(struct hf_model *m, const char *dir, int merge,
 				 &d, &nd, err)))
 		goto out;
 	for (size_t i = 0; i < nd && !rc; i++)
-		rc = hf_model_add_lora(m, d[i].module, d[i].A, d[i].B, d[i].r,
+		rc = d[i].W ? hf_model_set_linear(m, d[i].module, d[i].W,
+						  d[i].bias, err) :
+		     hf_model_add_lora(m, d[i].module, d[i].A, d[i].B, d[i].r,
 				       d[i].scale, merge, err);
 out:
 	hf_peft_deltas_free(d, nd);

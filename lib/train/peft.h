@@ -9,7 +9,8 @@
  * float32 base trains float32 A and B, as PEFT saves them), metadata
  * {"format": "pt"}, the config with every key PEFT 0.17 writes, sorted,
  * 2-space indent, no final newline. What we read: F32, F16 or BF16 A and
- * B; DoRA, lora_bias, embedding adapters, trained biases and
+ * B, and the Linears of modules_to_save (a classifier head) whole; DoRA,
+ * lora_bias, embedding adapters, trained biases and non-Linear
  * modules_to_save are refused with a message naming them. */
 #ifndef HF_TRAIN_PEFT_H
 #define HF_TRAIN_PEFT_H
@@ -111,15 +112,19 @@ void hf_peft_free(struct hf_peft *p);	/* NULL is fine */
 const struct hf_peft_config *hf_peft_config(const struct hf_peft *p);
 
 /* Resolve p's targets on mods and read each target's A (r, in) and B
- * (out, r) as float32 (malloc'd, the caller frees both arrays of each
- * entry and *out). Errors: a target whose tensors are missing or of the
+ * (out, r) as float32 (malloc'd: hf_peft_deltas_free()), then the Linears
+ * of modules_to_save that the file holds whole (W set). Errors: a target whose tensors are missing or of the
  * wrong shape or dtype, a tensor that names no target, a feature we
  * refuse; each names the file and tensor. */
 struct hf_peft_delta {
 	size_t module;		/* index into mods */
 	size_t r;
 	float scale;
-	float *A, *B;
+	float *A, *B;		/* NULL for a module of modules_to_save */
+	/* modules_to_save: the whole trained Linear, W (out, in) float32 as
+	 * the model multiplies by it (a Conv1D's transposed from its stored
+	 * (in, out)) and its bias (out) or NULL (the base's stays) */
+	float *W, *bias;
 };
 int hf_peft_deltas(const struct hf_peft *p, const char *model_type,
 		   const struct hf_lin_module *mods, size_t nmods,

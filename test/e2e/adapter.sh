@@ -193,7 +193,7 @@ refmerge() {
 	os.makedirs(out)
 	conf = json.load(open(os.path.join(ad, "adapter_config.json")))
 	r, alpha = conf["r"], conf["lora_alpha"]
-	scale = alpha / r ** 0.5 if conf["use_rslora"] else alpha / r
+	scale = alpha / r ** 0.5 if conf.get("use_rslora", False) else alpha / r
 	base, _ = st.read(os.path.join(fx, "model.safetensors"))
 	lora, _ = st.read(os.path.join(ad, "adapter_model.safetensors"))
 	mods = st.modules(fx)
@@ -312,6 +312,82 @@ gpt2-tiny c_attn,c_proj,c_fc 3 6 1
 bert-tiny query,value,dense 5 16 0
 phi3-tiny qkv_proj,gate_up_proj 2 4 0
 EOF
+
+# 1c. modules_to_save: a SEQ_CLS adapter as PEFT saves one, LoRA on
+#     q_proj and v_proj and the classifier head "score" trained whole
+#     (saved as base_model.model.score.weight). The base is llama-tiny with
+#     a random score head (LlamaForSequenceClassification, float32).
+python3 - "$FX/llama-tiny" "$tmp/cls" "$tmp/cls-ad" <<'EOF2'
+import json, os, random, sys
+sys.path.insert(0, os.environ["TMPD"])
+import st
+fx, out, ad = sys.argv[1:4]
+random.seed(11)
+t, _ = st.read(os.path.join(fx, "model.safetensors"))
+res = {k: (v[1], v[2]) for k, v in t.items() if v[2] is not None}
+res["score.weight"] = ([3, 64], [random.uniform(-0.3, 0.3) for _ in range(192)])
+os.makedirs(out)
+st.write(os.path.join(out, "model.safetensors"), res)
+c = json.load(open(os.path.join(fx, "config.json")))
+c["architectures"] = ["LlamaForSequenceClassification"]
+c["torch_dtype"] = "float32"
+json.dump(c, open(os.path.join(out, "config.json"), "w"), indent=2)
+lora = {}
+for l in range(2):
+    for n, o in (("q_proj", 64), ("v_proj", 32)):
+        m = "base_model.model.model.layers.%d.self_attn.%s" % (l, n)
+        lora[m + ".lora_A.weight"] = ([4, 64], [random.uniform(-0.1, 0.1) for _ in range(256)])
+        lora[m + ".lora_B.weight"] = ([o, 4], [random.uniform(-0.2, 0.2) for _ in range(4 * o)])
+lora["base_model.model.score.weight"] = ([3, 64], [random.uniform(-0.3, 0.3) for _ in range(192)])
+os.makedirs(ad)
+st.write(os.path.join(ad, "adapter_model.safetensors"), lora)
+with open(os.path.join(ad, "adapter_config.json"), "w") as f:
+    f.write(json.dumps({"peft_type": "LORA", "task_type": "SEQ_CLS", "r": 4,
+                        "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"],
+                        "modules_to_save": ["score"], "bias": "none"},
+                       indent=2, sort_keys=True))
+EOF2
+refmerge "$tmp/cls" "$tmp/cls-ad" "$tmp/cls-ref"
+python3 - "$tmp/cls-ad" "$tmp/cls-ref" <<'EOF2'
+import os, sys
+sys.path.insert(0, os.environ["TMPD"])
+import st
+ad, ref = sys.argv[1:3]
+a, _ = st.read(os.path.join(ad, "adapter_model.safetensors"))
+r, _ = st.read(os.path.join(ref, "model.safetensors"))
+r = {k: (v[1], v[2]) for k, v in r.items()}
+r["score.weight"] = (a["base_model.model.score.weight"][1], a["base_model.model.score.weight"][2])
+st.write(os.path.join(ref, "model.safetensors"), r)
+EOF2
+classes='
+import json, sys
+def sc(p):
+    return [sorted((s["id"], s["score"]) for s in json.loads(l)["scores"]) for l in open(p)]
+a, b = sc(sys.argv[1]), sc(sys.argv[2])
+assert a and len(a) == len(b)
+for x, y in zip(a, b):
+    for (i, u), (j, v) in zip(x, y):
+        assert i == j and abs(u - v) <= 1e-5, (x, y)
+if len(sys.argv) > 3:
+    assert a != sc(sys.argv[3]), "the adapter changes nothing"
+'
+records llama-tiny
+expect "cls base" 0 '"scores"' "$run" -m "$tmp/cls" --jsonl --task classify &&
+	cp "$tmp/out" "$tmp/c0.jsonl"
+expect "cls --adapter" 0 '"scores"' "$run" -m "$tmp/cls" --adapter "$tmp/cls-ad" \
+	--jsonl --task classify && cp "$tmp/out" "$tmp/c1.jsonl"
+expect "cls reference" 0 '"scores"' "$run" -m "$tmp/cls-ref" --jsonl \
+	--task classify && cp "$tmp/out" "$tmp/c2.jsonl"
+: >"$tmp/in"
+expect "cls --merge -o" 0 "" "$run" -m "$tmp/cls" --adapter "$tmp/cls-ad" \
+	--merge -o "$tmp/cls-merged"
+records llama-tiny
+expect "cls merged dir" 0 '"scores"' "$run" -m "$tmp/cls-merged" --jsonl \
+	--task classify && cp "$tmp/out" "$tmp/c3.jsonl"
+check "modules_to_save: --adapter = reference" "$tmp/c1.jsonl" "$tmp/c2.jsonl" \
+	"$tmp/c0.jsonl" <<<"$classes"
+check "modules_to_save: merged dir = reference" "$tmp/c3.jsonl" "$tmp/c2.jsonl" \
+	<<<"$classes"
 
 # 1b. generation replays recorded decode steps: the adapter's products
 #     must be in the recording. Greedy ids of the unmerged adapter equal
