@@ -51,7 +51,7 @@ usage_error "inspect bad option" hf-inspect "unknown option '-z'" "$BIN/hf-inspe
 usage_error "pull -j 0" hf-pull "-j: '0' is not a number from 1 to 64" "$BIN/hf-pull" -j 0 a/b
 usage_error "pull no repo" hf-pull "a repo id is required" "$BIN/hf-pull"
 usage_error "quantize no model" hf-quantize "-m <model> is required" "$BIN/hf-quantize" --method int8 -o x
-usage_error "hf alone" hf "a command is required: inspect pull tokenize run quantize" "$BIN/hf"
+usage_error "hf alone" hf "a command is required: inspect pull tokenize run quantize finetune export" "$BIN/hf"
 usage_error "hf unknown command" hf "'frob' is not an hf command" "$BIN/hf" frob
 
 # '-' with a terminal on stdin: a binary file never comes from one
