@@ -27,6 +27,10 @@
 #include "train/data.h"
 #include "train/mpi.h"
 #include "train/optim.h"
+#include "train/lora.h"
+#include "train/peft.h"
+#include "gen/gen.h"
+#include "model/adapter.h"
 #include "train/sched.h"
 #include <sys/stat.h>
 
@@ -56,6 +60,14 @@ static const char usage[] =
 	"      --seq-len <n>          longest row in tokens (default 1024)\n"
 	"      --pack                 pack records into rows of --seq-len\n"
 	"      --truncate             cut records longer than --seq-len\n"
+	"      --lora-r <r>           train a LoRA adapter of rank r (base frozen);\n"
+	"                             -o gets adapter_config.json and\n"
+	"                             adapter_model.safetensors as PEFT saves them\n"
+	"      --lora-alpha <a>       LoRA scaling numerator (default 8)\n"
+	"      --lora-dropout <p>     dropout on the adapters' input (default 0)\n"
+	"      --target <list>        modules to adapt: q_proj,v_proj,... or\n"
+	"                             all-linear (default: PEFT's for the model type)\n"
+	"      --rslora               scale by alpha / sqrt(r) instead of alpha / r\n"
 	"  -m, --model <model>        model directory, or org/name[@rev] from "
 	"the Hub cache\n"
 	"      --data <file.jsonl>    training records, one JSON object a line\n"
@@ -82,12 +94,18 @@ struct opts {
 	double lr, weight_decay, clip;
 	enum hf_sched_kind schedule;
 	int pack, truncate;
+	/* LoRA */
+	long lora_r;
+	double lora_alpha, lora_dropout;
+	const char *target;
+	int rslora;
 };
 
 enum { OPT_DATA = 256, OPT_BATCH, OPT_GRADS, OPT_CKPT,
        OPT_EPOCHS, OPT_MAX_STEPS, OPT_ACCUM, OPT_LR, OPT_WD, OPT_WARMUP,
        OPT_SCHED, OPT_CLIP, OPT_EVAL, OPT_EVAL_EVERY, OPT_SAVE_EVERY,
-       OPT_RESUME, OPT_SEED, OPT_SEQ_LEN, OPT_PACK, OPT_TRUNCATE };
+       OPT_RESUME, OPT_SEED, OPT_SEQ_LEN, OPT_PACK, OPT_TRUNCATE,
+       OPT_LORA_R, OPT_LORA_ALPHA, OPT_LORA_DROPOUT, OPT_TARGET, OPT_RSLORA };
 
 static const struct option longopts[] = {
 	{ "model", required_argument, NULL, 'm' },
@@ -112,6 +130,11 @@ static const struct option longopts[] = {
 	{ "seq-len", required_argument, NULL, OPT_SEQ_LEN },
 	{ "pack", no_argument, NULL, OPT_PACK },
 	{ "truncate", no_argument, NULL, OPT_TRUNCATE },
+	{ "lora-r", required_argument, NULL, OPT_LORA_R },
+	{ "lora-alpha", required_argument, NULL, OPT_LORA_ALPHA },
+	{ "lora-dropout", required_argument, NULL, OPT_LORA_DROPOUT },
+	{ "target", required_argument, NULL, OPT_TARGET },
+	{ "rslora", no_argument, NULL, OPT_RSLORA },
 	{ "threads", required_argument, NULL, 't' },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -135,6 +158,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	o->seed = 42;
 	o->seq_len = 1024;
 	o->schedule = HF_SCHED_LINEAR;
+	o->lora_alpha = 8.0;
 	opterr = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":m:t:o:h", longopts, NULL)) != -1) {
@@ -153,6 +177,28 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case OPT_TRUNCATE:
 			o->truncate = 1;
+			break;
+		case OPT_LORA_R:
+			if (parse_long(optarg, 1, 1L << 20, &o->lora_r))
+				return die_usage(prog, "--lora-r '%s': want a rank, 1 or more", optarg);
+			break;
+		case OPT_LORA_ALPHA:
+			if (parse_double(optarg, &o->lora_alpha) || !isfinite(o->lora_alpha))
+				return die_usage(prog, "--lora-alpha '%s': want a number", optarg);
+			break;
+		case OPT_LORA_DROPOUT:
+			if (parse_double(optarg, &o->lora_dropout) || !(o->lora_dropout >= 0.0) ||
+			    !(o->lora_dropout < 1.0))
+				return die_usage(prog, "--lora-dropout '%s': want a probability in [0, 1)",
+						 optarg);
+			break;
+		case OPT_TARGET:
+			if (!*optarg)
+				return die_usage(prog, "--target: want module names or all-linear");
+			o->target = optarg;
+			break;
+		case OPT_RSLORA:
+			o->rslora = 1;
 			break;
 		case OPT_SCHED:
 			if (hf_sched_parse(&o->schedule, optarg, &err))
@@ -238,6 +284,8 @@ real:
 		return die_usage(prog, "-o <dir> (or --grads <file>) is required");
 	if (o->pack && !o->seq_len)
 		return die_usage(prog, "--pack needs --seq-len");
+	if (!o->lora_r && (o->target || o->rslora || o->lora_dropout > 0.0 || o->lora_alpha != 8.0))
+		return die_usage(prog, "--lora-alpha, --lora-dropout, --target and --rslora need --lora-r <r>");
 	return 0;
 }
 
@@ -445,7 +493,7 @@ static void num(char *buf, size_t cap, double v)
  * (those that change the trajectory: all but eval, saving and output). */
 static json_t *options_json(const struct opts *o, int world)
 {
-	return json_pack("{s:f, s:f, s:s, s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i}",
+	json_t *j = json_pack("{s:f, s:f, s:s, s:s, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:i}",
 			 "lr", o->lr, "weight_decay", o->weight_decay,
 			 "schedule", hf_sched_name(o->schedule),
 			 "warmup", o->warmup ? o->warmup : "0", "clip", o->clip,
@@ -453,6 +501,15 @@ static json_t *options_json(const struct opts *o, int world)
 			 "batch", (json_int_t)o->batch, "grad_accum", (json_int_t)o->grad_accum,
 			 "seed", (json_int_t)o->seed, "seq_len", (json_int_t)o->seq_len,
 			 "pack", o->pack, "truncate", o->truncate, "world", world);
+
+	if (j && o->lora_r)
+		json_object_set_new(j, "lora", json_pack("{s:I, s:f, s:f, s:s, s:b}",
+							 "r", (json_int_t)o->lora_r,
+							 "alpha", o->lora_alpha,
+							 "dropout", o->lora_dropout,
+							 "target", o->target ? o->target : "",
+							 "rslora", o->rslora));
+	return j;
 }
 
 static int same_options(const char *dir, const json_t *was, const json_t *now,
@@ -491,6 +548,12 @@ struct run {
 	uint64_t total, per_epoch;
 	int rank, world;
 	char *last_ckpt;		/* the checkpoint written last, to replace */
+	/* LoRA (--lora-r): the adapters hung on the targeted linears; ps
+	 * holds their A and B under PEFT's keys, all is unused */
+	struct hf_peft_config pc;
+	struct hf_lora_layer *lora;
+	struct hf_peft_tensors *lt;
+	size_t nlora;
 };
 
 /* Every parameter of t into all (w borrowed; g NULL while frozen), the
@@ -509,6 +572,186 @@ static int bind_params(struct run *r, struct hf_err *err)
 	return 0;
 }
 
+/* --target's list (comma separated) or all-linear into c. */
+static int lora_targets(struct hf_peft_config *c, const char *spec, struct hf_err *err)
+{
+	const char *p = spec;
+
+	if (!strcmp(spec, "all-linear")) {
+		c->all_linear = 1;
+		return 0;
+	}
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		char **t;
+
+		if (!len)
+			return hf_err_set(err, HF_EINVAL, "--target '%s': an empty module name", spec);
+		t = realloc(c->targets, (c->ntargets + 1) * sizeof(*t));
+		if (!t)
+			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		c->targets = t;
+		if (!(t[c->ntargets] = strndup(p, len)))
+			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		c->ntargets++;
+		p += len;
+		if (*p == ',' && !*++p)
+			return hf_err_set(err, HF_EINVAL, "--target '%s': an empty module name", spec);
+	}
+	return 0;
+}
+
+/* LoRA: the config from the options, the targets resolved on m by PEFT's
+ * rules, the base frozen, an hf_lora_layer on each targeted linear with
+ * A (PEFT's init, seeded per module) and B (zero) as the only trainable
+ * parameters, named as PEFT saves them. */
+static int lora_setup(struct run *r, struct hf_model *m, const char *model_type,
+		      struct hf_err *err)
+{
+	const struct opts *o = r->o;
+	struct hf_lin_module *mods = NULL;
+	struct hf_peft_target *tg = NULL;
+	size_t nmods = 0, ntg = 0;
+	float *init = NULL;
+	int rc;
+
+	if ((rc = hf_peft_config_init(&r->pc, err)))
+		return rc;
+	r->pc.r = (size_t)o->lora_r;
+	r->pc.alpha = o->lora_alpha;
+	r->pc.dropout = o->lora_dropout;
+	r->pc.use_rslora = o->rslora;
+	free(r->pc.base_model);
+	if (!(r->pc.base_model = strdup(o->model)))
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	if (o->target && (rc = lora_targets(&r->pc, o->target, err)))
+		return rc;
+	if ((rc = hf_model_modules(m, &mods, &nmods, err)) ||
+	    (rc = hf_peft_targets(&r->pc, model_type, mods, nmods, &tg, &ntg, "--target", err)))
+		goto out;
+	for (size_t i = 0; i < hf_train_nparams(r->t); i++)
+		if ((rc = hf_train_set_trainable(r->t, i, 0, err)))
+			goto out;
+	r->lora = calloc(ntg, sizeof(*r->lora));
+	r->lt = calloc(ntg, sizeof(*r->lt));
+	if (!r->lora || !r->lt) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	r->nlora = ntg;
+	for (size_t k = 0; k < ntg; k++) {
+		const struct hf_lin_module *md = &mods[tg[k].module];
+		size_t li = hf_train_nlinears(r->t), rk = tg[k].r;
+		char key[512];
+		int64_t sa[2] = { (int64_t)rk, (int64_t)md->in };
+		int64_t sb[2] = { (int64_t)md->out, (int64_t)rk };
+
+		for (size_t i = 0; i < hf_train_nlinears(r->t); i++)
+			if (!strcmp(hf_train_linear(r->t, i)->name, md->name)) {
+				li = i;
+				break;
+			}
+		if (li == hf_train_nlinears(r->t)) {
+			rc = hf_err_set(err, HF_EUNSUPPORTED, "--target: module '%s' has no training linear",
+					md->name);
+			goto out;
+		}
+		free(init);
+		if (!(init = malloc(rk * md->in * sizeof(float)))) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto out;
+		}
+		hf_lora_init(init, NULL, rk, md->in, md->out, (uint64_t)o->seed * 1000003u + k);
+		hf_peft_key(key, sizeof(key), md->name, "lora_A.weight");
+		if ((rc = hf_params_add(&r->ps, key, 2, sa, NULL, NULL, init, err)))
+			goto out;
+		hf_peft_key(key, sizeof(key), md->name, "lora_B.weight");
+		if ((rc = hf_params_add(&r->ps, key, 2, sb, NULL, NULL, NULL, err)))
+			goto out;
+		r->lora[k] = (struct hf_lora_layer){
+			.in = md->in, .out = md->out, .r = rk, .scale = tg[k].scale,
+			.dropout = (float)o->lora_dropout, .training = 1, .rng = &r->st.rng,
+		};
+		r->lt[k] = (struct hf_peft_tensors){ .r = rk, .in = md->in, .out = md->out };
+		if (!(r->lt[k].module = strdup(md->name))) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto out;
+		}
+		tg[k].module = li;	/* now the training linear */
+	}
+	/* the set is complete: its buffers no longer move */
+	for (size_t k = 0; k < ntg; k++) {
+		struct hf_train_adapter ad = { &r->lora[k], hf_lora_layer_forward,
+					       hf_lora_layer_backward };
+		struct hf_optparam *a = &r->ps.p[2 * k], *b = &r->ps.p[2 * k + 1];
+
+		r->lora[k].A = a->w;
+		r->lora[k].dA = a->g;
+		r->lora[k].B = b->w;
+		r->lora[k].dB = b->g;
+		r->lt[k].A = a->w;
+		r->lt[k].B = b->w;
+		if ((rc = hf_train_set_adapter(r->t, tg[k].module, &ad, err)))
+			goto out;
+	}
+out:
+	free(init);
+	free(tg);
+	free(mods);
+	return rc;
+}
+
+static void lora_free(struct run *r)
+{
+	for (size_t k = 0; k < r->nlora; k++) {
+		hf_lora_layer_free(&r->lora[k]);
+		free((char *)r->lt[k].module);
+	}
+	free(r->lora);
+	free(r->lt);
+	hf_peft_config_free(&r->pc);
+}
+
+static void lora_training(struct run *r, int on)
+{
+	for (size_t k = 0; k < r->nlora; k++)
+		r->lora[k].training = on;
+}
+
+/* The weights file of a checkpoint: the adapter or the whole model. */
+static const char *weights_file(const struct run *r)
+{
+	return r->o->lora_r ? "adapter_model.safetensors" : "model.safetensors";
+}
+
+/* The adapter's config into dir (a checkpoint is an adapter directory
+ * too): as hf_peft_save writes it, all-linear resolved to the names. */
+static int write_adapter_config(struct run *r, const char *dir, struct hf_err *err)
+{
+	char *path = hf_path_join(dir, "adapter_config.json");
+	struct hf_peft_config c = r->pc;
+	char **names = NULL;
+	int rc;
+
+	if (!path)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	if (c.all_linear) {
+		if (!(names = malloc((r->nlora ? r->nlora : 1) * sizeof(*names)))) {
+			free(path);
+			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		}
+		for (size_t k = 0; k < r->nlora; k++)
+			names[k] = (char *)r->lt[k].module;
+		c.targets = names;
+		c.ntargets = r->nlora;
+		c.all_linear = 0;
+	}
+	rc = hf_peft_config_write(&c, path, err);
+	free(names);
+	free(path);
+	return rc;
+}
+
 /* A resumable checkpoint <out>/checkpoint-<step>: the weights, moments,
  * state and the model's files (so it is a model directory too). The one
  * written before it is removed once this one is in place. */
@@ -523,10 +766,12 @@ static int save_checkpoint(struct run *r, struct hf_err *err)
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	r->st.pos = hf_data_tell(r->data);
 	if ((rc = hf_ckpt_begin(&ck, dir, err)) ||
-	    (rc = hf_ckpt_write_params(hf_ckpt_tmpdir(ck), "model.safetensors", &r->all, err)) ||
+	    (rc = hf_ckpt_write_params(hf_ckpt_tmpdir(ck), weights_file(r),
+					r->o->lora_r ? &r->ps : &r->all, err)) ||
 	    (rc = hf_ckpt_write_optim(ck, r->opt, &r->ps, err)) ||
 	    (rc = hf_ckpt_write_state(ck, &r->st, err)) ||
-	    (rc = hf_ckpt_copy_model_files(hf_ckpt_tmpdir(ck), r->model_dir, 1, err))) {
+	    (r->o->lora_r ? (rc = write_adapter_config(r, hf_ckpt_tmpdir(ck), err)) :
+	     (rc = hf_ckpt_copy_model_files(hf_ckpt_tmpdir(ck), r->model_dir, 1, err)))) {
 		hf_ckpt_abort(ck);
 		free(dir);
 		return rc;
@@ -555,7 +800,8 @@ static int resume(struct run *r, const json_t *config, const json_t *options,
 	if (!(rc = hf_ckpt_read_state(dir, &r->st, err)) &&
 	    !(rc = hf_ckpt_check_config(dir, &r->st, config, err)) &&
 	    !(rc = same_options(dir, r->st.options, options, err)) &&
-	    !(rc = hf_ckpt_read_params(dir, "model.safetensors", &r->all, err)) &&
+	    !(rc = hf_ckpt_read_params(dir, weights_file(r), r->o->lora_r ? &r->ps : &r->all,
+				       err)) &&
 	    !(rc = hf_ckpt_read_optim(dir, r->opt, &r->ps, err))) {
 		if (hf_adamw_steps(r->opt) != r->st.step)
 			rc = hf_err_set(err, HF_EFORMAT, "checkpoint '%s': optimizer step %" PRIu64 " but trainer step %" PRIu64,
@@ -583,6 +829,7 @@ static int evaluate(struct run *r, double *out, struct hf_err *err)
 	int rc = 0;
 
 	hf_data_seek(r->eval, (struct hf_data_pos){ 0, 0 });
+	lora_training(r, 0);
 	do {
 		double loss;
 		size_t count;
@@ -598,6 +845,7 @@ static int evaluate(struct run *r, double *out, struct hf_err *err)
 		n += count;
 	} while (!b.last);
 	hf_batch_free(&b);
+	lora_training(r, 1);
 	if (!rc && !n)
 		rc = hf_err_set(err, HF_EINVAL, "%s: no label tokens to evaluate on", r->o->eval);
 	if (!rc)
@@ -609,6 +857,8 @@ static int evaluate(struct run *r, double *out, struct hf_err *err)
  * model's files, into -o (each file written then renamed). */
 static int write_model(struct run *r, struct hf_err *err)
 {
+	if (r->o->lora_r)
+		return hf_peft_save(r->o->out, &r->pc, r->lt, r->nlora, err);
 	int rc = hf_ckpt_write_params(r->o->out, "model.safetensors", &r->all, err);
 
 	return rc ? rc : hf_ckpt_copy_model_files(r->o->out, r->model_dir, 1, err);
@@ -740,8 +990,17 @@ static int train(const struct opts *o, struct hf_model *m, const char *model_dir
 	if (!cfg || hf_json_load_file(&config, cfg, &err) ||
 	    load_data(&r, &r.data, o->data, 1, 1, &err) ||
 	    (o->eval && load_data(&r, &r.eval, o->eval, 0, 0, &err)) ||
-	    hf_train_new(&r.t, m, &to, &err) || bind_params(&r, &err) ||
-	    hf_adamw_new(&r.opt, &r.ps, &ao, &err))
+	    hf_train_new(&r.t, m, &to, &err))
+		goto fail;
+	if (o->lora_r) {
+		const char *mt = json_string_value(json_object_get(config, "model_type"));
+
+		if (lora_setup(&r, m, mt ? mt : "", &err))
+			goto fail;
+	} else if (bind_params(&r, &err)) {
+		goto fail;
+	}
+	if (hf_adamw_new(&r.opt, &r.ps, &ao, &err))
 		goto fail;
 	if (r.rank == 0 && mkdir(o->out, 0755) && errno != EEXIST) {
 		hf_err_errno(&err, "cannot create '%s'", o->out);
@@ -825,6 +1084,7 @@ out:
 	hf_data_free(r.data);
 	hf_data_free(r.eval);
 	hf_train_free(r.t);
+	lora_free(&r);
 	return rc;
 }
 
