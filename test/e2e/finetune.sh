@@ -96,7 +96,7 @@ EOF
 
 # ---- over-fitting: full fine-tuning ----
 cases=$((cases + 1))
-if ! "$ft" -m "$M" --data "$tmp/s16.jsonl" --batch 4 --lr 3e-3 --schedule constant \
+if ! "$ft" -m "$M" --data "$tmp/s16.jsonl" --batch 4 --lr 3e-3 --schedule linear \
 	--epochs 40 -t 1 -o "$tmp/full" >"$tmp/full.jsonl" 2>"$tmp/err"; then
 	fail "overfit: exit $?: $(cat "$tmp/err")"
 fi
@@ -108,7 +108,9 @@ for i, r in enumerate(recs):
     for k in ("step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s"):
         assert k in r, "step %d lacks %s" % (i + 1, k)
     assert r["step"] == i + 1, r
-    assert r["lr"] == 3e-3, r
+    # linear decay to 0 over the 160 steps (a constant 3e-3 keeps
+    # spiking the loss of single batches once it is near 0)
+    assert abs(r["lr"] - 3e-3 * (160 - i) / 160) < 1e-12, r
 assert recs[0]["loss"] > 1.0, "first loss %g: not a fresh start" % recs[0]["loss"]
 assert recs[-1]["epoch"] == 40.0
 last = recs[-1]["loss"]
