@@ -130,14 +130,31 @@ void mmq_gemv_int8_512(float *y, size_t ldy, const float *x, size_t nt,
 void mmq_gemv_gptq_512(float *y, size_t ldy, const float *x, size_t nt,
 		       const struct hf_weight *w, const float *bias,
 		       size_t r0, size_t r1);
-#define MMQ_ENTRIES(int8, bnb4, gptq)					\
+/* AVX-512 decode for AWQ, FP8 (and its panels) and BitNet: 16 lanes;
+ * what they cannot take (rows off a word boundary, FP8 blocks not a
+ * multiple of 16) goes to the AVX2 kernels above. */
+void mmq_gemv_awq_512(float *y, size_t ldy, const float *x, size_t nt,
+		      const struct hf_weight *w, const float *bias,
+		      size_t r0, size_t r1);
+void mmq_gemv_fp8_512(float *y, size_t ldy, const float *x, size_t nt,
+		      const struct hf_weight *w, const float *bias,
+		      size_t r0, size_t r1);
+void mmq_widen_fp8_512(float *dst, const struct hf_weight *w, size_t r0,
+		       size_t rows, size_t k0, size_t kc);
+void mmq_gemv_bitnet_512(float *y, size_t ldy, const float *x, size_t nt,
+			 const struct hf_weight *w, const float *bias,
+			 size_t r0, size_t r1);
+#define MMQ_ENTRIES_ALL(int8, bnb4, gptq, awq, fp8, fp8w, bitnet)	\
 	[HF_WFMT_INT8] = { int8, mmq_widen_int8, NULL },		\
 	[HF_WFMT_BNB4] = { bnb4, mmq_widen_bnb4, NULL },		\
 	[HF_WFMT_BNB4DQ] = { bnb4, mmq_widen_bnb4, NULL },		\
 	[HF_WFMT_GPTQ] = { gptq, mmq_widen_gptq, NULL },		\
-	[HF_WFMT_AWQ] = { mmq_gemv_awq, mmq_widen_awq, NULL },		\
-	[HF_WFMT_FP8] = { mmq_gemv_fp8, mmq_widen_fp8, NULL },		\
-	[HF_WFMT_BITNET] = { mmq_gemv_bitnet, mmq_widen_bitnet, NULL },
+	[HF_WFMT_AWQ] = { awq, mmq_widen_awq, NULL },			\
+	[HF_WFMT_FP8] = { fp8, fp8w, NULL },				\
+	[HF_WFMT_BITNET] = { bitnet, mmq_widen_bitnet, NULL },
+#define MMQ_ENTRIES(int8, bnb4, gptq)					\
+	MMQ_ENTRIES_ALL(int8, bnb4, gptq, mmq_gemv_awq, mmq_gemv_fp8,	\
+			mmq_widen_fp8, mmq_gemv_bitnet)
 #endif
 
 /* The per-ISA tables, one row per format (enum hf_wfmt). */

@@ -158,13 +158,20 @@ static int bnb4_fast(const struct hf_weight *w)
 	return w->q.group % 32 == 0 && w->cols % w->q.group == 0;
 }
 
+/* The block's absmax as the traits' dequant computes it: inlined into
+ * a kernel built for FMA, the compiler would fuse the double-quant
+ * product and sum (-ffp-contract=fast) and round once where the
+ * portable path rounds twice; the empty asm keeps the product
+ * rounded. */
 static float bnb4_absmax(const struct hf_weight *w, size_t b)
 {
 	if (w->fmt == HF_WFMT_BNB4DQ) {
 		const uint8_t *aq = w->t[1];
 		const float *nabs = w->t[3], *nmap = w->t[4];
+		float m = nmap[aq[b]] * nabs[b / w->q.group2];
 
-		return nmap[aq[b]] * nabs[b / w->q.group2] + w->q.p0;
+		__asm__("" : "+x"(m));
+		return m + w->q.p0;
 	}
 	return ((const float *)w->t[1])[b];
 }
@@ -935,6 +942,264 @@ T256 void mmq_widen_bitnet(float *dst, const struct hf_weight *w,
 		for (size_t k = k8; k < kc; k++)
 			d[k] = (float)((int)((p[k] >> shs) & 3) - 1) * w->q.p0;
 	}
+}
+
+/* ---- AVX-512: AWQ, FP8, BitNet decode ------------------------------------------- */
+
+/* AWQ: 32 outputs R .. R + 31 (R a multiple of 8) a step, in two
+ * vectors of 16: lanes 0-7 from one word, 8-15 from the next, each lane
+ * shifted to its output's nibble (AWQ_SHIFTS twice). The weight is
+ * s * (q - z), as the AVX2 kernel and the traits compute it. */
+INLINE T512 __m512i awq_words16(const uint32_t *p, __m512i sh)
+{
+	__m512i v = _mm512_castsi128_si512(_mm_loadl_epi64((const __m128i *)
+							   p));
+
+	v = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0,
+						       1, 1, 1, 1, 1, 1, 1, 1),
+				     v);
+	return _mm512_and_si512(_mm512_srlv_epi32(v, sh),
+				_mm512_set1_epi32(15));
+}
+
+INLINE T512 void awq_rows512(float *y, size_t ldy, const float *x,
+			     const struct hf_weight *w, const float *bias,
+			     size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, ld = hf_weight_ld(w), lw = ld / 8;
+	const size_t gs = w->q.group;
+	const uint32_t *qw = w->t[0], *qz = w->t[1];
+	const uint16_t *sc = w->t[2];
+	const __m512i sh = _mm512_setr_epi32(0, 16, 4, 20, 8, 24, 12, 28,
+					     0, 16, 4, 20, 8, 24, 12, 28);
+
+	for (size_t r = r0; r < r1; r += 32) {
+		const size_t R = w->q.roff + r;
+		__m512 a[MM_GEMV_NT][2], s[2] = { 0 };
+		__m512i z[2] = { 0 };
+
+		for (size_t t = 0; t < nt; t++)
+			a[t][0] = a[t][1] = _mm512_setzero_ps();
+		for (size_t c = 0; c < in; c++) {
+			const uint32_t *wr = qw + c * lw + R / 8;
+
+			if (c % gs == 0) {
+				size_t g = c / gs;
+
+				for (int v = 0; v < 2; v++) {
+					s[v] = _mm512_cvtph_ps(
+						_mm256_loadu_si256(
+							(const __m256i *)(sc +
+							g * ld + R + 16 * v)));
+					z[v] = awq_words16(qz + g * lw + R / 8 +
+							   2 * v, sh);
+				}
+			}
+			for (int v = 0; v < 2; v++) {
+				__m512 wv = _mm512_mul_ps(s[v],
+					_mm512_cvtepi32_ps(_mm512_sub_epi32(
+						awq_words16(wr + 2 * v, sh),
+						z[v])));
+
+				for (size_t t = 0; t < nt; t++)
+					a[t][v] = _mm512_fmadd_ps(wv,
+						_mm512_set1_ps(x[t * in + c]),
+						a[t][v]);
+			}
+		}
+		for (size_t t = 0; t < nt; t++)
+			for (int v = 0; v < 2; v++) {
+				__m512 o = a[t][v];
+
+				if (bias)
+					o = _mm512_add_ps(o, _mm512_loadu_ps(
+						bias + r + 16 * v));
+				_mm512_storeu_ps(y + t * ldy + r + 16 * v, o);
+			}
+	}
+}
+
+/* The rows before a word boundary and the tail under 32 take the AVX2
+ * kernel (itself portable on what it cannot take). */
+T512 void mmq_gemv_awq_512(float *y, size_t ldy, const float *x, size_t nt,
+			   const struct hf_weight *w, const float *bias,
+			   size_t r0, size_t r1)
+{
+	size_t a = r0, b;
+
+	while (a < r1 && (w->q.roff + a) % 8)
+		a++;
+	b = a + (r1 - a) / 32 * 32;
+	if (a > r0)
+		mmq_gemv_awq(y, ldy, x, nt, w, bias, r0, a);
+	if (b > a)
+		BY_NT(awq_rows512, y, ldy, x, w, bias, a, b)
+	if (r1 > b)
+		mmq_gemv_awq(y, ldy, x, nt, w, bias, b, r1);
+}
+
+/* 16 E4M3 codes to float through f16: S.EEEE.MMM placed as the f16
+ * S.0EEEE.MMM0000000 is the code's value times 2^-8 for normal numbers
+ * and subnormals alike (f16's bias is 8 more than E4M3's, and both
+ * subnormal ranges scale the same), so one vcvtph2ps and an exact
+ * multiply by 256 give hf_f8e4m3_to_f32's values; S.1111.111 is NaN. */
+INLINE T512 __m512 e4m3_16(const uint8_t *p)
+{
+	__m128i b = _mm_loadu_si128((const __m128i *)p);
+	__m256i v = _mm256_cvtepu8_epi16(b);
+	__m256i h = _mm256_or_si256(
+		_mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x80)),
+				  8),
+		_mm256_slli_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7f)),
+				  7));
+	__m512 f = _mm512_mul_ps(_mm512_cvtph_ps(h), _mm512_set1_ps(256.0f));
+	__mmask16 nan = _mm_cmpeq_epi8_mask(_mm_and_si128(b,
+		_mm_set1_epi8(0x7f)), _mm_set1_epi8(0x7f));
+
+	return _mm512_mask_mov_ps(f, nan, _mm512_set1_ps(__builtin_nanf("")));
+}
+
+INLINE T512 void fp8_rows512(float *y, size_t ldy, const float *x,
+			     const struct hf_weight *w, const float *bias,
+			     size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, bc = w->q.group;
+	const size_t nb = (in + bc - 1) / bc;
+	const float *si = w->t[1];
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t R = w->q.roff + r;
+		const uint8_t *p = (const uint8_t *)w->t[0] + R * in;
+		const float *srow = si + R / w->q.group2 * nb;
+		__m512 acc[MM_GEMV_NT];
+		float tail[MM_GEMV_NT] = { 0 };
+
+		for (size_t t = 0; t < nt; t++)
+			acc[t] = _mm512_setzero_ps();
+		for (size_t b = 0; b < nb; b++) {
+			size_t k0 = b * bc, k1 = k0 + bc < in ? k0 + bc : in;
+			size_t k16 = k0 + (k1 - k0) / 16 * 16;
+			__m512 a[MM_GEMV_NT], sb = _mm512_set1_ps(srow[b]);
+			float tl[MM_GEMV_NT] = { 0 };
+
+			for (size_t t = 0; t < nt; t++)
+				a[t] = _mm512_setzero_ps();
+			for (size_t k = k0; k < k16; k += 16) {
+				__m512 wv = e4m3_16(p + k);
+
+				for (size_t t = 0; t < nt; t++)
+					a[t] = _mm512_fmadd_ps(wv,
+						_mm512_loadu_ps(x + t * in + k),
+						a[t]);
+			}
+			for (size_t k = k16; k < k1; k++)
+				for (size_t t = 0; t < nt; t++)
+					tl[t] += hf_f8e4m3_to_f32(p[k]) *
+						 x[t * in + k];
+			/* the block's scale on its vector of sums */
+			for (size_t t = 0; t < nt; t++) {
+				acc[t] = _mm512_fmadd_ps(a[t], sb, acc[t]);
+				tail[t] += tl[t] * srow[b];
+			}
+		}
+		for (size_t t = 0; t < nt; t++)
+			y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]) + tail[t] +
+					 (bias ? bias[r] : 0.0f);
+	}
+}
+
+/* Blocks of a multiple of 16 codes; others take the AVX2 kernel. */
+T512 void mmq_gemv_fp8_512(float *y, size_t ldy, const float *x, size_t nt,
+			   const struct hf_weight *w, const float *bias,
+			   size_t r0, size_t r1)
+{
+	if (w->q.group % 16) {
+		mmq_gemv_fp8(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	BY_NT(fp8_rows512, y, ldy, x, w, bias, r0, r1)
+}
+
+T512 void mmq_widen_fp8_512(float *dst, const struct hf_weight *w,
+			    size_t r0, size_t rows, size_t k0, size_t kc)
+{
+	const size_t in = w->cols, bc = w->q.group;
+	const size_t nb = (in + bc - 1) / bc;
+	const float *si = w->t[1];
+
+	if (bc % 16 || k0 % 16 || kc % 16) {
+		mmq_widen_fp8(dst, w, r0, rows, k0, kc);
+		return;
+	}
+	for (size_t r = 0; r < rows; r++) {
+		const size_t R = w->q.roff + r0 + r;
+		const uint8_t *p = (const uint8_t *)w->t[0] + R * in;
+		const float *srow = si + R / w->q.group2 * nb;
+
+		for (size_t k = 0; k < kc; k += 16)
+			_mm512_storeu_ps(dst + r * kc + k, _mm512_mul_ps(
+				e4m3_16(p + k0 + k),
+				_mm512_set1_ps(srow[(k0 + k) / bc])));
+	}
+}
+
+/* BitNet: 32 ternary weights of a row a step, ((b >> sh) & 3) - 1 on 16
+ * lanes; the row's one scale at the end. */
+INLINE T512 __m512 tern16(const uint8_t *p, __m128i sh)
+{
+	__m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+
+	v = _mm512_and_si512(_mm512_srl_epi32(v, sh), _mm512_set1_epi32(3));
+	return _mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(1)));
+}
+
+INLINE T512 void bitnet_rows512(float *y, size_t ldy, const float *x,
+				const struct hf_weight *w, const float *bias,
+				size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, k32 = in & ~(size_t)31;
+	const size_t R4 = hf_weight_ld(w) / 4;
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t R = w->q.roff + r;
+		const uint8_t *p = (const uint8_t *)w->t[0] + (R % R4) * in;
+		const unsigned shs = 2 * (unsigned)(R / R4);
+		const __m128i sh = _mm_cvtsi32_si128((int)shs);
+		__m512 a[MM_GEMV_NT][2];
+
+		for (size_t t = 0; t < nt; t++)
+			a[t][0] = a[t][1] = _mm512_setzero_ps();
+		for (size_t k = 0; k < k32; k += 32) {
+			__m512 w0 = tern16(p + k, sh);
+			__m512 w1 = tern16(p + k + 16, sh);
+
+			for (size_t t = 0; t < nt; t++) {
+				const float *xt = x + t * in + k;
+
+				a[t][0] = _mm512_fmadd_ps(w0,
+					_mm512_loadu_ps(xt), a[t][0]);
+				a[t][1] = _mm512_fmadd_ps(w1,
+					_mm512_loadu_ps(xt + 16), a[t][1]);
+			}
+		}
+		for (size_t t = 0; t < nt; t++) {
+			float sum = _mm512_reduce_add_ps(_mm512_add_ps(a[t][0],
+								       a[t][1]));
+
+			for (size_t k = k32; k < in; k++)
+				sum += (float)((int)((p[k] >> shs) & 3) - 1) *
+				       x[t * in + k];
+			y[t * ldy + r] = sum * w->q.p0 +
+					 (bias ? bias[r] : 0.0f);
+		}
+	}
+}
+
+T512 void mmq_gemv_bitnet_512(float *y, size_t ldy, const float *x,
+			      size_t nt, const struct hf_weight *w,
+			      const float *bias, size_t r0, size_t r1)
+{
+	BY_NT(bitnet_rows512, y, ldy, x, w, bias, r0, r1)
 }
 
 #endif

@@ -383,7 +383,9 @@ const struct mm_kern mm_avx512[HF_WFMT_COUNT] = {
 	[HF_WFMT_F32] = { gemv512_f32, widen512_f32, gemm512_f32 },
 	[HF_WFMT_F16] = { gemv512_f16, widen512_f16, gemm512_f16 },
 	[HF_WFMT_BF16] = { gemv512_bf16, widen512_bf16, gemm512_bf16 },
-	MMQ_ENTRIES(mmq_gemv_int8_512, mmq_gemv_bnb4_512, mmq_gemv_gptq_512)
+	MMQ_ENTRIES_ALL(mmq_gemv_int8_512, mmq_gemv_bnb4_512,
+			mmq_gemv_gptq_512, mmq_gemv_awq_512, mmq_gemv_fp8_512,
+			mmq_widen_fp8_512, mmq_gemv_bitnet_512)
 };
 
 /* bf16 compute on the FMA units: the default for bf16 compute wherever
