@@ -880,6 +880,203 @@ out:
 	return rc;
 }
 
+/* A "<0xXX>" byte piece (LlamaHfVocab.get_token_type's regex). */
+static int is_byte_piece(const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdefABCDEF";
+
+	return n == 6 && !memcmp(s, "<0x", 3) && s[5] == '>' &&
+	       strchr(hex, s[3]) && s[3] && strchr(hex, s[4]) && s[4];
+}
+
+/* The content of a special-token entry of tokenizer_config.json (or
+ * special_tokens_map.json): a string or an AddedToken object. */
+static void add_special_name(const char **names, size_t *n, size_t cap,
+			     const json_t *e)
+{
+	const char *c = tok_content(e);
+
+	if (c && *n < cap)
+		names[(*n)++] = c;
+}
+
+/* LlamaHfVocab + _set_vocab_llama_hf: a SentencePiece-style BPE
+ * tokenizer.json (byte_fallback, a Sequence decoder) without
+ * tokenizer.model. The base vocabulary in id order, every score -1000,
+ * "<0xXX>" pieces BYTE, the ids of transformers' all_special_tokens
+ * CONTROL, the rest NORMAL; then the added tokens past the base
+ * vocabulary, CONTROL if special tokens, else USER_DEFINED. No padding
+ * to config.json's vocab_size (llama.cpp sizes the model from
+ * llama.vocab_size). */
+static int vocab_llama_hf(struct hf_gguf_writer *w, const char *dir,
+			  const json_t *tj, const json_t *tc,
+			  const json_t *config, struct hf_err *err)
+{
+	const json_t *vj = json_object_get(json_object_get(tj, "model"),
+					   "vocab");
+	const json_t *added = json_object_get(tj, "added_tokens");
+	json_t *stm = NULL;
+	const char *names[256];
+	int64_t *special_ids = NULL;
+	size_t nnames = 0, nbase, nadd = 0, n;
+	struct vocab v = { 0 };
+	const char *k;
+	json_t *id, *a;
+	size_t i;
+	int rc;
+
+	if (!json_is_object(vj))
+		return hf_err_set(err, HF_EFORMAT, "%s/tokenizer.json: "
+				  "model.vocab is not a token -> id map", dir);
+	nbase = json_object_size(vj);
+	/* all_special_tokens: tokenizer_config.json's, then
+	 * special_tokens_map.json's for what it leaves unset; without
+	 * either LlamaTokenizerFast's defaults */
+	if ((rc = load_json_opt(&stm, dir, "special_tokens_map.json", err)))
+		return rc;
+	{
+		static const char *const attrs[] = {
+			"bos_token", "eos_token", "unk_token", "sep_token",
+			"pad_token", "cls_token", "mask_token",
+		};
+		const json_t *src[2] = { tc, json_is_object(stm) ? stm : NULL };
+
+		for (size_t q = 0; q < sizeof(attrs) / sizeof(attrs[0]); q++) {
+			const json_t *e = NULL;
+
+			for (int s = 0; s < 2 && !e; s++)
+				if (src[s] && json_object_get(src[s], attrs[q]))
+					e = json_object_get(src[s], attrs[q]);
+			if (!tc && !src[1] && q < 3) {
+				static const char *const dflt[] = {
+					"<s>", "</s>", "<unk>" };
+
+				if (nnames < 256)
+					names[nnames++] = dflt[q];
+				continue;
+			}
+			add_special_name(names, &nnames, 256, e);
+		}
+		for (int s = 0; s < 2; s++) {
+			const json_t *l = src[s] ? json_object_get(src[s],
+				"additional_special_tokens") : NULL;
+
+			if (!json_is_array(l) || !json_array_size(l))
+				continue;
+			json_array_foreach(l, i, a)
+				add_special_name(names, &nnames, 256, a);
+			break;
+		}
+	}
+	/* the base vocabulary's ids must be 0 .. nbase - 1 */
+	n = nbase;
+	json_array_foreach(added, i, a) {
+		int64_t x = json_integer_value(json_object_get(a, "id"));
+
+		if (json_is_integer(json_object_get(a, "id")) &&
+		    x >= (int64_t)nbase)
+			nadd++;
+	}
+	n += nadd;
+	if (vocab_init(&v, n, 1, -1000.0f) ||
+	    !(special_ids = calloc(nnames + 1, sizeof(*special_ids)))) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t q = 0; q < n; q++)
+		v.type[q] = 0;
+	json_object_foreach((json_t *)vj, k, id) {
+		int64_t x = json_integer_value(id);
+
+		if (!json_is_integer(id) || x < 0 || x >= (int64_t)nbase) {
+			rc = hf_err_set(err, HF_EFORMAT, "%s/tokenizer.json: "
+					"token '%s' has id %lld, outside the "
+					"%zu ids of the vocabulary", dir, k,
+					(long long)x, nbase);
+			goto out;
+		}
+		if (vocab_set(&v, (size_t)x, k, strlen(k)))
+			goto oom;
+		v.type[x] = T_NORMAL;
+	}
+	json_array_foreach(added, i, a) {
+		int64_t x = json_integer_value(json_object_get(a, "id"));
+		const char *c = json_string_value(json_object_get(a,
+								  "content"));
+
+		if (!c || x < (int64_t)nbase)
+			continue;
+		if (x >= (int64_t)n || v.type[x]) {
+			rc = hf_err_set(err, HF_EFORMAT, "%s/tokenizer.json: "
+					"the added tokens past the vocabulary "
+					"are not ids %zu to %zu", dir, nbase,
+					n - 1);
+			goto out;
+		}
+		if (vocab_set(&v, (size_t)x, c, strlen(c)))
+			goto oom;
+		v.type[x] = T_USER;
+	}
+	for (size_t q = 0; q < n; q++)
+		if (!v.type[q]) {
+			rc = hf_err_set(err, HF_EFORMAT, "%s/tokenizer.json: "
+					"no token has id %zu", dir, q);
+			goto out;
+		}
+	/* special ids, as the fast tokenizer's vocabulary (added tokens
+	 * included) spells them */
+	for (size_t q = 0; q < nnames; q++) {
+		special_ids[q] = -1;
+		for (size_t t = 0; t < n && special_ids[q] < 0; t++)
+			if (!strcmp(v.tok[t], names[q]))
+				special_ids[q] = (int64_t)t;
+	}
+	for (size_t t = 0; t < n; t++) {
+		int special = 0;
+
+		for (size_t q = 0; q < nnames; q++)
+			if (special_ids[q] == (int64_t)t)
+				special = 1;
+		if (t < nbase)
+			v.type[t] = is_byte_piece(v.tok[t], v.len[t]) ?
+				    T_BYTE : special ? T_CONTROL : T_NORMAL;
+		else
+			v.type[t] = special ? T_CONTROL : T_USER;
+	}
+	if ((rc = hf_gguf_set_str(w, "tokenizer.ggml.model", "llama", 5, err)) ||
+	    (rc = hf_gguf_set_str(w, "tokenizer.ggml.pre", "default", 7, err)) ||
+	    (rc = vocab_write(w, &v, err)))
+		goto out;
+	rc = special_vocab(w, tj, tc, config, dir, 0, (int64_t)n, err);
+	goto out;
+oom:
+	rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+out:
+	free(special_ids);
+	json_decref(stm);
+	vocab_free(&v);
+	return rc;
+}
+
+/* The tokenizer.json model's type; old files leave it out (WordPiece
+ * then, inferred from its fields, as tokenizers does). */
+static const char *model_type(const json_t *tj)
+{
+	const json_t *m = json_object_get(tj, "model");
+	const char *t = json_string_value(json_object_get(m, "type"));
+
+	if (t)
+		return t;
+	if (json_object_get(m, "continuing_subword_prefix") ||
+	    json_object_get(m, "max_input_chars_per_word"))
+		return "WordPiece";
+	if (json_object_get(m, "merges"))
+		return "BPE";
+	if (json_is_array(json_object_get(m, "vocab")))
+		return "Unigram";
+	return "WordLevel";
+}
+
 /* transformers' Llama and Gemma fast tokenizers replace tokenizer.json's
  * post-processor by one built from tokenizer_config.json's add_bos_token
  * (default true) and add_eos_token (default false)
@@ -1128,6 +1325,16 @@ int hf_gguf_add_tokenizer(struct hf_gguf_writer *w, const char *dir,
 		rc = hf_gguf_set_str(w, "tokenizer.ggml.model", "none", 4, err);
 		goto out;
 	}
+	if (tj && !hf_file_exists(spm) && !strcmp(model_type(tj), "WordLevel")) {
+		/* llama.cpp's vocabularies (llama, gpt2, bert, t5, rwkv,
+		 * plamo2) have no whole-word lookup: its WordPiece splits an
+		 * unknown word into pieces where WordLevel gives [UNK] */
+		rc = hf_err_set(err, HF_EUNSUPPORTED, "%s/tokenizer.json: a "
+				"WordLevel tokenizer, which no GGUF tokenizer "
+				"model (llama, gpt2, bert, t5, rwkv) reproduces; "
+				"llama.cpp could not tokenize for it", dir);
+		goto out;
+	}
 	if (f && !strcmp(f->arch, "llama") && tc &&
 	    json_is_boolean(json_object_get(tc, "add_prefix_space")) &&
 	    (rc = hf_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix",
@@ -1148,13 +1355,31 @@ int hf_gguf_add_tokenizer(struct hf_gguf_writer *w, const char *dir,
 					"which is not there", dir, f->model_type);
 			break;
 		}
-		if (json_is_true(json_object_get(json_object_get(tj, "model"),
+		if (tj && !strcmp(model_type(tj), "BPE") &&
+		    json_is_true(json_object_get(json_object_get(tj, "model"),
 						 "byte_fallback"))) {
-			rc = hf_err_set(err, HF_EUNSUPPORTED, "%s: a "
-					"SentencePiece-style tokenizer.json "
-					"without tokenizer.model; hf embeds "
-					"such a vocabulary from tokenizer.model "
-					"only", dir);
+			const char *dt = json_string_value(json_object_get(
+				json_object_get(tj, "decoder"), "type"));
+
+			if (!streq(dt, "Sequence")) {
+				rc = hf_err_set(err, HF_EUNSUPPORTED, "%s/"
+						"tokenizer.json: a byte-fallback "
+						"BPE with a %s decoder, neither "
+						"SentencePiece-style (a Sequence "
+						"decoder) nor byte-level; the GGUF "
+						"converter has no vocabulary for "
+						"it", dir, dt ? dt : "missing");
+				break;
+			}
+			rc = vocab_llama_hf(w, dir, tj, tc, config, err);
+			break;
+		}
+		if (tj && !strcmp(model_type(tj), "Unigram")) {
+			rc = hf_err_set(err, HF_EUNSUPPORTED, "%s: a Unigram "
+					"tokenizer.json without tokenizer.model: "
+					"the GGUF converter embeds a %s Unigram "
+					"vocabulary from tokenizer.model only",
+					dir, f ? f->model_type : "this");
 			break;
 		}
 		/* Llama 3 style */

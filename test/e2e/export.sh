@@ -12,6 +12,7 @@
 # (nothing left behind), --help. Whether llama.cpp runs the files is
 # export_llamacpp.sh's.
 set -u
+. "$(dirname "$0")/lib.sh"
 BIN=$(cd "${HF_BIN:-build/tools}" && pwd)
 FX=$(cd "${HF_FIXTURES:-test/fixtures}" && pwd)/models
 MODELS=$(cd "${HF_MODELS:-models}" && pwd)
@@ -345,6 +346,7 @@ types="f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_K q5_K q6_K tq1_0 tq2_0"
 
 # 1. every fixture at every type
 for dir in "$FX"/*/ "$MODELS/stories260k/"; do
+	quick_skip "$dir" && continue
 	m=$(basename "$dir")
 	[ -f "$dir/config.json" ] || continue
 	for t in $types; do
@@ -435,6 +437,128 @@ if "$BIN/hf-quantize" -m "$FX/llama-tiny" --method int8 -o "$tmp/int8" \
 fi
 cases=$((cases + 1))
 [ -e "$tmp/bad.gguf" ] && fail "a failed export left '$tmp/bad.gguf'"
+
+# 3b. tokenizers without tokenizer.model. A SentencePiece-style BPE
+# tokenizer.json (llama2, llama2-nonlegacy: byte_fallback, a Sequence
+# decoder) is embedded as llama.cpp's converter does it (LlamaHfVocab,
+# _set_vocab_llama_hf), rebuilt here from the tokenizer files: the base
+# vocabulary in id order, every score -1000, <0xXX> BYTE, the special
+# tokens' ids CONTROL, the rest NORMAL; model "llama", pre "default".
+# WordLevel and Unigram tokenizer.json are refused in one line.
+cat >"$tmp/tokmodel.py" <<'EOF'
+import json, os, shutil, struct, sys
+src, out = sys.argv[1], sys.argv[2]
+tok = json.load(open(os.path.join(src, "tokenizer.json")))
+v = tok["model"]["vocab"]
+ids = list(v.values()) if isinstance(v, dict) else list(range(len(v)))
+ids += [a["id"] for a in tok.get("added_tokens", [])]
+V, H = max(ids) + 1, 16
+os.makedirs(out)
+for f in ("tokenizer.json", "tokenizer_config.json"):
+    if os.path.exists(os.path.join(src, f)):
+        shutil.copy(os.path.join(src, f), out)
+json.dump({"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": H,
+           "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 2,
+           "intermediate_size": 32, "vocab_size": V, "max_position_embeddings": 64,
+           "rms_norm_eps": 1e-5, "tie_word_embeddings": True}, open(os.path.join(out, "config.json"), "w"))
+t = {"model.embed_tokens.weight": [V, H], "model.norm.weight": [H]}
+hdr, off = {}, 0
+for n, shape in t.items():
+    k = 2 * shape[0] * (shape[1] if len(shape) > 1 else 1)
+    hdr[n] = {"dtype": "BF16", "shape": shape, "data_offsets": [off, off + k]}
+    off += k
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+open(os.path.join(out, "model.safetensors"), "wb").write(struct.pack("<Q", len(h)) + h + bytes(off))
+EOF
+cat >"$tmp/tokcheck.py" <<'EOF'
+import json, os, re, struct, sys
+path, mdir = sys.argv[1:3]
+buf = open(path, "rb").read()
+pos = 24
+def take(fmt):
+    global pos
+    v = struct.unpack_from("<" + fmt, buf, pos)
+    pos += struct.calcsize("<" + fmt)
+    return v[0]
+def string():
+    global pos
+    n = take("Q")
+    pos += n
+    return buf[pos - n:pos].decode("utf-8")
+S = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+def value(t):
+    if t == 8:
+        return string()
+    if t == 9:
+        e, n = take("I"), take("Q")
+        return [value(e) for _ in range(n)]
+    return take(S[t])
+nkv = struct.unpack_from("<Q", buf, 16)[0]
+kv = {}
+for _ in range(nkv):
+    k = string()
+    kv[k] = value(take("I"))
+tj = json.load(open(os.path.join(mdir, "tokenizer.json")))
+tc = {}
+if os.path.exists(os.path.join(mdir, "tokenizer_config.json")):
+    tc = json.load(open(os.path.join(mdir, "tokenizer_config.json")))
+vocab = tj["model"]["vocab"]
+rev = {i: t for t, i in vocab.items()}
+base = len(vocab)
+added = sorted((a["id"], a["content"]) for a in tj["added_tokens"] if a["id"] >= base)
+def content(e):
+    return e.get("content") if isinstance(e, dict) else e
+if tc:
+    names = [content(tc.get(k)) for k in ("bos_token", "eos_token", "unk_token", "sep_token",
+                                          "pad_token", "cls_token", "mask_token")]
+    names += [content(e) for e in tc.get("additional_special_tokens", [])]
+else:
+    names = ["<s>", "</s>", "<unk>"]
+allv = dict(vocab)
+allv.update({c: i for i, c in added})
+special = {allv[n] for n in names if n in allv}
+tokens = [rev[i] for i in range(base)] + [c for _, c in added]
+types = [6 if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", rev[i]) else 3 if i in special else 1
+         for i in range(base)] + [3 if i in special else 4 for i, _ in added]
+assert kv["tokenizer.ggml.model"] == "llama", kv["tokenizer.ggml.model"]
+assert kv["tokenizer.ggml.pre"] == "default", kv["tokenizer.ggml.pre"]
+assert kv["tokenizer.ggml.tokens"] == tokens, "tokens differ"
+assert kv["tokenizer.ggml.scores"] == [-1000.0] * len(tokens), "scores"
+got = kv["tokenizer.ggml.token_type"]
+bad = [i for i in range(len(types)) if got[i] != types[i]]
+assert len(got) == len(types) and not bad, "token types differ first at id %d" % (bad or [len(got)])[0]
+if tc:
+    assert kv["tokenizer.ggml.bos_token_id"] == allv["<s>"]
+    assert kv["tokenizer.ggml.eos_token_id"] == allv["</s>"]
+    assert kv["tokenizer.ggml.unknown_token_id"] == allv["<unk>"]
+if "add_bos_token" in tc:
+    assert kv["tokenizer.ggml.add_bos_token"] == tc["add_bos_token"]
+print("%d tokens, %d byte, %d control" % (len(tokens), types.count(6), types.count(3)))
+EOF
+TK=$(dirname "$FX")/tokenizers
+for tk in llama2 llama2-nonlegacy; do
+	m=$tmp/tok-$tk
+	cases=$((cases + 1))
+	python3 "$tmp/tokmodel.py" "$TK/$tk" "$m" 2>"$tmp/err" ||
+		{ fail "$tk: making its model: $(head -c 400 "$tmp/err")"; continue; }
+	expect "$tk tokenizer.json only" 0 "" "$x" -m "$m" --type f32 -o "$m.gguf" ||
+		continue
+	cases=$((cases + 1))
+	python3 "$tmp/tokcheck.py" "$m.gguf" "$m" >"$tmp/why" 2>&1 ||
+		fail "$tk: vocabulary: $(tail -c 600 "$tmp/why")"
+	rm -rf "$m" "$m.gguf"
+done
+python3 "$tmp/tokmodel.py" "$TK/wordlevel" "$tmp/tok-wl" &&
+	expect "WordLevel refused" 1 "a WordLevel tokenizer, which no GGUF tokenizer model" \
+		"$x" -m "$tmp/tok-wl" -o "$tmp/bad.gguf"
+python3 "$tmp/tokmodel.py" "$TK/pegasus" "$tmp/tok-ug" &&
+	expect "Unigram without tokenizer.model refused" 1 \
+		"a Unigram tokenizer.json without tokenizer.model" \
+		"$x" -m "$tmp/tok-ug" -o "$tmp/bad.gguf"
+cases=$((cases + 1))
+[ -e "$tmp/bad.gguf" ] && fail "a refused tokenizer left '$tmp/bad.gguf'"
+rm -rf "$tmp/tok-wl" "$tmp/tok-ug"
 
 # 4. an interrupted export leaves nothing: a model big enough to take a
 # while at q4_K, stopped by SIGINT
