@@ -334,7 +334,7 @@ void hf_ggml_quantize_q2_K(const float *x, void *vy, int64_t n)
 			float iscale = q4scale / max_min;
 
 			for (int j = 0; j < QK_K / 16; j++)
-				y[i].scales[j] |= (uint8_t)(nearest_int(iscale * mins[j]) << 4);
+				y[i].scales[j] |= (uint8_t)((unsigned)nearest_int(iscale * mins[j]) << 4);
 			put_f16(y[i].dmin, max_min / q4scale);
 		} else {
 			put_f16(y[i].dmin, 0.f);

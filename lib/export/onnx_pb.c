@@ -349,7 +349,8 @@ int hf_onnx_init_own(struct hf_onnx *o, const char *name, int type, int ndim,
 	}
 	in->type = type;
 	in->ndim = ndim;
-	memcpy(in->dims, dims, (size_t)ndim * sizeof(int64_t));
+	if (ndim)
+		memcpy(in->dims, dims, (size_t)ndim * sizeof(int64_t));
 	in->data = data;
 	in->nbytes = nbytes;
 	o->ninits++;

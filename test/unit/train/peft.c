@@ -353,13 +353,13 @@ static void test_config_text_is_peft_json_dumps(void **state)
 	assert_int_equal(s[strlen(s) - 1], '}');
 	/* sorted */
 	{
-		const char *p = s, *prev = "";
-		char key[64];
+		const char *p = s;
+		char key[64], prev[64] = "";
 
 		while ((p = strstr(p, "\n  \""))) {
 			sscanf(p + 4, "%63[^\"]", key);
 			assert_true(strcmp(prev, key) < 0);
-			prev = strdup(key);
+			memcpy(prev, key, sizeof(prev));
 			p += 4;
 		}
 	}
