@@ -8,6 +8,7 @@
 #include <arm_neon.h>
 #include <stdint.h>
 
+#include "tensor/matmul_arm.h"
 #include "tensor/matmul_kern.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -127,9 +128,9 @@ INLINE void widen_neon(float *dst, const void *w, enum hf_dtype wt,
 	}
 }
 
-/* One entry per plain format; no own GEMM: the batched product widens
- * panels and calls cblas_sgemm (f32: W in place), whose AArch64 kernels
- * are OpenBLAS's. */
+/* One entry per plain format (the quantized ones: matmul_quant_arm.c);
+ * no own GEMM: the batched product widens panels and calls cblas_sgemm
+ * (f32: W in place), whose AArch64 kernels are OpenBLAS's. */
 #define NEON_ENTRIES(f, DT)						\
 static void gemv_neon_##f(float *y, size_t ldy, const float *x,	\
 			  size_t nt, const struct hf_weight *w,		\
@@ -156,6 +157,8 @@ const struct mm_kern mm_neon[HF_WFMT_COUNT] = {
 	[HF_WFMT_F32] = { gemv_neon_f32, widen_neon_f32, NULL },
 	[HF_WFMT_F16] = { gemv_neon_f16, widen_neon_f16, NULL },
 	[HF_WFMT_BF16] = { gemv_neon_bf16, widen_neon_bf16, NULL },
+	/* the quantized formats: matmul_quant_arm.c */
+	MMQN_ENTRIES
 };
 
 #endif
