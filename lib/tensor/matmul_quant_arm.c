@@ -443,13 +443,15 @@ void mmqn_gemv_gptq(float *y, size_t ldy, const float *x, size_t nt,
 }
 
 /* One output row at a time: word c / per of column R gives per inputs,
- * four to a vector. */
+ * four to a vector. With g_idx each input has its own group: the scales
+ * and zeros of the word's inputs are gathered into vectors first. */
 INLINE void gptq_widen(float *dst, const struct hf_weight *w, size_t r0,
 		       size_t rows, size_t k0, size_t kc, const unsigned bits)
 {
 	const size_t ld = hf_weight_ld(w), gs = w->q.group, per = 32 / bits;
 	const uint32_t *qw = w->t[0], *qz = w->t[1];
 	const uint16_t *sc = w->t[2];
+	const int32_t *gi = w->t[3];
 	const uint32_t mask = (1u << bits) - 1;
 	const uint32x4_t m = vdupq_n_u32(mask);
 	const int32x4_t sh0 = bits == 4 ? (int32x4_t){ 0, -4, -8, -12 } :
@@ -458,35 +460,56 @@ INLINE void gptq_widen(float *dst, const struct hf_weight *w, size_t r0,
 
 	for (size_t r = 0; r < rows; r++) {
 		const size_t R = w->q.roff + r0 + r;
+		const unsigned zsh = bits * (unsigned)(R % per);
 		float *d = dst + r * kc;
 		size_t g = (size_t)-1;
-		float32x4_t s = vdupq_n_f32(0.0f);
-		int32x4_t z = vdupq_n_s32(0);
+		float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+		int32x4_t z0 = vdupq_n_s32(0), z1 = z0;
 
 		for (size_t k = 0; k < kc; k += per) {
 			size_t c = k0 + k;
 			uint32x4_t wd = vdupq_n_u32(qw[c / per * ld + R]);
 
-			if (c / gs != g) {
+			if (gi) {
+				float sv[8];
+				int32_t zv[8];
+
+				for (size_t j = 0; j < per; j++) {
+					size_t gg = (size_t)gi[c + j];
+					unsigned zf = qz[gg * (ld / per) +
+							 R / per] >> zsh;
+
+					sv[j] = hf_f16_to_f32(sc[gg * ld + R]);
+					zv[j] = (int32_t)((zf + w->q.zoff) &
+							  mask);
+				}
+				s0 = vld1q_f32(sv);
+				z0 = vld1q_s32(zv);
+				if (bits == 4) {
+					s1 = vld1q_f32(sv + 4);
+					z1 = vld1q_s32(zv + 4);
+				}
+			} else if (c / gs != g) {
 				unsigned zf;
 
 				g = c / gs;
-				zf = qz[g * (ld / per) + R / per] >>
-				     (bits * (R % per));
-				z = vdupq_n_s32((int32_t)((zf + w->q.zoff) &
-							  mask));
-				s = vdupq_n_f32(hf_f16_to_f32(sc[g * ld + R]));
+				zf = qz[g * (ld / per) + R / per] >> zsh;
+				z0 = z1 = vdupq_n_s32((int32_t)((zf +
+								w->q.zoff) &
+							       mask));
+				s0 = s1 = vdupq_n_f32(hf_f16_to_f32(sc[g * ld +
+									R]));
 			}
-			vst1q_f32(d + k, vmulq_f32(s, vcvtq_f32_s32(vsubq_s32(
+			vst1q_f32(d + k, vmulq_f32(s0, vcvtq_f32_s32(vsubq_s32(
 				vreinterpretq_s32_u32(vandq_u32(vshlq_u32(wd,
 								sh0), m)),
-				z))));
+				z0))));
 			if (bits == 4)
-				vst1q_f32(d + k + 4, vmulq_f32(s,
+				vst1q_f32(d + k + 4, vmulq_f32(s1,
 					vcvtq_f32_s32(vsubq_s32(
 						vreinterpretq_s32_u32(vandq_u32(
 							vshlq_u32(wd, sh1), m)),
-						z))));
+						z1))));
 		}
 	}
 }
@@ -496,7 +519,7 @@ void mmqn_widen_gptq(float *dst, const struct hf_weight *w, size_t r0,
 {
 	size_t per = 32 / (w->q.bits ? w->q.bits : 32);
 
-	if (!gptq_fast(w) || w->t[3] || k0 % per || kc % per) {
+	if (!gptq_fast(w) || k0 % per || kc % per) {
 		hf_weight_dequant(dst, w, r0, rows, k0, kc);
 		return;
 	}
