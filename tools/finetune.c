@@ -973,7 +973,9 @@ static int load_data(struct run *r, struct hf_data **out, const char *path,
 static int train(const struct opts *o, struct hf_model *m, const char *model_dir)
 {
 	struct hf_err err = { 0 };
-	struct hf_train_opts to = { .checkpointing = o->checkpointing };
+	/* LoRA over a quantized base (QLoRA): its linears stay as stored */
+	struct hf_train_opts to = { .checkpointing = o->checkpointing,
+				    .quant_base = o->lora_r != 0 };
 	struct hf_adamw_opts ao = HF_ADAMW_DEFAULTS;
 	struct run r = { .o = o, .model_dir = model_dir };
 	struct hf_batch *mb = NULL;

@@ -2,10 +2,13 @@
  * loss of a batch and the gradient of every parameter, float32, keyed by
  * the names the model's file stores them under.
  *
- * The inference forward (decoder.c) runs in place on one workspace and
- * keeps nothing; training runs its own forward here (train_llama.c for
- * the Llama family: llama, mistral, mixtral, qwen2, qwen3, gemma, phi3),
- * written by hand from the op pairs of lib/train/ops.h, on float32
+ * The inference forward (decoder.c, encoder.c) runs in place on one
+ * workspace and keeps nothing; training runs its own forward here, one
+ * per layer kind: train_llama.c for the Llama family (llama, mistral,
+ * mixtral, qwen2, qwen3, gemma, phi3), train_gpt2.c for GPT-2 and
+ * train_encoder.c for the encoders (bert, roberta, distilbert) through
+ * their masked-LM heads (train_ln.h: what the LayerNorm kinds share),
+ * written by hand from the op pairs of lib/train/ops.h on float32
  * copies of the weights, each layer with its own activation buffers
  * (inputs of every product, rstd of every norm, the attention's
  * log-sum-exp), and its backward layer by layer in reverse. With
@@ -14,14 +17,26 @@
  * of buffers instead of L).
  *
  * Parameters. hf_train_new() upcasts every stored weight of the model
- * (F32, F16 or BF16; a quantized base is refused) into a float32 master
- * copy, one struct hf_param per stored tensor, in a fixed order
- * (embeddings, the layers in order, the final norm, lm_head when it is
- * stored). A tied lm_head is the embedding parameter itself: the head's
- * gradient adds into model.embed_tokens.weight, and there is no
- * lm_head.weight parameter. An optimizer updates p->w in place; the next
- * step reads it. The model itself is never changed: its inference path
- * keeps the weights as loaded.
+ * (F32, F16 or BF16) into a float32 master copy, one struct hf_param
+ * per stored tensor, in a fixed order (embeddings, the layers in order,
+ * the final norm, lm_head when it is stored). A tied lm_head is the
+ * embedding parameter itself: the head's gradient adds into
+ * model.embed_tokens.weight, and there is no lm_head.weight parameter.
+ * An optimizer updates p->w in place; the next step reads it. The model
+ * itself is never changed: its inference path keeps the weights as
+ * loaded.
+ *
+ * A quantized base (config.json's quantization_config: what hf-quantize
+ * writes, bitsandbytes nf4/fp4 with or without double quantization,
+ * LLM.int8, GPTQ, BitNet, FP8, and AWQ) is refused unless
+ * opts.quant_base is set (adapter training: QLoRA). Then every linear
+ * whose weight the checkpoint stores quantized keeps it as stored (a
+ * struct hf_weight over the model's mapped tensors, hf_train_lin.qw): it
+ * is no parameter, it is frozen, its forward is the inference product
+ * and its backward gives dx only, dequantizing one tile of rows at a
+ * time (lib/train/qlora.h); the base is never widened to float. What the
+ * checkpoint keeps in float (embeddings, norms, biases, an lm_head left
+ * out of the quantization) stays a parameter as above.
  *
  * Linears and adapters (LoRA). Every nn.Linear of the model is a struct
  * hf_train_lin named as transformers names the module
@@ -46,12 +61,13 @@
  * the loss is the sum of the counted cross-entropies divided by denom:
  * the number of counted labels of the batch when denom is 0 (the mean),
  * or a caller's count over several micro-batches (gradient accumulation
- * with transformers' num_items_in_batch). Gradients ADD into p->g, so
- * accumulation is calling hf_train_step() again; hf_train_zero_grad()
- * starts a new step. Positions are 0 .. T - 1 in every row and the
- * attention mask masks keys only, as a transformers training forward
- * without position_ids does. No dropout (the fixtures' configs have
- * none; attention_dropout is ignored). */
+ * with transformers' num_items_in_batch). Encoders score position t
+ * against label t (the masked-LM loss, no shift). Gradients ADD into
+ * p->g, so accumulation is calling hf_train_step() again;
+ * hf_train_zero_grad() starts a new step. Positions are 0 .. T - 1 in
+ * every row and the attention mask masks keys only, as a transformers
+ * training forward without position_ids does. No dropout (the
+ * fixtures' configs have none; attention_dropout is ignored). */
 #ifndef HF_MODEL_TRAIN_H
 #define HF_MODEL_TRAIN_H
 
@@ -60,6 +76,7 @@
 
 #include "core/err.h"
 #include "model/model.h"
+#include "tensor/wfmt.h"
 
 struct hf_train;	/* opaque */
 
@@ -68,6 +85,9 @@ struct hf_train_opts {
 	size_t logit_rows;	/* rows of logits held at a time (the head and
 				 * the loss run chunk by chunk, forward and
 				 * backward at once); 0: 4M logits' worth */
+	int quant_base;		/* keep a quantized base quantized and
+				 * frozen (adapters only) instead of
+				 * refusing it */
 };
 
 /* A stored tensor as float32 and its gradient. */
@@ -85,7 +105,11 @@ struct hf_train_lin {
 	const char *name;	/* the module: "model.layers.1.mlp.up_proj" */
 	size_t layer;		/* its decoder layer, or (size_t)-1 (lm_head) */
 	size_t in, out;
-	size_t w, b;		/* parameter indexes; b (size_t)-1: no bias */
+	size_t w, b;		/* parameter indexes; b (size_t)-1: no bias;
+				 * w (size_t)-1: the weight is qw */
+	/* the frozen quantized weight as stored (opts.quant_base), or
+	 * NULL: the weight is parameter w */
+	const struct hf_weight *qw;
 };
 
 struct hf_train_adapter {
@@ -98,11 +122,13 @@ struct hf_train_adapter {
 			size_t n, struct hf_err *err);
 };
 
-/* Training state for m (borrowed: it must outlive *out; its weights are
- * copied). opts NULL: defaults. Errors: a family without a training
- * forward yet (gpt2, encoders: HF_EUNSUPPORTED), a quantized base
- * (HF_EUNSUPPORTED naming the tensor or quantization_config), head_dim
- * over 1024. All parameters start trainable, gradients zero. */
+/* Training state for m (borrowed: it must outlive *out; its float
+ * weights are copied, its quantized ones borrowed). opts NULL: defaults.
+ * Errors: a family without a training forward (HF_EUNSUPPORTED), a
+ * quantized base without opts.quant_base (HF_EUNSUPPORTED naming the
+ * quantization), a weight in a dtype training cannot read
+ * (HF_EUNSUPPORTED naming the tensor), head_dim over 1024. All
+ * parameters start trainable, gradients zero. */
 int hf_train_new(struct hf_train **out, struct hf_model *m,
 		 const struct hf_train_opts *opts, struct hf_err *err);
 void hf_train_free(struct hf_train *t);	/* NULL is fine */

@@ -18,6 +18,7 @@
 
 #include "train/ops.h"
 #include "train/ops_ln.h"
+#include "train/qlora.h"
 
 #define NONE LN_NONE
 #define MAX_HEAD_DIM 1024	/* the stack rows of ops_attn.c */
@@ -115,16 +116,34 @@ int ln_add_lin(struct hf_train_ln *t, size_t *idx, size_t layer, size_t out,
 	       const char *fmt, ...)
 {
 	struct ln_lin *l;
-	char mod[160];
+	char mod[160], name[192];
 	size_t w, b;
 	va_list ap;
+	const struct hf_tensor *ts;
+	struct hf_weight qw;
+	int quant = 0;
 
 	va_start(ap, fmt);
 	vsnprintf(mod, sizeof(mod), fmt, ap);
 	va_end(ap);
-	if (ln_add_param(t, &w, 1, err, "%s.weight", mod) ||
-	    ln_want_shape(t, w, conv ? in : out, conv ? out : in, err) ||
-	    ln_add_param(t, &b, bias, err, "%s.bias", mod) ||
+	/* a quantized base: the weight as stored unless it is plain float
+	 * (the modules the quantizer left out) */
+	snprintf(name, sizeof(name), "%s.weight", mod);
+	ts = find_tensor(t->m, name);
+	if (t->o.quant_base && t->m->qc &&
+	    (!ts || (ts->dtype != HF_DTYPE_F32 && ts->dtype != HF_DTYPE_F16 &&
+		     ts->dtype != HF_DTYPE_BF16))) {
+		if (train_quant_bind(t->m, &qw, name, sizeof(name), mod, out,
+				     in, err))
+			return err->code;
+		quant = 1;
+		w = NONE;
+	} else if (ln_add_param(t, &w, 1, err, "%s.weight", mod) ||
+		   ln_want_shape(t, w, conv ? in : out, conv ? out : in,
+				 err)) {
+		return err->code;
+	}
+	if (ln_add_param(t, &b, bias, err, "%s.bias", mod) ||
 	    (b != NONE && ln_want_shape(t, b, out, 0, err)))
 		return err->code;
 	if (t->nlin == t->caplin) {
@@ -138,8 +157,17 @@ int ln_add_lin(struct hf_train_ln *t, size_t *idx, size_t layer, size_t out,
 	}
 	l = &t->lins[t->nlin];
 	memset(l, 0, sizeof(*l));
-	snprintf(l->name, sizeof(l->name), "%.*s",
-		 (int)(strlen(t->p[w].name) - strlen(".weight")), t->p[w].name);
+	if (quant) {
+		snprintf(l->name, sizeof(l->name), "%s", name);
+		l->quant = 1;
+		l->qw = qw;
+		if (hf_qlinear_scratch(in) > t->nqscr)
+			t->nqscr = hf_qlinear_scratch(in);
+	} else {
+		snprintf(l->name, sizeof(l->name), "%.*s",
+			 (int)(strlen(t->p[w].name) - strlen(".weight")),
+			 t->p[w].name);
+	}
 	l->conv = conv;
 	l->pub.layer = layer;
 	l->pub.in = in;
@@ -337,11 +365,8 @@ int hf_train_ln_new(struct hf_train_ln **out, struct hf_model *m,
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "%s: model_type '%s' has no training forward",
 				  m->dir, m->cfg->model_type);
-	if (m->qc)
-		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "%s/config.json: the model is quantized "
-				  "(quantization_config); training needs F32, F16 "
-				  "or BF16 weights", m->dir);
+	if ((rc = train_quant_check(m, opts, err)))
+		return rc;
 	if (m->hd > MAX_HEAD_DIM)
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "%s: head_dim %zu is over the %d training "
@@ -390,8 +415,14 @@ int hf_train_ln_new(struct hf_train_ln **out, struct hf_model *m,
 	} else if ((rc = enc_load(t, err))) {
 		goto fail;
 	}
-	for (size_t i = 0; i < t->nlin; i++)
+	for (size_t i = 0; i < t->nlin; i++) {
 		t->lins[i].pub.name = t->lins[i].name;
+		t->lins[i].pub.qw = t->lins[i].quant ? &t->lins[i].qw : NULL;
+	}
+	if (t->nqscr && !(t->qscr = malloc(t->nqscr * sizeof(float)))) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto fail;
+	}
 	*out = t;
 	return 0;
 fail:
@@ -413,6 +444,7 @@ void hf_train_ln_free(struct hf_train_ln *t)
 	free(t->L);
 	free(t->acts);
 	free(t->arena);
+	free(t->qscr);
 	free(t);
 }
 
@@ -510,11 +542,14 @@ int ln_lin_fwd(struct hf_train_ln *t, size_t li, float *y, const float *x,
 	       size_t n, int recompute, struct hf_err *err)
 {
 	struct ln_lin *l = &t->lins[li];
-	const float *b = ln_w(t, l->pub.b), *w = t->p[l->pub.w].w;
+	const float *b = ln_w(t, l->pub.b), *w;
 
 	if (!n)
 		return 0;
-	if (l->conv)
+	w = l->quant ? NULL : t->p[l->pub.w].w;
+	if (l->quant)
+		hf_qlinear_forward(y, x, &l->qw, b, n, t->pool);
+	else if (l->conv)
 		hf_conv1d_forward(y, x, w, b, n, l->pub.in, l->pub.out,
 				  t->pool);
 	else
@@ -528,12 +563,16 @@ int ln_lin_bwd(struct hf_train_ln *t, size_t li, float *dx, const float *dy,
 	       const float *x, size_t n, struct hf_err *err)
 {
 	struct ln_lin *l = &t->lins[li];
-	float *db = ln_g(t, l->pub.b), *dw = t->p[l->pub.w].g;
-	const float *w = t->p[l->pub.w].w;
+	float *db = ln_g(t, l->pub.b), *dw;
+	const float *w;
 
 	if (!n)
 		return 0;
-	if (l->conv)
+	dw = l->quant ? NULL : t->p[l->pub.w].g;
+	w = l->quant ? NULL : t->p[l->pub.w].w;
+	if (l->quant)
+		hf_qlinear_backward(dx, db, dy, &l->qw, n, t->qscr, t->pool);
+	else if (l->conv)
 		hf_conv1d_backward(dx, dw, db, dy, x, w, n, l->pub.in,
 				   l->pub.out, t->pool);
 	else

@@ -15,6 +15,7 @@
 #include "model/internal.h"
 #include "model/train_ln.h"	/* gpt2, encoders */
 #include "train/ops.h"
+#include "train/qlora.h"
 
 #define NONE ((size_t)-1)
 #define MAX_HEAD_DIM 1024	/* the stack rows of ops.c and ops_attn.c */
@@ -24,6 +25,8 @@ struct tlin {
 	char name[192];
 	struct hf_train_adapter ad;
 	int has_ad;
+	int quant;		/* the weight is qw (opts.quant_base) */
+	struct hf_weight qw;
 };
 
 /* A layer's parameters (indexes into t->p) and linears (into t->lins). */
@@ -79,6 +82,8 @@ struct hf_train {
 	float *dg, *du, *da, *dlog, *dfz, *dxe, *dye, *dsw, *drw, *drl;
 	int32_t *pos, *tgt, *mask;
 	float *inv_freq;		/* (rot / 2) */
+	float *qscr;			/* a quantized weight's backward tiles */
+	size_t nqscr;
 };
 
 /* ---- parameters ---- */
@@ -179,16 +184,34 @@ static int add_lin(struct hf_train *t, size_t *idx, size_t layer, size_t out,
 		   size_t in, struct hf_err *err, const char *fmt, ...)
 {
 	struct tlin *l;
-	char mod[160];
+	char mod[160], name[192];
 	size_t w, b;
 	va_list ap;
+
+	const struct hf_tensor *ts;
+	struct hf_weight qw;
+	int quant = 0;
 
 	va_start(ap, fmt);
 	vsnprintf(mod, sizeof(mod), fmt, ap);
 	va_end(ap);
-	if (add_param(t, &w, 1, err, "%s.weight", mod) ||
-	    want_shape(t, w, out, in, err) ||
-	    add_param(t, &b, 0, err, "%s.bias", mod) ||
+	/* a quantized base: the weight as stored unless it is plain float
+	 * (the modules the quantizer left out) */
+	snprintf(name, sizeof(name), "%s.weight", mod);
+	ts = find_tensor(t->m, name);
+	if (t->o.quant_base && t->m->qc &&
+	    (!ts || (ts->dtype != HF_DTYPE_F32 && ts->dtype != HF_DTYPE_F16 &&
+		     ts->dtype != HF_DTYPE_BF16))) {
+		if (train_quant_bind(t->m, &qw, name, sizeof(name), mod, out,
+				     in, err))
+			return err->code;
+		quant = 1;
+		w = NONE;
+	} else if (add_param(t, &w, 1, err, "%s.weight", mod) ||
+		   want_shape(t, w, out, in, err)) {
+		return err->code;
+	}
+	if (add_param(t, &b, 0, err, "%s.bias", mod) ||
 	    (b != NONE && want_shape(t, b, out, 0, err)))
 		return err->code;
 	if (t->nlin == t->caplin) {
@@ -202,8 +225,17 @@ static int add_lin(struct hf_train *t, size_t *idx, size_t layer, size_t out,
 	}
 	l = &t->lins[t->nlin];
 	memset(l, 0, sizeof(*l));
-	snprintf(l->name, sizeof(l->name), "%.*s",
-		 (int)(strlen(t->p[w].name) - strlen(".weight")), t->p[w].name);
+	if (quant) {
+		snprintf(l->name, sizeof(l->name), "%s", name);
+		l->quant = 1;
+		l->qw = qw;
+		if (hf_qlinear_scratch(in) > t->nqscr)
+			t->nqscr = hf_qlinear_scratch(in);
+	} else {
+		snprintf(l->name, sizeof(l->name), "%.*s",
+			 (int)(strlen(t->p[w].name) - strlen(".weight")),
+			 t->p[w].name);
+	}
 	l->pub.layer = layer;
 	l->pub.in = in;
 	l->pub.out = out;
@@ -309,11 +341,8 @@ int hf_train_new(struct hf_train **out, struct hf_model *m,
 				  "(the llama family has: llama, mistral, mixtral, "
 				  "qwen2, qwen3, gemma, phi3)", m->dir,
 				  m->cfg->model_type);
-	if (m->qc)
-		return hf_err_set(err, HF_EUNSUPPORTED,
-				  "%s/config.json: the model is quantized "
-				  "(quantization_config); training needs F32, F16 "
-				  "or BF16 weights", m->dir);
+	if ((rc = train_quant_check(m, opts, err)))
+		return rc;
 	if (m->hd > MAX_HEAD_DIM)
 		return hf_err_set(err, HF_EUNSUPPORTED,
 				  "%s: head_dim %zu is over the %d training "
@@ -376,8 +405,14 @@ int hf_train_new(struct hf_train **out, struct hf_model *m,
 		if (rc)
 			goto fail;
 	}
-	for (size_t i = 0; i < t->nlin; i++)
+	for (size_t i = 0; i < t->nlin; i++) {
 		t->lins[i].pub.name = t->lins[i].name;
+		t->lins[i].pub.qw = t->lins[i].quant ? &t->lins[i].qw : NULL;
+	}
+	if (t->nqscr && !(t->qscr = malloc(t->nqscr * sizeof(float)))) {
+		rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+		goto fail;
+	}
 	*out = t;
 	return 0;
 fail:
@@ -404,6 +439,7 @@ void hf_train_free(struct hf_train *t)
 	free(t->acts);
 	free(t->arena);
 	free(t->inv_freq);
+	free(t->qscr);
 	free(t);
 }
 
@@ -647,8 +683,11 @@ static int lin_fwd(struct hf_train *t, size_t li, float *y, const float *x,
 
 	if (!n)
 		return 0;
-	hf_linear_forward(y, x, t->p[l->pub.w].w, b, n, l->pub.in, l->pub.out,
-			  t->pool);
+	if (l->quant)
+		hf_qlinear_forward(y, x, &l->qw, b, n, t->pool);
+	else
+		hf_linear_forward(y, x, t->p[l->pub.w].w, b, n, l->pub.in,
+				  l->pub.out, t->pool);
 	return l->has_ad ? l->ad.forward(l->ad.ctx, y, x, n, recompute, err) :
 			   0;
 }
@@ -661,8 +700,12 @@ static int lin_bwd(struct hf_train *t, size_t li, float *dx, const float *dy,
 
 	if (!n)
 		return 0;
-	hf_linear_backward(dx, t->p[l->pub.w].g, db, dy, x, t->p[l->pub.w].w,
-			   n, l->pub.in, l->pub.out, t->pool);
+	if (l->quant)
+		hf_qlinear_backward(dx, db, dy, &l->qw, n, t->qscr, t->pool);
+	else
+		hf_linear_backward(dx, t->p[l->pub.w].g, db, dy, x,
+				   t->p[l->pub.w].w, n, l->pub.in, l->pub.out,
+				   t->pool);
 	return l->has_ad ? l->ad.backward(l->ad.ctx, dx, dy, x, n, err) : 0;
 }
 

@@ -23,6 +23,9 @@ struct ln_lin {
 	struct hf_train_adapter ad;
 	int has_ad;
 	int conv;		/* GPT-2 Conv1D: weight stored [in, out] */
+	int quant;		/* the weight is qw (opts.quant_base), as
+				 * (out, in) whatever conv says */
+	struct hf_weight qw;
 };
 
 /* A layer's parameters (into t->p) and linears (into t->lins). */
@@ -74,6 +77,8 @@ struct hf_train_ln {
 	float *tmp, *fz, *xscr;
 	float *dX, *dh, *dr, *dq, *dk, *dv, *datt, *du, *da, *dfz, *dlog;
 	int32_t *posid, *typeid, *tgt, *mask;
+	float *qscr;			/* a quantized weight's backward tiles */
+	size_t nqscr;
 };
 
 /* train_encoder.c: the shared pieces */
@@ -92,6 +97,20 @@ int ln_lin_bwd(struct hf_train_ln *t, size_t li, float *dx, const float *dy,
 	       const float *x, size_t n, struct hf_err *err);
 float *ln_w(struct hf_train_ln *t, size_t i);
 float *ln_g(struct hf_train_ln *t, size_t i);
+
+/* train_quant.c: a quantized base (train.h). The quantization of m in
+ * words for messages ("bitsandbytes nf4, double-quant"); the refusal of
+ * a quantized m unless o->quant_base (0 when allowed); the weight of
+ * module mod (out, in) bound as the checkpoint stores it, its tensors
+ * borrowed from m's mapping, and into stored (cap bytes) the module's
+ * name as stored ("model." + mod, the checkpoint's prefix). */
+const char *train_quant_name(const struct hf_model *m, char *buf,
+			     size_t cap);
+int train_quant_check(struct hf_model *m, const struct hf_train_opts *o,
+		      struct hf_err *err);
+int train_quant_bind(struct hf_model *m, struct hf_weight *w, char *stored,
+		     size_t cap, const char *mod, size_t out, size_t in,
+		     struct hf_err *err);
 
 /* train_gpt2.c */
 int ln_gpt2_load(struct hf_train_ln *t, struct hf_err *err);
