@@ -3,11 +3,17 @@
  * (LlamaModel, Qwen2Model, Qwen3Model, GemmaModel, Phi3MiniModel,
  * GPT2Model, BertModel, RobertaModel, DistilBertModel) and
  * gguf-py/gguf/tensor_mapping.py. */
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "core/err.h"
 #include "export/families.h"
+#include "export/gguf.h"
+#include "model/config.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -550,4 +556,187 @@ int hf_family_map_gguf(const struct hf_family *f, const char *gguf_name,
 		return HF_FAM_MAPPED;
 	}
 	return HF_FAM_UNKNOWN;
+}
+
+/* ---- rope scaling ---- */
+
+static const json_t *rope_json(const struct hf_config *c)
+{
+	const json_t *r = c->rope_scaling.json;
+
+	if (!json_is_object(r))
+		r = json_object_get(c->json, "rope_parameters");
+	return json_is_object(r) ? r : NULL;
+}
+
+/* rope_parameters' key k, else config.json's. */
+static const json_t *rope_get(const struct hf_config *c, const char *k)
+{
+	const json_t *v = json_object_get(rope_json(c), k);
+
+	return v ? v : json_object_get(c->json, k);
+}
+
+static int put_f32(struct hf_gguf_writer *w, const char *arch,
+		   const char *key, double v, struct hf_err *err)
+{
+	char k[160];
+
+	snprintf(k, sizeof(k), "%s.%s", arch, key);
+	return hf_gguf_set_f32(w, k, (float)v, err);
+}
+
+/* Phi-3: the LongRoPE factors' attention factor, from
+ * max_position_embeddings / original_max_position_embeddings. */
+static int phi3_attn_factor(const struct hf_config *c, const char *dir,
+			    double *out, struct hf_err *err)
+{
+	const json_t *mp = json_object_get(c->json, "max_position_embeddings");
+	const json_t *om = rope_get(c, "original_max_position_embeddings");
+	const char *t = c->rope_scaling.type;
+	double scale, orig;
+
+	if (!json_is_number(mp) || !json_is_number(om) ||
+	    json_number_value(om) <= 0)
+		return hf_err_set(err, HF_EFORMAT, "%s/config.json: LongRoPE "
+				  "factors without max_position_embeddings "
+				  "and original_max_position_embeddings", dir);
+	orig = json_number_value(om);
+	scale = json_number_value(mp) / orig;
+	if (!t || !*t)
+		return hf_err_set(err, HF_EFORMAT, "%s/config.json: "
+				  "rope_scaling has long_factor but no type",
+				  dir);
+	if (!strcasecmp(t, "su") || !strcasecmp(t, "longrope"))
+		*out = scale > 1.0 ? sqrt(1 + log(scale) / log(orig)) : 1.0;
+	else if (!strcasecmp(t, "yarn"))
+		*out = scale > 1.0 ? 0.1 * log(scale) + 1.0 : 1.0;
+	else
+		return hf_err_set(err, HF_EUNSUPPORTED, "%s/config.json: "
+				  "rope_scaling type '%s' with long_factor has "
+				  "no GGUF form for phi3", dir, t);
+	return 0;
+}
+
+static int has_long_factor(const struct hf_family *f,
+			   const struct hf_config *c)
+{
+	const json_t *lf = json_object_get(rope_json(c), "long_factor");
+
+	return !strcmp(f->arch, "phi3") && json_is_array(lf) &&
+	       json_array_size(lf) > 0;
+}
+
+int hf_family_rope_keys(struct hf_gguf_writer *w, const struct hf_family *f,
+			const struct hf_config *c, const char *dir,
+			struct hf_err *err)
+{
+	const struct hf_rope_scaling *rs = &c->rope_scaling;
+	int rc;
+
+	if ((f->flags & HF_FAM_ROPE_SCALING) && rs->type &&
+	    !strcmp(rs->type, "yarn") && rs->factor > 0) {
+		static const struct { const char *key, *from, *alt; } y[] = {
+			{ "rope.scaling.yarn_ext_factor",
+			  "extrapolation_factor", NULL },
+			{ "rope.scaling.yarn_attn_factor", "attention_factor",
+			  "attn_factor" },
+			{ "rope.scaling.yarn_beta_fast", "beta_fast", NULL },
+			{ "rope.scaling.yarn_beta_slow", "beta_slow", NULL },
+		};
+		const json_t *r = rope_json(c);
+
+		for (size_t i = 0; i < N(y); i++) {
+			const json_t *v = json_object_get(r, y[i].from);
+
+			if (!v && y[i].alt)
+				v = json_object_get(r, y[i].alt);
+			if (!v || json_is_null(v))
+				continue;
+			if (!json_is_number(v))
+				return hf_err_set(err, HF_EFORMAT, "%s/config."
+						  "json: rope_scaling.%s is not "
+						  "a number", dir, y[i].from);
+			if ((rc = put_f32(w, f->arch, y[i].key,
+					  json_number_value(v), err)))
+				return rc;
+		}
+	}
+	if (has_long_factor(f, c)) {
+		double a;
+
+		if ((rc = phi3_attn_factor(c, dir, &a, err)) ||
+		    (rc = put_f32(w, f->arch, "rope.scaling.attn_factor", a,
+				  err)))
+			return rc;
+	}
+	return 0;
+}
+
+static int float_list(const json_t *a, float *out, int64_t n)
+{
+	size_t i;
+	json_t *e;
+
+	if (!json_is_array(a) || (int64_t)json_array_size(a) != n)
+		return -1;
+	json_array_foreach(a, i, e) {
+		if (!json_is_number(e))
+			return -1;
+		out[i] = (float)json_number_value(e);
+	}
+	return 0;
+}
+
+int hf_family_rope_factors(const struct hf_family *f,
+			   const struct hf_config *c, const char *dir,
+			   float **lf, float **sf, int64_t *n,
+			   struct hf_err *err)
+{
+	const json_t *r = rope_json(c);
+	const json_t *p = rope_get(c, "partial_rotary_factor");
+	int64_t dims;
+	double a;
+	int rc;
+
+	*lf = *sf = NULL;
+	*n = 0;
+	if (!has_long_factor(f, c))
+		return 0;
+	if ((rc = phi3_attn_factor(c, dir, &a, err)))
+		return rc;
+	if (c->num_attention_heads <= 0)
+		return hf_err_set(err, HF_EFORMAT, "%s/config.json: no "
+				  "num_attention_heads", dir);
+	dims = (int64_t)((json_is_number(p) ? json_number_value(p) : 1.0) *
+			 (double)c->hidden_size) / c->num_attention_heads;
+	if (dims < 2 ||
+	    !json_is_array(json_object_get(r, "short_factor")) ||
+	    (int64_t)json_array_size(json_object_get(r, "long_factor")) !=
+	    dims / 2 ||
+	    (int64_t)json_array_size(json_object_get(r, "short_factor")) !=
+	    dims / 2)
+		return hf_err_set(err, HF_EFORMAT, "%s/config.json: "
+				  "rope_scaling long_factor and short_factor "
+				  "must have rope dims / 2 = %lld numbers each",
+				  dir, (long long)(dims / 2));
+	*lf = malloc((size_t)(dims / 2) * sizeof(float));
+	*sf = malloc((size_t)(dims / 2) * sizeof(float));
+	if (!*lf || !*sf) {
+		free(*lf);
+		free(*sf);
+		*lf = *sf = NULL;
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
+	if (float_list(json_object_get(r, "long_factor"), *lf, dims / 2) ||
+	    float_list(json_object_get(r, "short_factor"), *sf, dims / 2)) {
+		free(*lf);
+		free(*sf);
+		*lf = *sf = NULL;
+		return hf_err_set(err, HF_EFORMAT, "%s/config.json: "
+				  "rope_scaling long_factor / short_factor "
+				  "holds a non-number", dir);
+	}
+	*n = dims / 2;
+	return 0;
 }

@@ -138,4 +138,27 @@ int hf_family_map_hf(const struct hf_family *f, const char *hf_name,
 int hf_family_map_gguf(const struct hf_family *f, const char *gguf_name,
 		       int expert, struct hf_fam_match *m);
 
+struct hf_gguf_writer;
+struct hf_config;
+struct hf_err;
+
+/* The rope_scaling metadata past <arch>.rope.scaling.type / factor /
+ * original_context_length that the converter writes: YaRN's
+ * yarn_ext_factor, yarn_attn_factor, yarn_beta_fast, yarn_beta_slow
+ * (TextModel.set_gguf_parameters, families with HF_FAM_ROPE_SCALING),
+ * and Phi-3's rope.scaling.attn_factor for LongRoPE / YaRN factors
+ * (Phi3MiniModel.generate_extra_tensors). dir names config.json's
+ * directory in messages. */
+int hf_family_rope_keys(struct hf_gguf_writer *w, const struct hf_family *f,
+			const struct hf_config *c, const char *dir,
+			struct hf_err *err);
+
+/* Phi-3's rope_factors_long / rope_factors_short tensors (LongRoPE's
+ * long_factor and short_factor, rope dims / 2 values each): *n = 0 when
+ * the family or config has none, else *lf and *sf malloc'd. */
+int hf_family_rope_factors(const struct hf_family *f,
+			   const struct hf_config *c, const char *dir,
+			   float **lf, float **sf, int64_t *n,
+			   struct hf_err *err);
+
 #endif

@@ -219,13 +219,45 @@ static int shape_of(struct job *j, const struct hf_fam_tensor *r,
 	return 0;
 }
 
+/* Phi3MiniModel.generate_extra_tensors: LongRoPE's factors as the
+ * rope_factors_long / rope_factors_short tensors (families.c). */
+static int rope_factors(struct job *j, struct hf_err *err)
+{
+	float *v[2];
+	int64_t n;
+	int rc;
+
+	if ((rc = hf_family_rope_factors(j->fam, j->c, j->dir, &v[0], &v[1],
+					 &n, err)) || !n)
+		return rc;
+	for (int k = 0; k < 2; k++) {
+		struct item *it = new_item(j, err);
+
+		if (!it) {
+			free(v[k]);
+			if (!k)
+				free(v[1]);
+			return err->code;
+		}
+		snprintf(it->name, sizeof(it->name), "%s",
+			 k ? "rope_factors_short.weight" :
+			 "rope_factors_long.weight");
+		it->layer = -1;
+		it->n_dims = 1;
+		it->ne[0] = n;
+		it->type = HF_GGML_F32;
+		it->extra = v[k];
+	}
+	return 0;
+}
+
 static int plan(struct job *j, struct hf_err *err)
 {
 	size_t n = hf_st_model_count(j->st);
 	int have_output = 0;
 	int rc;
 
-	if ((rc = rope_freqs(j, err)))
+	if ((rc = rope_freqs(j, err)) || (rc = rope_factors(j, err)))
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		const struct hf_tensor *t = hf_st_model_tensor(j->st, i);
@@ -809,6 +841,8 @@ static int arch_keys(struct job *j, struct hf_gguf_writer *w,
 					  f->arch);
 		}
 	}
+	if ((rc = hf_family_rope_keys(w, f, c, j->dir, err)))
+		return rc;
 	return 0;
 }
 
