@@ -36,6 +36,7 @@ struct imp {
 	const struct hf_family *fam;
 	char key[160];			/* scratch for "<arch>.<key>" */
 	int64_t n_head, n_kv, n_embd, n_expert, head_dim;
+	int64_t pos_off;		/* RoBERTa: position rows dropped */
 	enum hf_dtype dtype;
 	/* the tensor being converted, as the writer asks for it in chunks */
 	const void *cache_for;
@@ -141,6 +142,13 @@ static int convert(const struct out_tensor *o, unsigned char **out,
 							    + j) * rl,
 					       src + (size_t)(h * hd + 2 * j + s)
 					       * rl, rl * sizeof(float));
+	} else if ((fl & HF_FAM_POS_OFFSET) && o->ndim == 2) {
+		/* RoBERTa: the converter dropped the pad_token_id + 1 rows
+		 * no position uses; they come back as zeros */
+		size_t skip = (size_t)im->pos_off * (size_t)o->shape[1];
+
+		memset(y, 0, skip * sizeof(float));
+		memcpy(y + skip, src, (n - skip) * sizeof(float));
 	} else if ((fl & HF_FAM_TRANSPOSE) && !o->bias && o->ndim == 2) {
 		/* GGUF [out, in] back to Conv1D's [in, out] */
 		size_t in = (size_t)o->shape[0], outn = (size_t)o->shape[1];
@@ -256,6 +264,9 @@ static const char *architecture_of(const char *mt)
 		{ "gemma", "GemmaForCausalLM" },
 		{ "phi3", "Phi3ForCausalLM" },
 		{ "gpt2", "GPT2LMHeadModel" },
+		{ "bert", "BertModel" },
+		{ "roberta", "RobertaModel" },
+		{ "distilbert", "DistilBertModel" },
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
@@ -397,10 +408,165 @@ static int rope_llama3(struct imp *im, const struct hf_gguf_tensor *t,
 	return 0;
 }
 
+/* Phi-3's LongRoPE factors (Phi3MiniModel.generate_extra_tensors) back
+ * into rope_scaling: long_factor and short_factor from the two tensors,
+ * the type from rope.scaling.attn_factor, which the converter computes
+ * one way for longrope and another for yarn from
+ * max_position_embeddings / original_max_position_embeddings. */
+static int rope_phi3(struct imp *im, const struct hf_gguf_tensor *lt,
+		     const struct hf_gguf_tensor *st, json_t *cfg,
+		     struct hf_err *err)
+{
+	const struct hf_gguf_tensor *t[2] = { lt, st };
+	json_t *rs, *arr[2];
+	double af, mp, om;
+	uint64_t octx, ctx;
+	const char *type = "longrope";
+	int rc;
+
+	if (!lt || !st || lt->n_dims != 1 || st->n_dims != 1 ||
+	    lt->ne[0] != st->ne[0] || lt->ne[0] < 1 || lt->ne[0] > 65536)
+		return hf_err_set(err, HF_EFORMAT, "'%s': rope_factors_long "
+				  "and rope_factors_short must be two 1-D "
+				  "tensors of the same length", im->path);
+	if ((rc = hf_gguf_get_float(im->g, akey(im, "rope.scaling.attn_factor"),
+				    -1.0, &af, err)) ||
+	    (rc = hf_gguf_get_uint(im->g, akey(im,
+			"rope.scaling.original_context_length"), 0, &octx,
+			err)) ||
+	    (rc = hf_gguf_get_uint(im->g, akey(im, "context_length"), 0, &ctx,
+				   err)))
+		return rc;
+	mp = (double)ctx;
+	om = (double)octx;
+	if (af >= 0 && om > 0 && mp / om > 1.0) {
+		double scale = mp / om;
+		float lr = (float)sqrt(1 + log(scale) / log(om));
+		float yn = (float)(0.1 * log(scale) + 1.0);
+
+		if ((float)af == yn && (float)af != lr)
+			type = "yarn";
+		else if ((float)af != lr)
+			return hf_err_set(err, HF_EUNSUPPORTED, "'%s': "
+					  "rope.scaling.attn_factor %g is "
+					  "neither LongRoPE's (%g) nor YaRN's "
+					  "(%g) for these context lengths",
+					  im->path, af, (double)lr, (double)yn);
+	}
+	for (int k = 0; k < 2; k++) {
+		int64_t n = t[k]->ne[0];
+		float *f = malloc((size_t)n * sizeof(float));
+
+		arr[k] = json_array();
+		if (!f || !arr[k]) {
+			free(f);
+			json_decref(arr[0]);
+			if (k)
+				json_decref(arr[1]);
+			return hf_err_set(err, HF_ENOMEM, "out of memory");
+		}
+		if ((rc = dequant(im, t[k], f, (size_t)n, err))) {
+			free(f);
+			json_decref(arr[0]);
+			if (k)
+				json_decref(arr[1]);
+			return rc;
+		}
+		for (int64_t i = 0; i < n; i++)
+			json_array_append_new(arr[k], json_real(
+				f32_decimal(f[i])));
+		free(f);
+	}
+	rs = json_object();
+	json_object_set_new(rs, "long_factor", arr[0]);
+	json_object_set_new(rs, "short_factor", arr[1]);
+	json_object_set_new(rs, "type", json_string(type));
+	json_object_set_new(cfg, "rope_scaling", rs);
+	return 0;
+}
+
+/* YaRN's keys past type / factor / original_context_length
+ * (TextModel.set_gguf_parameters) into rope_scaling, under the names
+ * transformers reads. */
+static int rope_yarn_extra(struct imp *im, json_t *rs, struct hf_err *err)
+{
+	static const struct { const char *key, *name; } y[] = {
+		{ "rope.scaling.yarn_ext_factor", "extrapolation_factor" },
+		{ "rope.scaling.yarn_attn_factor", "attention_factor" },
+		{ "rope.scaling.yarn_beta_fast", "beta_fast" },
+		{ "rope.scaling.yarn_beta_slow", "beta_slow" },
+	};
+
+	for (size_t i = 0; i < sizeof(y) / sizeof(y[0]); i++) {
+		double v;
+		int rc;
+
+		if (!hf_gguf_get(im->g, akey(im, y[i].key)))
+			continue;
+		if ((rc = hf_gguf_get_float(im->g, akey(im, y[i].key), 0, &v,
+					    err)))
+			return rc;
+		json_object_set_new(rs, y[i].name, json_real(f32_decimal(v)));
+	}
+	return 0;
+}
+
 static int tok_id(struct imp *im, const char *k, int64_t *id,
 		  struct hf_err *err)
 {
 	return hf_gguf_get_int(im->g, k, -1, id, err);
+}
+
+/* BertModel, RobertaModel, DistilBertModel: what their config classes
+ * need past the keys (families.c's tables), with transformers' defaults
+ * for what the converter does not write. DistilBERT's config names its
+ * sizes dim, n_heads, n_layers, hidden_dim. */
+static int encoder_config(struct imp *im, json_t *c, struct hf_err *err)
+{
+	const struct hf_gguf_tensor *tt = hf_gguf_find_tensor(im->g,
+							"token_types.weight");
+	const char *mt = im->model_type;
+	uint64_t ctx;
+	int rc;
+
+	if ((rc = hf_gguf_get_uint(im->g, akey(im, "context_length"), 0, &ctx,
+				   err)))
+		return rc;
+	if (!ctx)
+		return hf_err_set(err, HF_EFORMAT, "'%s': no %s.context_length",
+				  im->path, im->arch);
+	json_object_set_new(c, "max_position_embeddings",
+			    json_integer((json_int_t)ctx + im->pos_off));
+	if (!strcmp(mt, "distilbert")) {
+		static const char *const ren[][2] = {
+			{ "hidden_size", "dim" },
+			{ "num_attention_heads", "n_heads" },
+			{ "num_hidden_layers", "n_layers" },
+			{ "intermediate_size", "hidden_dim" },
+		};
+
+		for (size_t i = 0; i < sizeof(ren) / sizeof(ren[0]); i++) {
+			json_t *v = json_object_get(c, ren[i][0]);
+
+			if (v) {
+				json_object_set(c, ren[i][1], v);
+				json_object_del(c, ren[i][0]);
+			}
+		}
+		json_object_del(c, "layer_norm_eps");
+		json_object_set_new(c, "activation", json_string("gelu"));
+		json_object_set_new(c, "sinusoidal_pos_embds", json_false());
+		json_object_set_new(c, "pad_token_id", json_integer(0));
+		return 0;
+	}
+	json_object_set_new(c, "hidden_act", json_string("gelu"));
+	json_object_set_new(c, "position_embedding_type",
+			    json_string("absolute"));
+	json_object_set_new(c, "type_vocab_size", json_integer(
+		tt && tt->n_dims == 2 ? (json_int_t)tt->ne[1] : 2));
+	json_object_set_new(c, "pad_token_id", json_integer(
+		!strcmp(mt, "roberta") ? im->pos_off - 1 : 0));
+	return 0;
 }
 
 static int build_config(struct imp *im, json_t **out, struct hf_err *err)
@@ -446,7 +612,7 @@ static int build_config(struct imp *im, json_t **out, struct hf_err *err)
 	im->n_head = heads;
 	im->n_kv = cfg_int(c, "num_key_value_heads", heads);
 	im->head_dim = cfg_int(c, "head_dim", 0);
-	if (strcmp(im->model_type, "gpt2")) {
+	if (strcmp(im->model_type, "gpt2") && !(f->flags & HF_FAM_ENCODER)) {
 		uint64_t rd;
 
 		if ((rc = hf_gguf_get_uint(g, akey(im, "rope.dimension_count"),
@@ -493,7 +659,14 @@ static int build_config(struct imp *im, json_t **out, struct hf_err *err)
 	const char *rst;
 	size_t rsl;
 
-	if (rf) {
+	if (hf_gguf_find_tensor(g, "rope_factors_long.weight") ||
+	    hf_gguf_find_tensor(g, "rope_factors_short.weight")) {
+		if ((rc = rope_phi3(im, hf_gguf_find_tensor(g,
+					"rope_factors_long.weight"),
+				    hf_gguf_find_tensor(g,
+					"rope_factors_short.weight"), c, err)))
+			goto fail;
+	} else if (rf) {
 		double theta = json_real_value(json_object_get(c,
 							       "rope_theta"));
 
@@ -524,9 +697,13 @@ static int build_config(struct imp *im, json_t **out, struct hf_err *err)
 				"original_max_position_embeddings",
 				json_integer((json_int_t)octx));
 		json_object_set_new(c, "rope_scaling", rs);
+		if (rsl == 4 && !memcmp(rst, "yarn", 4) &&
+		    (rc = rope_yarn_extra(im, rs, err)))
+			goto fail;
 	} else if (rc) {
 		goto fail;
-	} else if (strcmp(im->model_type, "gpt2")) {
+	} else if (strcmp(im->model_type, "gpt2") &&
+		   !(f->flags & HF_FAM_ENCODER)) {
 		json_object_set_new(c, "rope_scaling", json_null());
 	}
 
@@ -534,7 +711,10 @@ static int build_config(struct imp *im, json_t **out, struct hf_err *err)
 	 * transformers' config classes for what the converter writes */
 	const char *mt = im->model_type;
 
-	if (!strcmp(mt, "gpt2")) {
+	if (f->flags & HF_FAM_ENCODER) {
+		if ((rc = encoder_config(im, c, err)))
+			goto fail;
+	} else if (!strcmp(mt, "gpt2")) {
 		int64_t ff = cfg_int(c, "n_inner", 0);
 		int64_t ctx = cfg_int(c, "n_ctx", 1024);
 
@@ -649,7 +829,9 @@ static int plan_tensors(struct imp *im, struct out_tensor **out, size_t *n,
 		const struct hf_gguf_tensor *t = hf_gguf_tensor(g, i);
 		struct hf_fam_match m;
 
-		if (!strcmp(t->name, "rope_freqs.weight"))
+		if (!strcmp(t->name, "rope_freqs.weight") ||
+		    !strcmp(t->name, "rope_factors_long.weight") ||
+		    !strcmp(t->name, "rope_factors_short.weight"))
 			continue;	/* became rope_scaling */
 		if (hf_family_map_gguf(im->fam, t->name, 0, &m) !=
 		    HF_FAM_MAPPED) {
@@ -700,6 +882,9 @@ static int plan_tensors(struct imp *im, struct out_tensor **out, size_t *n,
 			o->ndim = experts ? 2 : t->n_dims;
 			for (int d = 0; d < o->ndim; d++)
 				o->shape[d] = t->ne[o->ndim - 1 - d];
+			if ((m.rule->flags & HF_FAM_POS_OFFSET) &&
+			    o->ndim == 2)
+				o->shape[0] += im->pos_off;
 			if ((m.rule->flags & HF_FAM_TRANSPOSE) && !o->bias &&
 			    o->ndim == 2) {
 				int64_t s = o->shape[0];
@@ -916,6 +1101,217 @@ static const char qwen2_re[] =
 	"\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|"
 	"\\s+(?!\\S)|\\s+";
 
+/* The id of the token spelled s, or -1. */
+static int64_t tok_named(const struct hf_gguf_value *tok, const char *s)
+{
+	size_t n = strlen(s);
+
+	for (uint64_t i = 0; i < tok->n; i++)
+		if (tok->items[i].len == n && !memcmp(tok->items[i].str, s, n))
+			return (int64_t)i;
+	return -1;
+}
+
+/* A "bert" vocabulary (BertModel.set_vocab: WordPiece in llama.cpp's
+ * phantom-space form) back into BERT's tokenizer.json: control tokens as
+ * they are, "\u2581x" -> "x" (a word start), any other x -> "##x";
+ * BertNormalizer, lowercasing when no other token has an upper-case
+ * ASCII letter (what an uncased vocabulary looks like; the file does not
+ * say), BertPreTokenizer, [CLS] $A [SEP] (pair: [CLS] $A [SEP] $B:1
+ * [SEP]:1), the WordPiece decoder. */
+static int build_wordpiece(struct imp *im, const struct hf_gguf_value *tok,
+			   const struct hf_gguf_value *tt, json_t **tj,
+			   json_t **tc, struct hf_err *err)
+{
+	struct hf_gguf *g = im->g;
+	int64_t cls, sep, unk, pad, mask;
+	int add_bos, add_eos, lower = 1, rc;
+	json_t *t, *c, *vocab = json_object(), *added = json_array();
+	json_t *atd = json_object();
+
+	if ((rc = tok_id(im, "tokenizer.ggml.bos_token_id", &cls, err)) ||
+	    (rc = tok_id(im, "tokenizer.ggml.eos_token_id", &sep, err)) ||
+	    (rc = tok_id(im, "tokenizer.ggml.unknown_token_id", &unk, err)) ||
+	    (rc = tok_id(im, "tokenizer.ggml.padding_token_id", &pad, err)) ||
+	    (rc = tok_id(im, "tokenizer.ggml.mask_token_id", &mask, err)) ||
+	    (rc = hf_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", 1,
+				   &add_bos, err)) ||
+	    (rc = hf_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", 1,
+				   &add_eos, err)))
+		goto fail;
+	/* llama.cpp's defaults are BERT's ids; look the spellings up */
+	if (cls < 0)
+		cls = tok_named(tok, "[CLS]");
+	if (sep < 0)
+		sep = tok_named(tok, "[SEP]");
+	if (unk < 0)
+		unk = tok_named(tok, "[UNK]");
+	if (pad < 0)
+		pad = tok_named(tok, "[PAD]");
+	if (mask < 0)
+		mask = tok_named(tok, "[MASK]");
+	{
+		int64_t ids[5] = { cls, sep, unk, pad, mask };
+
+		for (int k = 0; k < 5; k++)
+			if (ids[k] >= (int64_t)tok->n) {
+				rc = hf_err_set(err, HF_EFORMAT, "'%s': a "
+						"special token id %lld past the "
+						"%llu tokens", im->path,
+						(long long)ids[k],
+						(unsigned long long)tok->n);
+				goto fail;
+			}
+	}
+	if (unk < 0) {
+		rc = hf_err_set(err, HF_EFORMAT, "'%s': a 'bert' vocabulary "
+				"without an unknown token", im->path);
+		goto fail;
+	}
+	for (uint64_t i = 0; i < tok->n; i++) {
+		int64_t ty = tt ? hf_gguf_arr_int(tt, i) : TT_NORMAL;
+		const char *x = tok->items[i].str;
+		size_t n = tok->items[i].len;
+
+		if (ty == TT_CONTROL)
+			continue;
+		for (size_t k = 0; k < n && lower; k++)
+			if (x[k] >= 'A' && x[k] <= 'Z')
+				lower = 0;
+	}
+	for (uint64_t i = 0; i < tok->n; i++) {
+		int64_t ty = tt ? hf_gguf_arr_int(tt, i) : TT_NORMAL;
+		const char *x = tok->items[i].str;
+		size_t n = tok->items[i].len;
+		char *w = malloc(n + 3);
+		size_t wl;
+
+		if (!w) {
+			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
+			goto fail;
+		}
+		if (ty == TT_CONTROL) {
+			memcpy(w, x, n);
+			wl = n;
+		} else if (n >= 3 && !memcmp(x, "\342\226\201", 3)) {
+			memcpy(w, x + 3, n - 3);
+			wl = n - 3;
+		} else {
+			memcpy(w, "##", 2);
+			memcpy(w + 2, x, n);
+			wl = n + 2;
+		}
+		json_t *ws = json_stringn(w, wl);
+
+		free(w);
+		if (!ws) {
+			rc = hf_err_set(err, HF_EUTF8, "'%s': token %llu is "
+					"not valid UTF-8", im->path,
+					(unsigned long long)i);
+			goto fail;
+		}
+		if (json_object_get(vocab, json_string_value(ws))) {
+			rc = hf_err_set(err, HF_EFORMAT, "'%s': token %llu "
+					"('%s') twice in the WordPiece "
+					"vocabulary", im->path,
+					(unsigned long long)i,
+					json_string_value(ws));
+			json_decref(ws);
+			goto fail;
+		}
+		json_object_set_new(vocab, json_string_value(ws),
+				    json_integer((json_int_t)i));
+		if (ty == TT_CONTROL || ty == TT_USER) {
+			int special = ty == TT_CONTROL;
+			json_t *a = json_pack("{s:I,s:O,s:b,s:b,s:b,s:b,s:b}",
+				"id", (json_int_t)i, "content", ws,
+				"single_word", 0, "lstrip", 0, "rstrip", 0,
+				"normalized", !special, "special", special);
+			json_t *d = json_deep_copy(a);
+			char ks[32];
+
+			json_array_append_new(added, a);
+			json_object_del(d, "id");
+			snprintf(ks, sizeof(ks), "%llu", (unsigned long long)i);
+			json_object_set_new(atd, ks, d);
+		}
+		json_decref(ws);
+	}
+	json_t *single = json_array(), *pair = json_array(), *sp = json_object();
+	int64_t ends[2] = { add_bos ? cls : -1, add_eos ? sep : -1 };
+
+	for (int q = 0; q < 2; q++) {
+		json_t *arr = q ? pair : single;
+
+		if (ends[0] >= 0)
+			json_array_append_new(arr, json_pack("{s:{s:o,s:i}}",
+				"SpecialToken", "id", tok_str(tok, ends[0]),
+				"type_id", 0));
+		for (int sq = 0; sq <= q; sq++) {
+			json_array_append_new(arr, json_pack("{s:{s:s,s:i}}",
+				"Sequence", "id", sq ? "B" : "A", "type_id",
+				sq));
+			if (ends[1] >= 0)
+				json_array_append_new(arr, json_pack(
+					"{s:{s:o,s:i}}", "SpecialToken", "id",
+					tok_str(tok, ends[1]), "type_id", sq));
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		if (ends[k] < 0)
+			continue;
+		json_t *name = tok_str(tok, ends[k]);
+
+		json_object_set_new(sp, json_string_value(name), json_pack(
+			"{s:O,s:[I],s:[O]}", "id", name, "ids",
+			(json_int_t)ends[k], "tokens", name));
+		json_decref(name);
+	}
+	t = json_object();
+	json_object_set_new(t, "version", json_string("1.0"));
+	json_object_set_new(t, "truncation", json_null());
+	json_object_set_new(t, "padding", json_null());
+	json_object_set_new(t, "added_tokens", added);
+	json_object_set_new(t, "normalizer", json_pack(
+		"{s:s,s:b,s:b,s:n,s:b}", "type", "BertNormalizer",
+		"clean_text", 1, "handle_chinese_chars", 1, "strip_accents",
+		"lowercase", lower));
+	json_object_set_new(t, "pre_tokenizer", json_pack("{s:s}", "type",
+				"BertPreTokenizer"));
+	json_object_set_new(t, "post_processor", json_pack(
+		"{s:s,s:o,s:o,s:o}", "type", "TemplateProcessing", "single",
+		single, "pair", pair, "special_tokens", sp));
+	json_object_set_new(t, "decoder", json_pack("{s:s,s:s,s:b}", "type",
+				"WordPiece", "prefix", "##", "cleanup", 1));
+	json_object_set_new(t, "model", json_pack(
+		"{s:s,s:o,s:s,s:i,s:o}", "type", "WordPiece", "unk_token",
+		tok_str(tok, unk), "continuing_subword_prefix", "##",
+		"max_input_chars_per_word", 100, "vocab", vocab));
+	c = json_object();
+	json_object_set_new(c, "added_tokens_decoder", atd);
+	json_object_set_new(c, "clean_up_tokenization_spaces", json_true());
+	json_object_set_new(c, "do_lower_case", json_boolean(lower));
+	{
+		static const char *const nm[] = { "cls_token", "sep_token",
+			"unk_token", "pad_token", "mask_token" };
+		int64_t ids[5] = { cls, sep, unk, pad, mask };
+
+		for (int k = 0; k < 5; k++)
+			json_object_set_new(c, nm[k], ids[k] >= 0 ?
+					    tok_str(tok, ids[k]) : json_null());
+	}
+	json_object_set_new(c, "tokenizer_class",
+			    json_string("BertTokenizerFast"));
+	*tj = t;
+	*tc = c;
+	return 0;
+fail:
+	json_decref(vocab);
+	json_decref(added);
+	json_decref(atd);
+	return rc;
+}
+
 static int build_tokenizer(struct imp *im, json_t **tj, json_t **tc,
 			   struct hf_err *err)
 {
@@ -935,10 +1331,26 @@ static int build_tokenizer(struct imp *im, json_t **tj, json_t **tc,
 	if (!model || (ml == 4 && !memcmp(model, "none", 4)))
 		return 0;	/* token ids only: no tokenizer files */
 	spm = ml == 5 && !memcmp(model, "llama", 5);
+	if (ml == 4 && !memcmp(model, "bert", 4)) {
+		tok = hf_gguf_get(g, "tokenizer.ggml.tokens");
+		tt = hf_gguf_get(g, "tokenizer.ggml.token_type");
+		if (!tok || tok->type != HF_GGUF_ARRAY ||
+		    tok->elem != HF_GGUF_STRING || tok->n == 0)
+			return hf_err_set(err, HF_EFORMAT, "'%s': "
+					  "tokenizer.ggml.tokens is missing or "
+					  "not an array of strings", im->path);
+		if (tt && (tt->type != HF_GGUF_ARRAY ||
+			   tt->elem == HF_GGUF_STRING ||
+			   tt->elem == HF_GGUF_ARRAY || tt->n != tok->n))
+			return hf_err_set(err, HF_EFORMAT, "'%s': "
+					  "tokenizer.ggml.token_type is not one "
+					  "number per token", im->path);
+		return build_wordpiece(im, tok, tt, tj, tc, err);
+	}
 	if (!spm && !(ml == 4 && !memcmp(model, "gpt2", 4)))
 		return hf_err_set(err, HF_EUNSUPPORTED, "'%s': "
-				  "tokenizer.ggml.model '%.*s': only 'llama' "
-				  "and 'gpt2' vocabularies are rebuilt",
+				  "tokenizer.ggml.model '%.*s': only 'llama', "
+				  "'gpt2' and 'bert' vocabularies are rebuilt",
 				  im->path, (int)(ml > 40 ? 40 : ml), model);
 	tok = hf_gguf_get(g, "tokenizer.ggml.tokens");
 	sc = hf_gguf_get(g, "tokenizer.ggml.scores");
@@ -1263,14 +1675,44 @@ static int pick_family(struct imp *im, struct hf_err *err)
 		im->model_type = ne ? "mixtral" : mistral ? "mistral" :
 				 "llama";
 	}
+	if (!strcmp(im->arch, "bert")) {
+		/* the converter writes bert, roberta and distilbert as bert:
+		 * RoBERTa has a byte-level BPE vocabulary (or says so in
+		 * general.name), DistilBERT no token type embeddings */
+		const char *tm;
+		size_t tml;
+		int roberta = 0, distil = 0;
+
+		if ((rc = hf_gguf_get_str(g, "tokenizer.ggml.model", &tm, &tml,
+					  err)))
+			return rc;
+		roberta = tm && tml == 4 && !memcmp(tm, "gpt2", 4);
+		for (size_t i = 0; name && i + 7 <= nl; i++)
+			if (!strncasecmp(name + i, "roberta", 7))
+				roberta = 1;
+		distil = !hf_gguf_find_tensor(g, "token_types.weight");
+		for (size_t i = 0; name && i + 10 <= nl; i++)
+			if (!strncasecmp(name + i, "distilbert", 10))
+				distil = 1;
+		im->model_type = distil ? "distilbert" : roberta ? "roberta" :
+				 "bert";
+		if (roberta && !distil) {
+			int64_t pad;
+
+			if ((rc = tok_id(im, "tokenizer.ggml.padding_token_id",
+					 &pad, err)))
+				return rc;
+			im->pos_off = (pad >= 0 ? pad : 1) + 1;
+		}
+	}
 	im->fam = hf_family_find(im->model_type);
-	if (!im->fam || (im->fam->flags & HF_FAM_ENCODER) ||
+	if (!im->fam ||
 	    !architecture_of(im->model_type) ||
 	    strcmp(im->fam->arch, im->arch))
 		return hf_err_set(err, HF_EUNSUPPORTED, "'%s': architecture "
 				  "'%s' cannot be read back into HF layout "
 				  "(llama, mistral, mixtral, qwen2, qwen3, "
-				  "gemma, phi3, gpt2 can)", im->path,
+				  "gemma, phi3, gpt2, bert can)", im->path,
 				  im->arch);
 	return 0;
 }

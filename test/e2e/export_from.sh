@@ -1,6 +1,7 @@
 #!/bin/bash
 # e2e: hf-export --from, GGUF back into an HF model directory. Every
-# decoder fixture and stories260k goes HF -> GGUF (hf-export --format
+# decoder fixture and stories260k (and the encoders, and rope_scaling
+# variants, below) goes HF -> GGUF (hf-export --format
 # gguf at the fixture's own type, and scripts/bench/gguf.py, the Python
 # writer that follows convert_hf_to_gguf.py, where it handles the model)
 # -> HF, and the result must hold the same tensors bit for bit, the same
@@ -10,6 +11,7 @@
 # behind. Checks are python3 over the files, never our own earlier
 # output.
 set -u
+. "$(dirname "$0")/lib.sh"
 BIN=$(cd "${HF_BIN:-build/tools}" && pwd)
 FX=$(cd "${HF_FIXTURES:-test/fixtures}" && pwd)
 MODELS=$(cd "${HF_MODELS:-models}" && pwd)
@@ -215,6 +217,7 @@ round_trip() {
 # ---- every decoder fixture, through hf-export --format gguf ----
 
 for dir in "$FX"/models/*-tiny* "$MODELS/stories260k"; do
+	quick_skip "$dir" && continue
 	name=$(basename "$dir")
 	case $name in bert-* | roberta-* | distilbert-*) continue ;; esac
 	t=$(type_of "$dir")
@@ -282,6 +285,189 @@ for t in gpt2 qwen3 llama3_1; do
 		-o "$tmp/tokback-$t" || continue
 	same_ids "tokenizer $t" "$d" "$tmp/tokback-$t"
 done
+
+# ---- rope_scaling: Phi-3's LongRoPE factors (rope_factors_long/short
+# tensors, rope.scaling.attn_factor) and YaRN's keys come back ----
+
+mkrope='
+import json, shutil, sys
+src, dst, kind = sys.argv[1:4]
+shutil.copytree(src, dst)
+c = json.load(open(dst + "/config.json"))
+if kind == "longrope":
+    c["max_position_embeddings"] = 16384
+    c["rope_scaling"] = {"type": "longrope",
+                         "long_factor": [1.0, 1.25, 1.5, 2.0, 3.5, 4.0],
+                         "short_factor": [1.0, 1.0, 1.125, 1.25, 1.5, 1.75]}
+else:
+    c["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0,
+                         "original_max_position_embeddings": 32,
+                         "beta_fast": 16.0, "beta_slow": 2.0,
+                         "attention_factor": 1.25}
+json.dump(c, open(dst + "/config.json", "w"))
+'
+for r in "phi3-tiny longrope" "llama-tiny yarn"; do
+	set -- $r
+	d=$tmp/rope-$2
+	cases=$((cases + 1))
+	python3 -c "$mkrope" "$FX/models/$1" "$d" "$2" ||
+		{ fail "rope $2: making the model"; continue; }
+	expect "rope $2: export" 0 "" "$ex" -m "$d" --type "$(type_of "$d")" \
+		-o "$tmp/rope-$2.gguf" || continue
+	round_trip "rope-$2" "$d" "$tmp/rope-$2.gguf"
+	rm -rf "$d" "$tmp/back-rope-$2" "$tmp/rope-$2.gguf"
+done
+
+# ---- encoders: bert, roberta, distilbert (all "bert" in the file) ----
+
+# The converter drops the heads (pooler, MLM), so --from gives the base
+# model (BertModel, RobertaModel, DistilBertModel): every tensor of it
+# bit-exact, except RoBERTa's pad_token_id + 1 first position rows, which
+# no position uses and the converter leaves out (they come back zero);
+# the config fields; hf-run's embeddings equal to the last bit.
+same_encoder='
+import json, sys
+'"$read_st"'
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+heads = ("cls.", "lm_head.", "vocab_", "bert.pooler.", "roberta.pooler.")
+a = {k: v for k, v in a.items() if not k.startswith(heads) and
+     not k.endswith("position_ids")}
+assert set(a) == set(b), ("only in the original:", sorted(set(a) - set(b))[:5],
+                          "only in ours:", sorted(set(b) - set(a))[:5])
+c = json.load(open(sys.argv[1] + "/config.json"))
+for k in sorted(a):
+    assert a[k][:2] == b[k][:2], (k, a[k][:2], b[k][:2])
+    x, y = a[k][2], b[k][2]
+    if c["model_type"] == "roberta" and k.endswith("position_embeddings.weight"):
+        row = len(x) // a[k][1][0]
+        skip = (c["pad_token_id"] + 1) * row
+        assert y[:skip] == bytes(skip), "%s: dropped rows not zero" % k
+        x, y = x[skip:], y[skip:]
+    if x != y:
+        i = next(i for i in range(len(x)) if x[i] != y[i])
+        raise AssertionError("%s: bytes differ from byte %d" % (k, i))
+b = json.load(open(sys.argv[2] + "/config.json"))
+keys = ["model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+        "num_attention_heads", "layer_norm_eps", "max_position_embeddings",
+        "vocab_size", "type_vocab_size", "pad_token_id", "hidden_act",
+        "torch_dtype", "dim", "hidden_dim", "n_layers", "n_heads", "activation"]
+for k in keys:
+    if k in c:
+        assert k in b and (b[k] == c[k] or abs(b[k] - c[k]) <= 1e-7 * abs(c[k])), (k, b.get(k), c[k])
+'
+same_embed() {
+	local name=$1 a=$2 b=$3
+	cases=$((cases + 1))
+	if ! "$run" -m "$a" --jsonl --task embed <"$tmp/in" >"$tmp/ea" \
+		2>"$tmp/err" || ! "$run" -m "$b" --jsonl --task embed \
+		<"$tmp/in" >"$tmp/eb" 2>>"$tmp/err"; then
+		fail "$name: hf-run failed: $(head -c 400 "$tmp/err")"
+	elif [ ! -s "$tmp/ea" ] || ! cmp -s "$tmp/ea" "$tmp/eb"; then
+		fail "$name: embeddings differ: $(diff "$tmp/ea" "$tmp/eb" | head -c 300)"
+	fi
+}
+# a float32 fixture's weights as float16 / bfloat16 (round to nearest
+# even), so that those types can come back bit-exact too
+to_dtype='
+import json, os, shutil, struct, sys
+src, dst, dt = sys.argv[1:4]
+shutil.copytree(src, dst)
+p = dst + "/model.safetensors"
+b = open(p, "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+meta = h.pop("__metadata__", None)
+out, data, off = {}, [], 0
+for k in sorted(h):
+    s, e = h[k]["data_offsets"]
+    f = struct.unpack("<%df" % ((e - s) // 4), b[8 + n + s:8 + n + e])
+    if dt == "F16":
+        raw = struct.pack("<%de" % len(f), *f)
+    else:
+        u = struct.unpack("<%dI" % len(f), struct.pack("<%df" % len(f), *f))
+        raw = struct.pack("<%dH" % len(f), *(((x + 0x7fff + ((x >> 16) & 1)) >> 16) for x in u))
+    out[k] = {"dtype": dt, "shape": h[k]["shape"], "data_offsets": [off, off + len(raw)]}
+    data.append(raw)
+    off += len(raw)
+hdr = json.dumps(out).encode()
+hdr += b" " * (-len(hdr) % 8)
+open(p, "wb").write(struct.pack("<Q", len(hdr)) + hdr + b"".join(data))
+c = json.load(open(dst + "/config.json"))
+c["torch_dtype"] = {"F16": "float16", "BF16": "bfloat16"}[dt]
+json.dump(c, open(dst + "/config.json", "w"))
+'
+for e in "bert-tiny f32" "roberta-tiny f32" "distilbert-tiny f32" \
+	"bert-tiny f16" "bert-tiny bf16"; do
+	set -- $e
+	quick_skip "$FX/models/$1" && continue
+	d=$FX/models/$1
+	if [ "$2" != f32 ]; then
+		d=$tmp/enc-$1-$2
+		cases=$((cases + 1))
+		python3 -c "$to_dtype" "$FX/models/$1" "$d" \
+			"$(echo "$2" | tr a-z A-Z)" || { fail "$1 $2: converting"; continue; }
+	fi
+	g=$tmp/enc-$1-$2.gguf
+	expect "$1 $2: export" 0 "" "$ex" -m "$d" --type "$2" -o "$g" || continue
+	expect "$1 $2: --from" 0 "" "$ex" --from "$g" -o "$tmp/encback-$1-$2" ||
+		continue
+	check "$1 $2: tensors and config" "$d" "$tmp/encback-$1-$2" <<<"$same_encoder"
+	prompts "$FX/models/$1"
+	same_embed "$1 $2: embeddings" "$d" "$tmp/encback-$1-$2"
+	rm -rf "$g" "$tmp/encback-$1-$2" "$tmp/enc-$1-$2"
+done
+
+# a WordPiece vocabulary ("bert" in the file, llama.cpp's phantom-space
+# form) back into BERT's tokenizer.json: bert-base-uncased's tokenizer in
+# a one-layer bert made for it (zero weights)
+mkbert='
+import json, os, struct, sys
+src, out = sys.argv[1], sys.argv[2]
+tok = json.load(open(os.path.join(src, "tokenizer.json")))
+V, H, I = 1 + max(list(tok["model"]["vocab"].values()) +
+                  [a["id"] for a in tok["added_tokens"]]), 16, 32
+os.makedirs(out)
+open(os.path.join(out, "tokenizer.json"), "wb").write(
+    open(os.path.join(src, "tokenizer.json"), "rb").read())
+json.dump({"architectures": ["BertModel"], "model_type": "bert", "hidden_size": H,
+           "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": I,
+           "vocab_size": V, "max_position_embeddings": 64, "type_vocab_size": 2,
+           "layer_norm_eps": 1e-12, "hidden_act": "gelu", "pad_token_id": 0},
+          open(os.path.join(out, "config.json"), "w"))
+t = {"bert.embeddings.word_embeddings.weight": [V, H],
+     "bert.embeddings.position_embeddings.weight": [64, H],
+     "bert.embeddings.token_type_embeddings.weight": [2, H],
+     "bert.embeddings.LayerNorm.weight": [H], "bert.embeddings.LayerNorm.bias": [H]}
+p = "bert.encoder.layer.0."
+for n, o, i in (("attention.self.query", H, H), ("attention.self.key", H, H),
+                ("attention.self.value", H, H), ("attention.output.dense", H, H),
+                ("intermediate.dense", I, H), ("output.dense", H, I)):
+    t[p + n + ".weight"] = [o, i]
+    t[p + n + ".bias"] = [o]
+for n in ("attention.output.LayerNorm", "output.LayerNorm"):
+    t[p + n + ".weight"] = [H]
+    t[p + n + ".bias"] = [H]
+hdr, off = {}, 0
+for n, shape in t.items():
+    k = 4 * shape[0] * (shape[1] if len(shape) > 1 else 1)
+    hdr[n] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + k]}
+    off += k
+h = json.dumps(hdr).encode()
+h += b" " * (-len(h) % 8)
+with open(os.path.join(out, "model.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h + bytes(off))
+'
+cases=$((cases + 1))
+if python3 -c "$mkbert" "$FX/tokenizers/bert-base-uncased" "$tmp/tokbert"; then
+	expect "tokenizer bert-base-uncased: export" 0 "" "$ex" -m "$tmp/tokbert" \
+		--type f32 -o "$tmp/tokbert.gguf" &&
+	expect "tokenizer bert-base-uncased: --from" 0 "" "$ex" --from \
+		"$tmp/tokbert.gguf" -o "$tmp/tokbert-back" &&
+	same_ids "tokenizer bert-base-uncased" "$tmp/tokbert" "$tmp/tokbert-back"
+	rm -rf "$tmp/tokbert" "$tmp/tokbert.gguf" "$tmp/tokbert-back"
+else
+	fail "tokenizer bert-base-uncased: making its model"
+fi
 
 # ---- --dtype ----
 
@@ -396,11 +582,6 @@ if [ -f "$g" ]; then
 fi
 expect "missing file" 1 "nope.gguf" "$ex" --from "$tmp/nope.gguf" \
 	-o "$tmp/bad5"
-if "$ex" -m "$FX/models/bert-tiny" --type f32 -o "$tmp/bert.gguf" \
-	>/dev/null 2>&1; then
-	expect "encoder refused" 1 "architecture 'bert'" "$ex" --from \
-		"$tmp/bert.gguf" -o "$tmp/bad6"
-fi
 expect "--from with -m" 2 "" "$ex" --from "$g" -m "$st" -o "$tmp/bad7"
 
 echo "export_from: $cases cases, $failed failed" >&2

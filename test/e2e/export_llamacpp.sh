@@ -15,14 +15,16 @@
 #     writes from our f32 export: same names, types, shapes and bytes;
 #   - llama.cpp's tokenizer, read from the exported file, gives hf-tokenize's
 #     ids on the tokenizer corpus for stories260k (the model fixture that
-#     carries a tokenizer) and for the gpt2 and llama3_1 tokenizer fixtures
-#     on models made for them;
+#     carries a tokenizer) and for the gpt2, llama3_1 and deepseek_v3
+#     tokenizer fixtures on models made for them;
+#   - rope_scaling: Phi-3 LongRoPE and Llama YaRN variants of the fixtures;
 #   - tq1_0/tq2_0 on a BitNet checkpoint of llama-tiny, likewise.
 # Needs the runtimes of scripts/bootstrap-runtimes (test/runtimes): without
 # them it exits 77, which meson reports as skipped. The checks are python3
 # over the two programs' outputs; nothing is compared with our own earlier
 # output.
 set -u
+. "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=$(cd "${HF_BIN:-build/tools}" && pwd)
 FX=$(cd "${HF_FIXTURES:-test/fixtures}" && pwd)
@@ -231,6 +233,10 @@ import json, sys
 ours = [json.loads(l)["ids"] for l in open(sys.argv[1])]
 lc = [json.loads(l)["ids"] for l in open(sys.argv[2])]
 corpus = [json.loads(l)["text"] for l in open(sys.argv[3])]
+# transformers ids: "BOS,EOS" (either may be empty) around hf-tokenize --no-special
+if len(sys.argv) > 4:
+    b, e = sys.argv[4].split(",")
+    ours = [([int(b)] if b else []) + x + ([int(e)] if e else []) for x in ours]
 assert len(ours) == len(lc) == len(corpus), (len(ours), len(lc), len(corpus))
 bad = [i for i in range(len(corpus)) if ours[i] != lc[i]]
 if bad:
@@ -244,6 +250,7 @@ print("%d corpus strings, same ids" % len(corpus))
 # working on one family); the default is every fixture
 models=()
 for d in "$FX"/models/*/ "$MODELS/stories260k/"; do
+	quick_skip "$d" && continue
 	d=${d%/}
 	[ -f "$d/config.json" ] || continue
 	case " ${EXPORT_MODELS:-$(basename "$d")} " in
@@ -303,6 +310,42 @@ for dir in "${models[@]}"; do
 	prove "$(basename "$dir")" "$dir" "$dir" "$dir" "$types" "$quant_types"
 done
 
+# rope_scaling that llama.cpp reads from the file: Phi-3's LongRoPE
+# (rope_factors_long / rope_factors_short tensors, rope.scaling.attn_factor)
+# and Llama's YaRN (rope.scaling.type, factor, original_context_length,
+# yarn_beta_fast / yarn_beta_slow), on the fixtures' prompts at f32. Not
+# YaRN's attention_factor: transformers uses it in place of
+# 0.1 ln(factor) + 1, llama.cpp's ggml_rope_ext multiplies its
+# yarn_attn_factor by that (measured: max |diff| 0.68 on llama-tiny with
+# attention_factor 1.25, 5e-6 without); the converter writes the key all
+# the same, and e2e/export_from holds that it comes back.
+if [ -z "${EXPORT_MODELS:-}" ] || [[ " $EXPORT_MODELS " == *" rope "* ]]; then
+	mkrope='
+import json, shutil, sys
+src, dst, kind = sys.argv[1:4]
+shutil.copytree(src, dst)
+c = json.load(open(dst + "/config.json"))
+if kind == "longrope":
+    c["max_position_embeddings"] = 16384
+    c["rope_scaling"] = {"type": "longrope",
+                         "long_factor": [1.0, 1.25, 1.5, 2.0, 3.5, 4.0],
+                         "short_factor": [1.0, 1.0, 1.125, 1.25, 1.5, 1.75]}
+else:
+    c["rope_scaling"] = {"rope_type": "yarn", "factor": 4.0,
+                         "original_max_position_embeddings": 32,
+                         "beta_fast": 16.0, "beta_slow": 2.0}
+json.dump(c, open(dst + "/config.json", "w"))
+'
+	for r in "phi3-tiny longrope" "llama-tiny yarn"; do
+		set -- $r
+		cases=$((cases + 1))
+		python3 -c "$mkrope" "$FX/models/$1" "$tmp/rope-$2" "$2" ||
+			{ fail "rope $2: making the model"; continue; }
+		prove "$1-$2" "$tmp/rope-$2" "$tmp/rope-$2" "$FX/models/$1" f32 ""
+		rm -rf "$tmp/rope-$2"
+	done
+fi
+
 # tq1_0 and tq2_0 are for BitNet checkpoints: llama-tiny through
 # hf-quantize --method bitnet (ternary weights, one scale a tensor), whose
 # dequantized directory hf-export reads (it takes float weights). hf-run
@@ -350,15 +393,33 @@ fi
 # on a model made for it here: tokenizer.json (+ tokenizer_config.json) of
 # test/fixtures/tokenizers/<name>, a one-layer llama of the tokenizer's
 # vocabulary size with zero weights (only the vocabulary is read: llamacpp
-# tokenize loads vocab_only). Others were measured and left out, for
-# differences of llama.cpp's own tokenizer, not of the file: qwen3
-# (llama.cpp runs no NFC normalizer: 10 of 279 strings, and it matches the
-# text "</s>" as the end-of-generation token it guesses from its spelling),
-# deepseek_v3 (llama.cpp adds BOS as tokenizer_config.json's add_bos_token
-# says, as transformers does, where tokenizer.json's post-processor, which
-# hf-tokenize follows, adds none), bert-base-uncased (15 of 279: control
-# characters, Hangul, Devanagari, Bengali, long words), llama2 and pegasus
-# (hf-export refuses them: no tokenizer.model, a Unigram model).
+# tokenize loads vocab_only). deepseek_v3's tokenizer_config.json names
+# LlamaTokenizerFast with add_bos_token, so transformers (whose
+# update_post_processor replaces tokenizer.json's post-processor) and
+# llama.cpp (tokenizer.ggml.add_bos_token, as the converter writes it)
+# put BOS first where tokenizers' tokenizer.json, which hf-tokenize
+# follows, adds none: it is held to transformers' ids, BOS and then
+# hf-tokenize --no-special's. The others were measured and left out, for
+# differences of llama.cpp's own tokenizer from HF's, not of the file:
+#   qwen3 (13 of 279): llama.cpp runs no NFC normalizer, "cafe" + U+0301
+#     gives hf-tokenize [924, 58858], llama.cpp [924, 1859, 53839]; and it
+#     makes any token spelled "</s>" an end-of-generation control token
+#     (llama-vocab.cpp, "control-looking token"), so the text "</s>" gives
+#     hf-tokenize [522, 82, 29], llama.cpp [128247] (a normal token of
+#     qwen3's vocabulary).
+#   bert-base-uncased (15 of 279, on a bert model): llama.cpp's WordPiece
+#     has no max_input_chars_per_word, so a 100-character word of "a"s
+#     gives hf-tokenize [101, 100, 102] ([UNK]), llama.cpp [101, 13360,
+#     11057, ...]; it also splits "vertical\vtab" ([101, 7471, 2696, 2497,
+#     ...] against [101, 7471, 21628, ...]), Hangul, Devanagari and Bengali
+#     differently.
+#   llama2, llama2-nonlegacy (94 and 98 of 279): no tokenizer.model, so
+#     the converter's _set_vocab_llama_hf, which hf-export follows (see
+#     e2e/export), gives every token the score -1000 and llama.cpp's
+#     SentencePiece merges then go by position, not by BPE rank: "a  b"
+#     gives hf-tokenize [1, 264, 28705, 287], llama.cpp [1, 264, 259, 28726].
+#   pegasus, wordlevel: hf-export refuses them (a Unigram tokenizer.json
+#     without tokenizer.model, a WordLevel one).
 mkmodel='
 import json, os, struct, sys
 src, out = sys.argv[1], sys.argv[2]
@@ -391,7 +452,7 @@ h += b" " * (-len(h) % 8)
 with open(os.path.join(out, "model.safetensors"), "wb") as f:
     f.write(struct.pack("<Q", len(h)) + h + bytes(off))
 '
-for tk in gpt2 llama3_1; do
+for tk in gpt2 llama3_1 deepseek_v3; do
 	[ -z "${EXPORT_MODELS:-}" ] || [[ " $EXPORT_MODELS " == *" $tk "* ]] || continue
 	corpus=$FX/tokenizers/corpus.jsonl
 	m=$tmp/tok-$tk
@@ -400,12 +461,28 @@ for tk in gpt2 llama3_1; do
 		{ fail "tokenizer $tk: making its model: $(head -c 400 "$tmp/err")"; continue; }
 	ok "tokenizer $tk: hf-export" "${wrap[@]}" "$BIN/hf-export" -m "$m" \
 		--format gguf --type f32 -o "$m.gguf" </dev/null || continue
+	# transformers' Llama fast tokenizer: add_bos_token / add_eos_token
+	# of tokenizer_config.json around the unadorned ids
+	around=$(python3 -c '
+import json, os, sys
+d = sys.argv[1]
+p = os.path.join(d, "tokenizer_config.json")
+tc = json.load(open(p)) if os.path.exists(p) else {}
+if tc.get("tokenizer_class") not in ("LlamaTokenizerFast", "LlamaTokenizer"):
+    sys.exit(0)
+ids = {a["content"]: a["id"] for a in json.load(open(os.path.join(d, "tokenizer.json")))["added_tokens"]}
+def tid(k, on):
+    e = tc.get(k)
+    e = e.get("content") if isinstance(e, dict) else e
+    return str(ids[e]) if on and e in ids else ""
+print(tid("bos_token", tc.get("add_bos_token", True)) + "," + tid("eos_token", tc.get("add_eos_token", False)))' "$m")
 	ok "tokenizer $tk: hf-tokenize" "${wrap[@]}" "$BIN/hf-tokenize" -m "$m" \
-		--jsonl <"$corpus" || continue
+		--jsonl ${around:+--no-special} <"$corpus" || continue
 	mv "$tmp/out" "$tmp/tok.hf"
 	ok "tokenizer $tk: llama.cpp tokenize" "$lcpp" tokenize "$m.gguf" --jsonl \
 		<"$corpus" &&
-		check "tokenizer $tk" "$tok_cmp" "$tmp/tok.hf" "$tmp/out" "$corpus"
+		check "tokenizer $tk" "$tok_cmp" "$tmp/tok.hf" "$tmp/out" "$corpus" \
+			${around:+"$around"}
 	rm -rf "$m" "$m.gguf"
 done
 
