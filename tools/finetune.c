@@ -651,6 +651,17 @@ static int lora_setup(struct run *r, struct hf_model *m, const char *model_type,
 				li = i;
 				break;
 			}
+		/* a checkpoint stored without the module's prefix (GPT-2's
+		 * "h.0.attn.c_attn" of "transformer.h.0.attn.c_attn") */
+		for (size_t i = 0; li == hf_train_nlinears(r->t) && i < hf_train_nlinears(r->t); i++) {
+			const char *ln = hf_train_linear(r->t, i)->name;
+			size_t a = strlen(md->name), b = strlen(ln);
+
+			/* one component of prefix: its first dot is where ln starts */
+			if (a > b && strchr(md->name, '.') == md->name + a - b - 1 &&
+			    !strcmp(md->name + a - b, ln))
+				li = i;
+		}
 		if (li == hf_train_nlinears(r->t)) {
 			rc = hf_err_set(err, HF_EUNSUPPORTED, "--target: module '%s' has no training linear",
 					md->name);
@@ -677,6 +688,9 @@ static int lora_setup(struct run *r, struct hf_model *m, const char *model_type,
 			rc = hf_err_set(err, HF_ENOMEM, "out of memory");
 			goto out;
 		}
+		/* PEFT sets fan_in_fan_out for a Conv1D target (GPT-2) */
+		if (md->conv1d)
+			r->pc.fan_in_fan_out = 1;
 		tg[k].module = li;	/* now the training linear */
 	}
 	/* the set is complete: its buffers no longer move */

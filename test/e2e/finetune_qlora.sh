@@ -9,7 +9,9 @@
 #    model of the same tokenizer the peak RSS (getrusage of the child)
 #    stays 8 MiB below the float run's;
 #  - the other formats hf-quantize writes (int8, fp4, fp8, bitnet) train
-#    the same way, equal to their dequantized models;
+#    the same way, equal to their dequantized models, and so do the
+#    fixtures of every layer kind over nf4 (llama, qwen2, mistral, phi3,
+#    gpt2, bert); GPT-2's adapter runs over its nf4 model in hf-run;
 #  - QLoRA over-fits 16 fixed sentences (e2e/finetune_lora's
 #    prompt/completion records) below loss 0.1; the adapter loads in
 #    hf-run -m <nf4 model> --adapter, greedy text is the memorized
@@ -207,6 +209,56 @@ EOF
 	fi
 done
 
+# ---- the fixtures of each layer kind: llama-style (llama, qwen2's q/k/v
+# biases, mistral's sliding window, phi3's fused projections), GPT-2,
+# an encoder (bert, masked-LM loss); GPT-2's adapter over nf4 runs in
+# hf-run with the logits of the merged float model ----
+FX=$(cd "${HF_FIXTURES:-test/fixtures}" && pwd)/models
+python3 -c '
+import json
+for i in range(8):
+    ids = [1 + (i * 7 + j * 13) % 90 for j in range(12)]
+    print(json.dumps({"ids": ids, "labels": ids}))' >"$tmp/ids.jsonl"
+for f in llama-tiny qwen2-tiny mistral-tiny phi3-tiny gpt2-tiny bert-tiny; do
+	cases=$((cases + 1))
+	S2=(--data "$tmp/ids.jsonl" --batch 4 --lr 5e-3 --max-steps 3 -t 1 --lora-r 4 --target all-linear)
+	if "$quant" -m "$FX/$f" --method nf4 --double-quant -o "$tmp/$f" >/dev/null 2>"$tmp/err" &&
+		"$quant" -m "$tmp/$f" --dequantize -o "$tmp/$f.deq" >/dev/null 2>>"$tmp/err" &&
+		"$ft" -m "$tmp/$f" "${S2[@]}" -o "$tmp/$f.o" >"$tmp/$f.q" 2>>"$tmp/err" &&
+		"$ft" -m "$tmp/$f.deq" "${S2[@]}" -o "$tmp/$f.d" >"$tmp/$f.f" 2>>"$tmp/err"; then
+		check "$f over nf4: steps equal the dequantized model's" "$tmp/$f.q" "$tmp/$f.f" <<'EOF'
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:3])
+assert len(a) == len(b) == 3, (len(a), len(b))
+for x, y in zip(a, b):
+    for k in ("loss", "grad_norm"):
+        assert abs(x[k] - y[k]) <= 1e-5 * abs(y[k]), "step %d %s: %r nf4, %r dequantized" % (x["step"], k, x[k], y[k])
+EOF
+	else
+		fail "$f over nf4: $(head -c 400 "$tmp/err")"
+	fi
+done
+cases=$((cases + 1))
+echo '{"ids": [1, 5, 9, 20, 33]}' >"$tmp/in"
+G=$tmp/gpt2-tiny
+if "$run" -m "$G" --adapter "$G.o" --jsonl --task logits <"$tmp/in" >"$tmp/lq" 2>"$tmp/err" &&
+	"$run" -m "$G.deq" --adapter "$G.o" --merge --jsonl --task logits <"$tmp/in" >"$tmp/ld" 2>>"$tmp/err" &&
+	"$run" -m "$G" --jsonl --task logits <"$tmp/in" >"$tmp/lb" 2>>"$tmp/err"; then
+	check "gpt2 adapter over nf4: logits equal the merged float model's" "$tmp/lq" "$tmp/ld" "$tmp/lb" <<'EOF'
+import json, sys
+def flat(p):
+    return [x for l in open(p) for row in json.loads(l)["logits"] for x in row]
+a, b, base = (flat(p) for p in sys.argv[1:4])
+assert a and len(a) == len(b) == len(base)
+top = max(abs(x) for x in a)
+d = max(abs(x - y) for x, y in zip(a, b))
+assert d <= 1e-4 * top, "largest difference %g (largest logit %g)" % (d, top)
+assert max(abs(x - y) for x, y in zip(a, base)) > 1e-3, "the adapter changes nothing"
+EOF
+else
+	fail "gpt2 adapter over nf4: hf-run: $(head -c 400 "$tmp/err")"
+fi
+
 # ---- QLoRA over-fits; the adapter runs over the nf4 model ----
 O=(-m "$Q" --data "$tmp/s16.jsonl" --batch 4 --lr 1e-2 --schedule linear --epochs 15 -t 1
 	--lora-r 16 --lora-alpha 32 --target "$T")
@@ -291,8 +343,8 @@ cmp -s "$tmp/ql/adapter_model.safetensors" "$tmp/b/adapter_model.safetensors" ||
 	fail "qlora resume: the resumed adapter differs from the uninterrupted one"
 
 # ---- full fine-tuning over a quantized base: one line, nothing written ----
-echo '{"ids": [1, 403, 407, 261, 378], "labels": [1, 403, 407, 261, 378]}' >"$tmp/ids.jsonl"
-for a in "--data $tmp/s16.jsonl --max-steps 1 -o $tmp/full" "--data $tmp/ids.jsonl --grads $tmp/g.safetensors"; do
+echo '{"ids": [1, 403, 407, 261, 378], "labels": [1, 403, 407, 261, 378]}' >"$tmp/one.jsonl"
+for a in "--data $tmp/s16.jsonl --max-steps 1 -o $tmp/full" "--data $tmp/one.jsonl --grads $tmp/g.safetensors"; do
 	cases=$((cases + 1))
 	# shellcheck disable=SC2086
 	"$ft" -m "$Q" $a >"$tmp/out" 2>"$tmp/err"
