@@ -28,13 +28,20 @@ for f in "$LIBDIR/libggml-base.so" "$HDR/ggml.h"; do
 	fi
 done
 
-# The C compiler meson configured (the c_COMPILER rule of the build), else
-# $CC, else cc.
+# The C compiler meson configured (the c_COMPILER rule of the build, with
+# its launcher such as ccache: every word before $ARGS), else $CC, else cc.
 cc=
 if [ -n "${HF_BUILD:-}" ] && [ -f "$HF_BUILD/build.ninja" ]; then
-	cc=$(awk '/^rule c_COMPILER$/ { getline; print $3; exit }' "$HF_BUILD/build.ninja")
+	cc=$(awk '/^rule c_COMPILER$/ {
+		getline
+		for (i = 3; i <= NF && $i != "$ARGS"; i++)
+			printf "%s%s", (i > 3 ? " " : ""), $i
+		exit
+	}' "$HF_BUILD/build.ninja")
 fi
 cc=${cc:-${CC:-cc}}
+read -r -a ccv <<<"$cc"
+
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -43,7 +50,7 @@ failed=0
 build_and_run() {
 	local name=$1
 	shift
-	if ! "$cc" -std=gnu11 "$@" -Wall -Wextra -Wno-unused-parameter \
+	if ! "${ccv[@]}" -std=gnu11 "$@" -Wall -Wextra -Wno-unused-parameter \
 		-I "$SRC/lib" -I "$HDR" \
 		"$RT/ggml_quants.c" "$SRC/lib/export/ggml_types.c" \
 		"$SRC/lib/export/ggml_kquants.c" "$SRC/lib/core/pool.c" \
@@ -64,7 +71,7 @@ build_and_run() {
 
 build_and_run default -O2
 if echo 'int main(void){return 0;}' |
-	"$cc" -x c -O3 -march=native -o "$tmp/probe" - 2>/dev/null; then
+	"${ccv[@]}" -x c -O3 -march=native -o "$tmp/probe" - 2>/dev/null; then
 	build_and_run native -O3 -march=native
 fi
 
