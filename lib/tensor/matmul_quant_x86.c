@@ -85,17 +85,37 @@ INLINE T512 void int8_rows512(float *y, size_t ldy, const float *x,
 			      size_t r0, size_t r1, const size_t nt)
 {
 	const size_t in = w->cols, k32 = in & ~(size_t)31;
+	const size_t k64 = in & ~(size_t)63;
 	const float *scb = w->t[1];
 
 	for (size_t r = r0; r < r1; r++) {
 		const size_t R = w->q.roff + r;
 		const int8_t *q = (const int8_t *)w->t[0] + R * in;
-		__m512 a[MM_GEMV_NT][2];
+		/* four sums per token, 64 weights a step: with two, one
+		 * token's FMA chains (4 cycles each) bound the step */
+		__m512 a[MM_GEMV_NT][4];
 		float f = scb[R] / 127.0f;
 
 		for (size_t t = 0; t < nt; t++)
-			a[t][0] = a[t][1] = _mm512_setzero_ps();
-		for (size_t k = 0; k < k32; k += 32) {
+			a[t][0] = a[t][1] = a[t][2] = a[t][3] =
+				_mm512_setzero_ps();
+		for (size_t k = 0; k < k64; k += 64) {
+			__m512 wv[4];
+
+			for (int i = 0; i < 4; i++)
+				wv[i] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
+					_mm_loadu_si128((const __m128i *)
+							(q + k + 16 * i))));
+			for (size_t t = 0; t < nt; t++) {
+				const float *xt = x + t * in + k;
+
+				for (int i = 0; i < 4; i++)
+					a[t][i] = _mm512_fmadd_ps(wv[i],
+						_mm512_loadu_ps(xt + 16 * i),
+						a[t][i]);
+			}
+		}
+		for (size_t k = k64; k < k32; k += 32) {
 			__m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
 				_mm_loadu_si128((const __m128i *)(q + k))));
 			__m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(
@@ -111,8 +131,9 @@ INLINE T512 void int8_rows512(float *y, size_t ldy, const float *x,
 			}
 		}
 		for (size_t t = 0; t < nt; t++) {
-			float s = _mm512_reduce_add_ps(_mm512_add_ps(a[t][0],
-								     a[t][1]));
+			float s = _mm512_reduce_add_ps(_mm512_add_ps(
+				_mm512_add_ps(a[t][0], a[t][1]),
+				_mm512_add_ps(a[t][2], a[t][3])));
 
 			for (size_t k = k32; k < in; k++)
 				s += (float)q[k] * x[t * in + k];
@@ -311,12 +332,96 @@ INLINE T512 void bnb4_rows512(float *y, size_t ldy, const float *x,
 	}
 }
 
+/* The same on x deinterleaved (bnb4_split): each 32 inputs stored as
+ * their 16 even ones, then their 16 odd ones, the order in which the 16
+ * code bytes give the weights, high nibbles (even elements) and low ones
+ * (odd), so a byte zero-extended to a lane is the index of its low
+ * nibble as it is (vpermps reads the low 4 bits) and, shifted right by 4,
+ * of its high one: two shuffles less per 32 weights than interleaving
+ * the weights, and four sums per token (two steps of 32 alternate). */
+INLINE T512 void bnb4_rows512d(float *y, size_t ldy, const float *xe,
+			       const struct hf_weight *w, const float *bias,
+			       size_t r0, size_t r1, const size_t nt)
+{
+	const size_t in = w->cols, bs = w->q.group;
+	const uint8_t *codes = w->t[0];
+	const __m512 tbl = _mm512_loadu_ps(w->t[2]);
+
+	for (size_t r = r0; r < r1; r++) {
+		const size_t e0 = (w->q.roff + r) * in;
+		__m512 a[MM_GEMV_NT][4];
+
+		for (size_t t = 0; t < nt; t++)
+			a[t][0] = a[t][1] = a[t][2] = a[t][3] =
+				_mm512_setzero_ps();
+		for (size_t k0 = 0; k0 < in; k0 += bs) {
+			__m512 tb = _mm512_mul_ps(tbl, _mm512_set1_ps(
+				bnb4_absmax(w, (e0 + k0) / bs)));
+
+			for (size_t k = k0; k < k0 + bs; k += 32) {
+				__m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(
+					(const __m128i *)(codes +
+							  (e0 + k) / 2)));
+				__m512 wh = _mm512_permutexvar_ps(
+					_mm512_srli_epi32(v, 4), tb);
+				__m512 wl = _mm512_permutexvar_ps(v, tb);
+				const size_t p = (k / 32 & 1) * 2;
+
+				for (size_t t = 0; t < nt; t++) {
+					const float *xt = xe + t * in + k;
+
+					a[t][p] = _mm512_fmadd_ps(wh,
+						_mm512_loadu_ps(xt), a[t][p]);
+					a[t][p + 1] = _mm512_fmadd_ps(wl,
+						_mm512_loadu_ps(xt + 16),
+						a[t][p + 1]);
+				}
+			}
+		}
+		for (size_t t = 0; t < nt; t++)
+			y[t * ldy + r] = _mm512_reduce_add_ps(_mm512_add_ps(
+				_mm512_add_ps(a[t][0], a[t][1]),
+				_mm512_add_ps(a[t][2], a[t][3]))) +
+					 (bias ? bias[r] : 0.0f);
+	}
+}
+
+/* xe: x (nt, in) with each 32 inputs as 16 even, then 16 odd (in a
+ * multiple of 32). */
+INLINE T512 void bnb4_split(float *xe, const float *x, size_t nt,
+			    size_t in)
+{
+	const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16,
+					     18, 20, 22, 24, 26, 28, 30);
+	const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+
+	for (size_t i = 0; i < nt * in; i += 32) {
+		__m512 lo = _mm512_loadu_ps(x + i), hi = _mm512_loadu_ps(x + i +
+									  16);
+
+		_mm512_storeu_ps(xe + i, _mm512_permutex2var_ps(lo, ev, hi));
+		_mm512_storeu_ps(xe + i + 16, _mm512_permutex2var_ps(lo, od,
+								     hi));
+	}
+}
+
+/* The deinterleaved x of one call, on the stack: larger calls run on
+ * the interleaving kernel. */
+#define BNB4_XE (16 * 1024)
+
 T512 void mmq_gemv_bnb4_512(float *y, size_t ldy, const float *x, size_t nt,
 			    const struct hf_weight *w, const float *bias,
 			    size_t r0, size_t r1)
 {
 	if (!bnb4_fast(w)) {
 		fallback(y, ldy, x, nt, w, bias, r0, r1);
+		return;
+	}
+	if (nt * w->cols <= BNB4_XE) {
+		float xe[BNB4_XE] __attribute__((aligned(64)));
+
+		bnb4_split(xe, x, nt, w->cols);
+		BY_NT(bnb4_rows512d, y, ldy, xe, w, bias, r0, r1)
 		return;
 	}
 	BY_NT(bnb4_rows512, y, ldy, x, w, bias, r0, r1)
@@ -395,12 +500,15 @@ INLINE T256 void gptq_rows(float *y, size_t ldy, const float *x,
 
 	for (size_t r = r0; r < r1; r += 8) {
 		const size_t R = w->q.roff + r;
-		__m256 a[MM_GEMV_NT], s = _mm256_setzero_ps();
+		/* four sums per token: one chain of FMAs would bound decode
+		 * by the FMA latency (8 a word, 4 cycles each) */
+		__m256 a[MM_GEMV_NT][4], s = _mm256_setzero_ps();
 		__m256i z = _mm256_setzero_si256();
 		size_t g = (size_t)-1;
 
 		for (size_t t = 0; t < nt; t++)
-			a[t] = _mm256_setzero_ps();
+			a[t][0] = a[t][1] = a[t][2] = a[t][3] =
+				_mm256_setzero_ps();
 		for (size_t p = 0; p < in / 8; p++) {
 			__m256i wd = _mm256_loadu_si256((const __m256i *)
 							(qw + p * ld + R));
@@ -422,16 +530,18 @@ INLINE T256 void gptq_rows(float *y, size_t ldy, const float *x,
 				wv = _mm256_mul_ps(s, _mm256_cvtepi32_ps( \
 					_mm256_sub_epi32(q, z)));	\
 				for (size_t t = 0; t < nt; t++)		\
-					a[t] = _mm256_fmadd_ps(wv,	\
+					a[t][j & 3] = _mm256_fmadd_ps(wv, \
 						_mm256_broadcast_ss(x +	\
-							t * in + c), a[t]); \
+							t * in + c),	\
+						a[t][j & 3]);		\
 			}
 			GPTQ_J(0) GPTQ_J(1) GPTQ_J(2) GPTQ_J(3)
 			GPTQ_J(4) GPTQ_J(5) GPTQ_J(6) GPTQ_J(7)
 #undef GPTQ_J
 		}
 		for (size_t t = 0; t < nt; t++) {
-			__m256 v = a[t];
+			__m256 v = _mm256_add_ps(_mm256_add_ps(a[t][0], a[t][1]),
+						 _mm256_add_ps(a[t][2], a[t][3]));
 
 			if (bias)
 				v = _mm256_add_ps(v, _mm256_loadu_ps(bias + r));
@@ -495,12 +605,13 @@ INLINE T512 void gptq_rows512(float *y, size_t ldy, const float *x,
 
 	for (size_t r = r0; r < r1; r += 16) {
 		const size_t R = w->q.roff + r;
-		__m512 a[MM_GEMV_NT], s = _mm512_setzero_ps();
+		__m512 a[MM_GEMV_NT][4], s = _mm512_setzero_ps();
 		__m512i z = _mm512_setzero_si512();
 		size_t g = (size_t)-1;
 
 		for (size_t t = 0; t < nt; t++)
-			a[t] = _mm512_setzero_ps();
+			a[t][0] = a[t][1] = a[t][2] = a[t][3] =
+				_mm512_setzero_ps();
 		for (size_t p = 0; p < in / 8; p++) {
 			__m512i wd = _mm512_loadu_si512(qw + p * ld + R);
 
@@ -521,16 +632,17 @@ INLINE T512 void gptq_rows512(float *y, size_t ldy, const float *x,
 				wv = _mm512_mul_ps(s, _mm512_cvtepi32_ps( \
 					_mm512_sub_epi32(q, z)));	\
 				for (size_t t = 0; t < nt; t++)		\
-					a[t] = _mm512_fmadd_ps(wv,	\
+					a[t][j & 3] = _mm512_fmadd_ps(wv, \
 						_mm512_set1_ps(x[t * in + c]), \
-						a[t]);			\
+						a[t][j & 3]);		\
 			}
 			GPTQ_J(0) GPTQ_J(1) GPTQ_J(2) GPTQ_J(3)
 			GPTQ_J(4) GPTQ_J(5) GPTQ_J(6) GPTQ_J(7)
 #undef GPTQ_J
 		}
 		for (size_t t = 0; t < nt; t++) {
-			__m512 v = a[t];
+			__m512 v = _mm512_add_ps(_mm512_add_ps(a[t][0], a[t][1]),
+						 _mm512_add_ps(a[t][2], a[t][3]));
 
 			if (bias)
 				v = _mm512_add_ps(v, _mm512_loadu_ps(bias + r));
