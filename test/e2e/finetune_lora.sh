@@ -9,19 +9,6 @@
 # 1e-5 of the largest, and greedy text is the memorized sentence;
 # resume: a run with dropout resumed from its checkpoint-4 writes the
 # uninterrupted run's adapter bit for bit
-cases=$((cases + 1))
-R="--data $tmp/s16.jsonl --batch 4 --lr 5e-3 --epochs 2 -t 1 --lora-r 8 --target all-linear --lora-dropout 0.1"
-if "$ft" -m "$M" $R -o "$tmp/r1" >/dev/null 2>"$tmp/err" &&
-	"$ft" -m "$M" $R --save-every 4 -o "$tmp/r2" >/dev/null 2>>"$tmp/err" &&
-	[ -e "$tmp/r2/checkpoint-4/optimizer.safetensors" ] &&
-	"$ft" -m "$M" $R --save-every 4 --resume "$tmp/r2/checkpoint-4" -o "$tmp/r3" >/dev/null 2>>"$tmp/err"; then
-	cmp -s "$tmp/r1/adapter_model.safetensors" "$tmp/r3/adapter_model.safetensors" ||
-		fail "lora resume: the resumed adapter differs from the uninterrupted one"
-else
-	fail "lora resume: $(head -c 400 "$tmp/err")"
-fi
-
-# --target matching nothing is one error line, nothing written.
 set -u
 BIN=$(cd "${HF_BIN:-build/tools}" && pwd)
 MODELS=$(cd "${HF_MODELS:-models}" && pwd)
@@ -160,6 +147,20 @@ cases=$((cases + 1))
 "$ft" -m "$M" --data "$tmp/s16.jsonl" --target q_proj -o "$tmp/none" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 [ "$rc" = 2 ] && grep -q -- "--lora-r" "$tmp/err" || fail "--target without --lora-r: exit $rc: $(cat "$tmp/err")"
+
+# resume: a run with dropout resumed from its checkpoint-4 writes the
+# uninterrupted run's adapter bit for bit
+cases=$((cases + 1))
+R="--data $tmp/s16.jsonl --batch 4 --lr 5e-3 --epochs 2 -t 1 --lora-r 8 --target all-linear --lora-dropout 0.1"
+if "$ft" -m "$M" $R -o "$tmp/r1" >/dev/null 2>"$tmp/err" &&
+	"$ft" -m "$M" $R --save-every 4 -o "$tmp/r2" >/dev/null 2>>"$tmp/err" &&
+	[ -e "$tmp/r2/checkpoint-4/optimizer.safetensors" ] &&
+	"$ft" -m "$M" $R --save-every 4 --resume "$tmp/r2/checkpoint-4" -o "$tmp/r3" >/dev/null 2>>"$tmp/err"; then
+	cmp -s "$tmp/r1/adapter_model.safetensors" "$tmp/r3/adapter_model.safetensors" ||
+		fail "lora resume: the resumed adapter differs from the uninterrupted one"
+else
+	fail "lora resume: $(head -c 400 "$tmp/err")"
+fi
 
 echo "$((cases - failed))/$cases passed"
 [ "$failed" = 0 ]
