@@ -9,6 +9,7 @@
 # on Vulkan (lavapipe) as on the CPU; -v gives the bytes a token takes,
 # as kvfmt.h's layouts say; bad types are refused.
 set -u
+. "$(dirname "$0")/lib.sh"
 BIN=$(cd "${HF_BIN:-build/tools}" && pwd)
 FX=$(cd "${HF_FIXTURES:-test/fixtures}" && pwd)/models
 MODELS=$(cd "${HF_MODELS:-models}" && pwd)
@@ -29,6 +30,7 @@ types="f32 f16 bf16 int8 q4"
 ids='{"ids":[1,5,9,33,2,7,100,4,8,12,55,3,17,21,64,6]}'
 
 for dir in "$FX"/*/; do
+	quick_skip "$dir" && continue
 	m=$(basename "$dir")
 	case $m in bert-* | roberta-* | distilbert-*) continue ;; esac
 	hd=$(python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))
