@@ -38,9 +38,14 @@ struct hf_gguf_export_opts {
  * llama_tensor_get_type() applied to that converter's f32 file, with
  * ggml's reference quantizers (ggml_types.h), so the blocks are the
  * bytes llama-quantize writes. Linears of quantized HF checkpoints
- * (tensor/wfmt.h formats) are dequantized to float32 first. An
- * architecture with no family table, a type hf cannot write, a tensor
- * no rule names: HF_EUNSUPPORTED naming it. */
+ * (tensor/wfmt.h formats) are dequantized to float32 first, one at a
+ * time, as hf-quantize --dequantize does (qlin.h): the file is that of
+ * the dequantized copy. tq1_0/tq2_0 take a BitNet checkpoint only, and
+ * only where each of its linears gets that type; its ternary values then
+ * carry over, checked block by block. An architecture with no family
+ * table, a type hf cannot write, a tensor no rule names, a quantized
+ * checkpoint and type that do not go together: HF_EUNSUPPORTED naming
+ * them. */
 int hf_gguf_export(const char *dir, const char *out,
 		   const struct hf_gguf_export_opts *o, struct hf_err *err);
 

@@ -18,7 +18,9 @@
 #include "export/families.h"
 #include "export/ggml_types.h"
 #include "export/gguf.h"
+#include "export/qlin.h"
 #include "model/config.h"
+#include "quant/qconfig.h"
 #include "st/st.h"
 #include "tensor/dtype.h"
 
@@ -101,6 +103,12 @@ struct job {
 	size_t n, cap;
 	int64_t n_expert;
 	int tied;		/* no output tensor */
+	/* a quantized checkpoint: its config, and its linears as the
+	 * float32 tensors of its dequantized copy (qlin.h), owned */
+	int quant, gpt2;
+	struct hf_qcfg qc;
+	struct hf_qlin **ql;
+	size_t nql;
 	const struct hf_gguf_export_opts *o;
 	uint64_t done, total;
 	struct hf_err *err;	/* for the fill callbacks */
@@ -219,6 +227,69 @@ static int shape_of(struct job *j, const struct hf_fam_tensor *r,
 	return 0;
 }
 
+static int ends(const char *s, const char *suffix);
+
+static const struct hf_tensor *get_cb(void *ctx, const char *name)
+{
+	return hf_st_model_get(ctx, name);
+}
+
+/* For a quantized checkpoint: *t, one of its tensors, as the plan sees
+ * it: the float32 weight of the dequantized copy for a quantized
+ * linear's main tensor, NULL for the linear's other tensors, else *t. */
+static int quantized_src(struct job *j, const struct hf_tensor **t,
+			 struct hf_err *err)
+{
+	enum hf_qlin_role role = hf_qlin_role(*t, get_cb, j->st);
+	struct hf_qlin *l, **n;
+	char name[400];
+	size_t len = strlen((*t)->name);
+	int rc;
+
+	if (role == HF_QLIN_AUX)
+		*t = NULL;
+	if (role != HF_QLIN_MAIN)
+		return 0;
+	if (ends((*t)->name, ".qweight"))
+		len -= 8;
+	else
+		len -= 7;
+	snprintf(name, sizeof(name), "%.*s.weight", (int)len, (*t)->name);
+	if (!(n = realloc(j->ql, (j->nql + 1) * sizeof(*n))))
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	j->ql = n;
+	if (!(l = malloc(sizeof(*l))))
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	if ((rc = hf_qlin_find(l, get_cb, j->st, &j->qc, j->gpt2, name,
+			       err))) {
+		free(l);
+		if (rc == HF_ENOTFOUND)
+			rc = hf_err_set(err, HF_EINTERNAL, "tensor '%s': no "
+					"quantized linear", (*t)->name);
+		return hf_err_prefix(err, "%s", j->dir);
+	}
+	j->ql[j->nql++] = l;
+	*t = &l->t;
+	return 0;
+}
+
+/* The quantized linear t stands for, or NULL: t is a checkpoint's own. */
+static const struct hf_qlin *qlin_of(const struct job *j,
+				     const struct hf_tensor *t)
+{
+	for (size_t i = 0; i < j->nql; i++)
+		if (&j->ql[i]->t == t)
+			return j->ql[i];
+	return NULL;
+}
+
+/* Whether it holds a BitNet checkpoint's ternary linears. */
+static int bitnet_item(const struct job *j, const struct item *it)
+{
+	return j->quant && j->qc.method == HF_QM_BITNET && it->rule &&
+	       it->nsrc > 0 && qlin_of(j, it->src[0]);
+}
+
 /* Phi3MiniModel.generate_extra_tensors: LongRoPE's factors as the
  * rope_factors_long / rope_factors_short tensors (families.c). */
 static int rope_factors(struct job *j, struct hf_err *err)
@@ -263,8 +334,15 @@ static int plan(struct job *j, struct hf_err *err)
 		const struct hf_tensor *t = hf_st_model_tensor(j->st, i);
 		struct hf_fam_match m;
 		struct item *it = NULL;
-		int k = hf_family_map_hf(j->fam, t->name, &m);
+		int k;
 
+		/* a quantized linear's main tensor stands for its float
+		 * weight; its scales and zeros have no GGUF tensor */
+		if (j->quant && (rc = quantized_src(j, &t, err)))
+			return rc;
+		if (!t)
+			continue;
+		k = hf_family_map_hf(j->fam, t->name, &m);
 		if (k == HF_FAM_SKIPPED)
 			continue;
 		if (k == HF_FAM_UNKNOWN)
@@ -548,6 +626,40 @@ static int assign_types(struct job *j, struct hf_err *err)
 	return 0;
 }
 
+/* The combinations of a quantized checkpoint and a file type that hf
+ * refuses (man/hf-export.1): the ternary types take a BitNet checkpoint
+ * only (any other would be requantized to 1.58 bits), and from one its
+ * linears must all get that ternary type, so that their values carry
+ * over; a row llama-quantize's rules give another type (Q4_0 where a row
+ * is not whole 256-element blocks) would change them. */
+static int check_quantized(struct job *j, struct hf_err *err)
+{
+	char buf[128];
+	int tq = j->ft->base == HF_GGML_TQ1_0 || j->ft->base == HF_GGML_TQ2_0;
+
+	if (!j->quant || !tq)
+		return 0;
+	if (j->qc.method != HF_QM_BITNET)
+		return hf_err_set(err, HF_EUNSUPPORTED, "%s: a %s checkpoint "
+				  "cannot be exported as %s: the ternary types "
+				  "hold BitNet b1.58 weights only", j->dir,
+				  hf_qcfg_describe(&j->qc, buf, sizeof(buf)),
+				  j->ft->name);
+	for (size_t i = 0; i < j->n; i++) {
+		const struct item *it = &j->it[i];
+
+		if (bitnet_item(j, it) && it->type != j->ft->base)
+			return hf_err_set(err, HF_EUNSUPPORTED, "%s: a bitnet "
+				"checkpoint as %s: '%s' (rows of %lld values) would "
+				"be %s, not %s, and lose its ternary values; "
+				"export its hf-quantize --dequantize copy to "
+				"accept that", j->dir, j->ft->name,
+				it->src[0]->name, (long long)it->ne[0],
+				hf_ggml_traits(it->type)->name, j->ft->name);
+	}
+	return 0;
+}
+
 /* ---- tensor data ---- */
 
 /* Rows of one head: new row 2i <- old row i, 2i + 1 <- old i + hd / 2
@@ -585,13 +697,18 @@ static int read_src(struct job *j, const struct item *it,
 		    const struct hf_tensor *t, float *x, struct hf_err *err)
 {
 	const struct hf_fam_tensor *r = it->rule;
+	const struct hf_qlin *l = qlin_of(j, t);
 	uint64_t n = hf_tensor_numel(t);
 	int weight = ends(t->name, ".weight");
 	int rc;
 
-	if (hf_to_f32_n(x, t->data, t->dtype, (size_t)n))
+	if (l) {
+		if ((rc = hf_qlin_read(l, x, err)))
+			return rc;
+	} else if (hf_to_f32_n(x, t->data, t->dtype, (size_t)n)) {
 		return hf_err_set(err, HF_EUNSUPPORTED, "tensor '%s': cannot "
 				  "read %s", t->name, hf_dtype_name(t->dtype));
+	}
 	if (r->flags & HF_FAM_PLUS_ONE) {
 		/* data_torch + 1 in the tensor's dtype after the
 		 * converter's upcast: float16 stays float16 */
@@ -632,16 +749,52 @@ static int read_src(struct job *j, const struct item *it,
 	return 0;
 }
 
-/* Convert n floats to type and hand them to the sink, a slice at a time. */
+/* A BitNet linear in a ternary type must come out as it went in: each
+ * element the sign of the checkpoint's (or 0) times the block's scale,
+ * the checkpoint's one scale rounded to the f16 the block stores. y:
+ * room for k floats. */
+static int check_ternary(const struct hf_ggml_traits *tr, const float *x,
+			 const void *q, float *y, int64_t k, uint64_t off,
+			 const char *name, struct hf_err *err)
+{
+	tr->dequantize(q, y, k);
+	for (int64_t b = 0; b < k; b += tr->blck) {
+		float amax = 0, d;
+
+		for (int64_t i = b; i < b + tr->blck; i++)
+			amax = fmaxf(amax, fabsf(x[i]));
+		d = hf_ggml_fp16_to_fp32(hf_ggml_fp32_to_fp16(amax));
+		if (amax > 0 && !(isfinite(d) && d > 0))
+			return hf_err_set(err, HF_ERANGE, "tensor '%s': BitNet "
+					  "scale %g has no f16 form for %s",
+					  name, amax, tr->name);
+		for (int64_t i = b; i < b + tr->blck; i++) {
+			float want = x[i] > 0 ? d : x[i] < 0 ? -d : 0.0f;
+
+			if (y[i] != want || (x[i] != 0 && fabsf(x[i]) != amax))
+				return hf_err_set(err, HF_EINTERNAL, "tensor "
+					"'%s': element %llu is %g in the "
+					"checkpoint, %g in %s: not ternary "
+					"values of one scale", name,
+					(unsigned long long)(off + (uint64_t)i),
+					x[i], y[i], tr->name);
+		}
+	}
+	return 0;
+}
+
+/* Convert n floats to type and hand them to the sink, a slice at a time;
+ * ternary: hold the blocks to check_ternary. */
 static int emit(struct job *j, struct hf_gguf_sink *s, const float *x,
 		uint64_t n, int64_t row, int type, const char *name,
-		struct hf_err *err)
+		int ternary, struct hf_err *err)
 {
 	const struct hf_ggml_traits *tr = hf_ggml_traits(type);
 	int64_t rows_per = row > 0 ? (1 << 16) / row + 1 : 1;
 	uint64_t step = (uint64_t)(rows_per * row);
 	size_t cap = hf_ggml_row_size(type, row) * (size_t)rows_per;
 	unsigned char *buf;
+	float *y = NULL;
 	int rc = 0;
 
 	if (type == HF_GGML_F32)
@@ -649,8 +802,11 @@ static int emit(struct job *j, struct hf_gguf_sink *s, const float *x,
 	if (!tr || !tr->quantize || !cap)
 		return hf_err_set(err, HF_EUNSUPPORTED, "tensor '%s': hf cannot "
 				  "write ggml type %d", name, type);
-	if (!(buf = malloc(cap)))
+	if (!(buf = malloc(cap)) ||
+	    (ternary && !(y = malloc((size_t)step * sizeof(float))))) {
+		free(buf);
 		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	}
 	for (uint64_t off = 0; off < n && !rc; off += step) {
 		uint64_t k = n - off < step ? n - off : step;
 
@@ -659,10 +815,14 @@ static int emit(struct job *j, struct hf_gguf_sink *s, const float *x,
 			break;
 		}
 		tr->quantize(x + off, buf, (int64_t)k);
+		if (ternary && (rc = check_ternary(tr, x + off, buf, y,
+						   (int64_t)k, off, name, err)))
+			break;
 		rc = hf_gguf_sink_write(s, buf, hf_ggml_row_size(type, row) *
 					(size_t)(k / (uint64_t)row), err);
 	}
 	free(buf);
+	free(y);
 	return rc;
 }
 
@@ -679,7 +839,8 @@ static int fill_item(void *ctx, struct hf_gguf_sink *s, struct hf_err *err)
 	for (int i = 0; i < it->n_dims; i++)
 		n *= (uint64_t)it->ne[i];
 	if (it->extra)
-		return emit(j, s, it->extra, n, it->ne[0], it->type, it->name, err);
+		return emit(j, s, it->extra, n, it->ne[0], it->type, it->name,
+			    0, err);
 	per = n / (uint64_t)it->nsrc;
 	/* a source may hold more than its GGUF part (RoBERTa's rows) */
 	cap = n;
@@ -692,7 +853,10 @@ static int fill_item(void *ctx, struct hf_gguf_sink *s, struct hf_err *err)
 	for (int e = 0; e < it->nsrc && !rc; e++)
 		rc = read_src(j, it, it->src[e], x + (uint64_t)e * per, err);
 	if (!rc)
-		rc = emit(j, s, x, n, it->ne[0], it->type, it->name, err);
+		rc = emit(j, s, x, n, it->ne[0], it->type, it->name,
+			  bitnet_item(j, it) && (it->type == HF_GGML_TQ1_0 ||
+						 it->type == HF_GGML_TQ2_0),
+			  err);
 	free(x);
 	for (int e = 0; !rc && e < it->nsrc; e++)
 		j->done += it->src[e]->nbytes;
@@ -906,17 +1070,19 @@ int hf_gguf_export(const char *dir, const char *out,
 	}
 	q = json_object_get(j.cfg, "quantization_config");
 	if (q && !json_is_null(q)) {
-		rc = hf_err_set(err, HF_EUNSUPPORTED, "%s: a quantized "
-				"checkpoint (quantization_config); GGUF export "
-				"reads float weights: run hf-quantize "
-				"--dequantize first", dir);
-		goto out;
+		if ((rc = hf_qcfg_parse(&j.qc, q, "config.json: "
+					"quantization_config", err))) {
+			hf_err_prefix(err, "%s", dir);
+			goto out;
+		}
+		j.quant = 1;
+		j.gpt2 = !strcmp(json_string_value(mt), "gpt2");
 	}
 	if ((rc = hf_config_load(&j.c, cfgpath, err)))
 		goto out;
 	j.n_expert = j.c->num_local_experts;
 	if ((rc = hf_st_open_dir(&j.st, dir, err)) || (rc = plan(&j, err)) ||
-	    (rc = assign_types(&j, err)))
+	    (rc = assign_types(&j, err)) || (rc = check_quantized(&j, err)))
 		goto out;
 	if ((rc = hf_gguf_writer_new(&w, err)))
 		goto out;
@@ -973,6 +1139,9 @@ out:
 	for (size_t i = 0; i < j.n; i++)
 		free(j.it[i].extra);
 	free(j.it);
+	for (size_t i = 0; i < j.nql; i++)
+		free(j.ql[i]);
+	free(j.ql);
 	hf_st_model_free(j.st);
 	hf_config_free(j.c);
 	json_decref(j.cfg);

@@ -16,8 +16,10 @@
 #include <sys/stat.h>
 
 #include "core/file.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "export/onnx_pb.h"
+#include "export/qlin.h"
 #include "model/internal.h"
 
 /* A graph under construction: value names live until the graph is
@@ -156,9 +158,52 @@ static const char *scalar_f(struct g *g, float v)
 
 /* ---- weights ---- */
 
+static const struct hf_tensor *qlin_get(void *ctx, const char *name)
+{
+	return find_tensor(ctx, name);
+}
+
+/* The float32 weight name of a quantized checkpoint's linear, as its
+ * hf-quantize --dequantize copy stores it (qlin.h), (want) elements:
+ * NULL with g->err set; NULL with g->bad clear when no quantized linear
+ * stands under name. */
+static float *qweight(struct g *g, const char *name, uint64_t want)
+{
+	struct hf_qlin l;
+	int gpt2 = !strcmp(g->m->cfg->model_type, "gpt2");
+	float *x;
+	int rc = hf_qlin_find(&l, qlin_get, g->m, g->m->qc, gpt2, name,
+			      g->err);
+
+	if (rc == HF_ENOTFOUND)
+		return NULL;
+	g->bad = 1;
+	if (rc) {
+		hf_err_prefix(g->err, "%s", g->m->dir);
+		return NULL;
+	}
+	if (hf_tensor_numel(&l.t) != want) {
+		hf_err_set(g->err, HF_EFORMAT, "%s: quantized tensor '%s' has "
+			   "%llu elements, want %llu", g->m->dir, l.main->name,
+			   (unsigned long long)hf_tensor_numel(&l.t),
+			   (unsigned long long)want);
+		return NULL;
+	}
+	if (!(x = malloc(want * sizeof(float) + 1))) {
+		hf_err_set(g->err, HF_ENOMEM, "out of memory");
+		return NULL;
+	}
+	if (hf_qlin_read(&l, x, g->err)) {
+		free(x);
+		return NULL;
+	}
+	g->bad = 0;
+	return x;
+}
+
 /* The tensor name (under the model's prefix first) as float32, (n)
- * elements: NULL with g->err set when absent or not a float dtype. The
- * caller frees it. */
+ * elements, a quantized checkpoint's linears dequantized: NULL with
+ * g->err set when absent or not a float dtype. The caller frees it. */
 static float *weight(struct g *g, const char *name, uint64_t want)
 {
 	const struct hf_tensor *t;
@@ -167,6 +212,10 @@ static float *weight(struct g *g, const char *name, uint64_t want)
 	if (g->bad)
 		return NULL;
 	t = find_tensor(g->m, name);
+	if (g->m->qc && (!t || hf_wfmt_of_dtype(t->dtype) < 0)) {
+		if ((x = qweight(g, name, want)) || g->bad)
+			return x;
+	}
 	if (!t) {
 		hf_err_set(g->err, HF_ENOTFOUND, "%s: missing tensor '%s%s'",
 			   g->m->dir, g->m->pfx ? g->m->pfx : "", name);
@@ -1336,6 +1385,36 @@ out:
 	return rc;
 }
 
+/* A quantized checkpoint's weights go out as floats (or the variants'
+ * own blocks): its config.json loses the quantization_config, written
+ * as hf-quantize --dequantize writes it. */
+static int float_config(const char *out, struct hf_err *err)
+{
+	char *path = hf_path_join(out, "config.json");
+	json_t *c = NULL;
+	struct hf_atomic a;
+	int rc;
+
+	if (!path)
+		return hf_err_set(err, HF_ENOMEM, "out of memory");
+	if ((rc = hf_json_load_file(&c, path, err)))
+		goto out;
+	json_object_del(c, "quantization_config");
+	if ((rc = hf_atomic_open(&a, path, err)))
+		goto out;
+	if (json_dumpf(c, a.f, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) ||
+	    fputc('\n', a.f) == EOF) {
+		hf_atomic_abort(&a);
+		rc = hf_err_errno(err, "cannot write '%s'", path);
+		goto out;
+	}
+	rc = hf_atomic_commit(&a, err);
+out:
+	json_decref(c);
+	free(path);
+	return rc;
+}
+
 int hf_export_onnx(const char *dir, const char *out,
 		   const struct hf_onnx_opts *o, struct hf_err *err)
 {
@@ -1357,13 +1436,6 @@ int hf_export_onnx(const char *dir, const char *out,
 
 	if ((rc = hf_model_open(&m, dir, NULL, 1, err)))
 		return rc;
-	if (m->qc) {
-		rc = hf_err_set(err, HF_EUNSUPPORTED,
-				"%s/config.json: a quantized checkpoint "
-				"(quantization_config); ONNX export reads float "
-				"weights (hf-quantize --dequantize first)", dir);
-		goto out;
-	}
 	if (!m->encoder && m->rope_dynamic == 1) {
 		rc = hf_err_set(err, HF_EUNSUPPORTED,
 				"%s/config.json: rope_scaling 'dynamic' changes "
@@ -1387,6 +1459,8 @@ int hf_export_onnx(const char *dir, const char *out,
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		if ((rc = copy_file(dir, out, files[i], err)))
 			goto out;
+	if (m->qc && (rc = float_config(out, err)))
+		goto out;
 	for (int task = 0; task < 3; task++) {
 		static const char *const graph[] = { "model", "masked_lm",
 						     "sequence_classification" };

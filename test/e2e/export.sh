@@ -432,8 +432,9 @@ expect "truncated safetensors" 1 "model.safetensors" \
 # a quantized checkpoint
 if "$BIN/hf-quantize" -m "$FX/llama-tiny" --method int8 -o "$tmp/int8" \
 	>/dev/null 2>&1 </dev/null; then
-	expect "quantized checkpoint" 1 "hf-quantize --dequantize first" \
-		"$x" -m "$tmp/int8" -o "$tmp/bad.gguf"
+	expect "quantized checkpoint to a ternary type" 1 \
+		"a bitsandbytes int8 checkpoint cannot be exported as tq2_0" \
+		"$x" -m "$tmp/int8" --type tq2_0 -o "$tmp/bad.gguf"
 fi
 cases=$((cases + 1))
 [ -e "$tmp/bad.gguf" ] && fail "a failed export left '$tmp/bad.gguf'"
