@@ -1,10 +1,13 @@
 /* lib/train/lora.c: the LoRA op's forward and backward, scaling, init,
  * dropout mask and merge (see lora.h for the formulas), and one targeted
- * linear in training (hf_lora_layer: masks, saved x A^T). Plain loops with
- * double sums: r is small (4 to 64) and the products are dominated by
- * the base weight's, which lib/tensor runs. */
+ * linear in training (hf_lora_layer: masks, saved x A^T). The products go
+ * to cblas_sgemm (r is small, 4 to 64, but n * in * r is still 4% of the
+ * base product at r 16 and the plain loops, strided and summed in
+ * double, cost as much as the base's dW they let us skip); the plain
+ * loops with double sums stay as hf_lora_*_ref to test them by. */
 #include "train/lora.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,9 +55,9 @@ void hf_lora_dropout_mask(float *mask, const float *u, size_t n, float p)
 		mask[i] = u[i] < p ? 0.0f : keep;
 }
 
-void hf_lora_forward(float *y, float *xa, const float *x, const float *mask,
-		     const float *A, const float *B, size_t n, size_t in,
-		     size_t r, size_t out, float scale)
+void hf_lora_forward_ref(float *y, float *xa, const float *x,
+			 const float *mask, const float *A, const float *B,
+			 size_t n, size_t in, size_t r, size_t out, float scale)
 {
 	for (size_t t = 0; t < n; t++) {
 		const float *xt = x + t * in;
@@ -82,10 +85,11 @@ void hf_lora_forward(float *y, float *xa, const float *x, const float *mask,
 	}
 }
 
-void hf_lora_backward(float *dx, float *dA, float *dB, float *gxa,
-		      const float *dy, const float *x, const float *mask,
-		      const float *xa, const float *A, const float *B,
-		      size_t n, size_t in, size_t r, size_t out, float scale)
+void hf_lora_backward_ref(float *dx, float *dA, float *dB, float *gxa,
+			  const float *dy, const float *x, const float *mask,
+			  const float *xa, const float *A, const float *B,
+			  size_t n, size_t in, size_t r, size_t out,
+			  float scale)
 {
 	/* g (n, r) = scale * dy B */
 	for (size_t t = 0; t < n; t++)
@@ -132,6 +136,97 @@ void hf_lora_backward(float *dx, float *dA, float *dB, float *gxa,
 				dx[t * in + i] += (mask ? mask[t * in + i] : 1.0f) *
 						  (float)s;
 			}
+}
+
+/* Columns of a dropped-out row handled at a time (a stack chunk of
+ * xd = x * mask: the op allocates nothing). */
+#define XD_CHUNK 512
+
+void hf_lora_forward(float *y, float *xa, const float *x, const float *mask,
+		     const float *A, const float *B, size_t n, size_t in,
+		     size_t r, size_t out, float scale)
+{
+	if (!n)
+		return;
+	if (!mask) {
+		/* xa (n, r) = x (n, in) A^T */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n,
+			    (int)r, (int)in, 1.0f, x, (int)in, A, (int)in,
+			    0.0f, xa, (int)r);
+	} else {
+		float xd[XD_CHUNK];
+
+		memset(xa, 0, n * r * sizeof(float));
+		for (size_t t = 0; t < n; t++)
+			for (size_t i0 = 0; i0 < in; i0 += XD_CHUNK) {
+				size_t w = in - i0 < XD_CHUNK ? in - i0 : XD_CHUNK;
+
+				for (size_t i = 0; i < w; i++)
+					xd[i] = x[t * in + i0 + i] *
+						mask[t * in + i0 + i];
+				/* xa[t] (r) += A[:, i0:i0+w] xd */
+				cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)r,
+					    (int)w, 1.0f, A + i0, (int)in, xd, 1,
+					    1.0f, xa + t * r, 1);
+			}
+	}
+	/* y (n, out) += scale * xa (n, r) B^T */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)out,
+		    (int)r, scale, xa, (int)r, B, (int)r, 1.0f, y, (int)out);
+}
+
+void hf_lora_backward(float *dx, float *dA, float *dB, float *gxa,
+		      const float *dy, const float *x, const float *mask,
+		      const float *xa, const float *A, const float *B,
+		      size_t n, size_t in, size_t r, size_t out, float scale)
+{
+	if (!n)
+		return;
+	/* g (n, r) = scale * dy (n, out) B (out, r) */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)r,
+		    (int)out, scale, dy, (int)out, B, (int)r, 0.0f, gxa,
+		    (int)r);
+	/* dB (out, r) += scale * dy^T xa */
+	if (dB)
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out,
+			    (int)r, (int)n, scale, dy, (int)out, xa, (int)r,
+			    1.0f, dB, (int)r);
+	if (!mask) {
+		/* dA (r, in) += g^T x */
+		if (dA)
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans,
+				    (int)r, (int)in, (int)n, 1.0f, gxa, (int)r,
+				    x, (int)in, 1.0f, dA, (int)in);
+		/* dx (n, in) += g A */
+		if (dx)
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+				    (int)n, (int)in, (int)r, 1.0f, gxa, (int)r,
+				    A, (int)in, 1.0f, dx, (int)in);
+		return;
+	}
+	for (size_t t = 0; t < n; t++)
+		for (size_t i0 = 0; i0 < in; i0 += XD_CHUNK) {
+			size_t w = in - i0 < XD_CHUNK ? in - i0 : XD_CHUNK;
+			const float *mt = mask + t * in + i0;
+			float buf[XD_CHUNK];
+
+			/* dA[:, i0:i0+w] += g[t]^T xd[t] (a rank-1 update) */
+			if (dA) {
+				for (size_t i = 0; i < w; i++)
+					buf[i] = x[t * in + i0 + i] * mt[i];
+				cblas_sger(CblasRowMajor, (int)r, (int)w, 1.0f,
+					   gxa + t * r, 1, buf, 1, dA + i0,
+					   (int)in);
+			}
+			/* dx[t, i0:i0+w] += mask * (g[t] A[:, i0:i0+w]) */
+			if (dx) {
+				cblas_sgemv(CblasRowMajor, CblasTrans, (int)r,
+					    (int)w, 1.0f, A + i0, (int)in,
+					    gxa + t * r, 1, 0.0f, buf, 1);
+				for (size_t i = 0; i < w; i++)
+					dx[t * in + i0 + i] += mt[i] * buf[i];
+			}
+		}
 }
 
 void hf_lora_merge(float *W, const float *A, const float *B, size_t in,

@@ -6,7 +6,8 @@
  *   scale = alpha / r, or alpha / sqrt(r) with rslora
  *
  * (huggingface/peft src/peft/tuners/lora/layer.py: Linear.forward,
- * update_layer, reset_lora_parameters). Dropout is a mask the caller
+ * update_layer, reset_lora_parameters). The products run on
+ * cblas_sgemm (float sums). Dropout is a mask the caller
  * makes (hf_lora_dropout_mask), so the training loop owns the random
  * stream and a checkpoint can hold it. Pointers and sizes in, no
  * allocation inside; backward adds (+=) into its gradients. */
@@ -52,6 +53,16 @@ void hf_lora_backward(float *dx, float *dA, float *dB, float *gxa,
 		      const float *dy, const float *x, const float *mask,
 		      const float *xa, const float *A, const float *B,
 		      size_t n, size_t in, size_t r, size_t out, float scale);
+/* The plain loops of both (sums in double), to test the others by; the
+ * same arguments and results. */
+void hf_lora_forward_ref(float *y, float *xa, const float *x,
+			 const float *mask, const float *A, const float *B,
+			 size_t n, size_t in, size_t r, size_t out, float scale);
+void hf_lora_backward_ref(float *dx, float *dA, float *dB, float *gxa,
+			  const float *dy, const float *x, const float *mask,
+			  const float *xa, const float *A, const float *B,
+			  size_t n, size_t in, size_t r, size_t out,
+			  float scale);
 
 /* The merged weight's delta: W (out, in) += scale * B A; with
  * fan_in_fan_out W is stored (in, out) and gets the transpose. Sums in

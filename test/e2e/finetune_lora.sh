@@ -59,7 +59,10 @@ EOF
 
 T=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head
 cases=$((cases + 1))
-if ! "$ft" -m "$M" --data "$tmp/s16.jsonl" --batch 4 --lr 5e-3 --schedule constant \
+# a linear decay, as e2e/finetune: at a constant 5e-3 the last steps'
+# losses still jump (0.01 to 0.22), and which sentence a prompt recalls
+# then hangs on the rounding of the products (float or double sums)
+if ! "$ft" -m "$M" --data "$tmp/s16.jsonl" --batch 4 --lr 5e-3 --schedule linear \
 	--epochs 40 -t 1 --lora-r 16 --lora-alpha 32 --target "$T" \
 	-o "$tmp/lora" >"$tmp/m.jsonl" 2>"$tmp/err"; then
 	fail "lora overfit: exit $?: $(cat "$tmp/err")"

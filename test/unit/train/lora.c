@@ -318,6 +318,82 @@ static void test_layer_recomputes_with_the_same_mask(void **state)
 	free(g);
 }
 
+/* The sgemm paths against the plain loops (with and without a dropout
+ * mask, sizes past one stack chunk of 512 columns and not a multiple of
+ * it), outputs and every gradient. */
+static void close_all(const char *what, const float *got, const float *want,
+		      size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		/* 1e-4 relative: float sums of up to 700 products of values
+		 * in [-1, 1] against double ones */
+		if (fabsf(got[i] - want[i]) > 1e-4f * (1.0f + fabsf(want[i])))
+			fail_msg("%s[%zu]: got %g, want %g", what, i, got[i],
+				 want[i]);
+}
+
+static void test_blas_paths_equal_the_plain_loops(void **state)
+{
+	(void)state;
+	for (int drop = 0; drop < 2; drop++) {
+		size_t n = 7, in = 700, r = 5, out = 37;
+		float *x = rnd(n * in), *A = rnd(r * in), *B = rnd(out * r);
+		float *dy = rnd(n * out), *mask = NULL;
+		float *y = rnd(n * out), *y0 = malloc(n * out * sizeof(float));
+		float *xa = malloc(n * r * sizeof(float));
+		float *xa0 = malloc(n * r * sizeof(float));
+		float *g = malloc(n * r * sizeof(float));
+		float *g0 = malloc(n * r * sizeof(float));
+		float *dx = rnd(n * in), *dA = rnd(r * in), *dB = rnd(out * r);
+		float *dx0 = malloc(n * in * sizeof(float));
+		float *dA0 = malloc(r * in * sizeof(float));
+		float *dB0 = malloc(out * r * sizeof(float));
+
+		if (drop) {
+			float *u = malloc(n * in * sizeof(float));
+
+			mask = malloc(n * in * sizeof(float));
+			for (size_t i = 0; i < n * in; i++)
+				u[i] = (frand() + 1.0f) * 0.5f;
+			hf_lora_dropout_mask(mask, u, n * in, 0.3f);
+			free(u);
+		}
+		memcpy(y0, y, n * out * sizeof(float));
+		memcpy(dx0, dx, n * in * sizeof(float));
+		memcpy(dA0, dA, r * in * sizeof(float));
+		memcpy(dB0, dB, out * r * sizeof(float));
+		hf_lora_forward(y, xa, x, mask, A, B, n, in, r, out, 0.7f);
+		hf_lora_forward_ref(y0, xa0, x, mask, A, B, n, in, r, out, 0.7f);
+		close_all("y", y, y0, n * out);
+		close_all("xa", xa, xa0, n * r);
+		hf_lora_backward(dx, dA, dB, g, dy, x, mask, xa0, A, B, n, in,
+				 r, out, 0.7f);
+		hf_lora_backward_ref(dx0, dA0, dB0, g0, dy, x, mask, xa0, A, B,
+				     n, in, r, out, 0.7f);
+		close_all("gxa", g, g0, n * r);
+		close_all("dx", dx, dx0, n * in);
+		close_all("dA", dA, dA0, r * in);
+		close_all("dB", dB, dB0, out * r);
+		free(x);
+		free(A);
+		free(B);
+		free(dy);
+		free(mask);
+		free(y);
+		free(y0);
+		free(xa);
+		free(xa0);
+		free(g);
+		free(g0);
+		free(dx);
+		free(dA);
+		free(dB);
+		free(dx0);
+		free(dA0);
+		free(dB0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -327,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_forward_equals_merged_weight),
 		cmocka_unit_test(test_backward_matches_finite_differences),
 		cmocka_unit_test(test_layer_recomputes_with_the_same_mask),
+		cmocka_unit_test(test_blas_paths_equal_the_plain_loops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
