@@ -987,9 +987,11 @@ static int load_data(struct run *r, struct hf_data **out, const char *path,
 static int train(const struct opts *o, struct hf_model *m, const char *model_dir)
 {
 	struct hf_err err = { 0 };
-	/* LoRA over a quantized base (QLoRA): its linears stay as stored */
+	/* LoRA: the base's linears stay as stored, quantized (QLoRA) or
+	 * f16/bf16, frozen */
 	struct hf_train_opts to = { .checkpointing = o->checkpointing,
-				    .quant_base = o->lora_r != 0 };
+				    .quant_base = o->lora_r != 0,
+				    .frozen_base = o->lora_r != 0 };
 	struct hf_adamw_opts ao = HF_ADAMW_DEFAULTS;
 	struct run r = { .o = o, .model_dir = model_dir };
 	struct hf_batch *mb = NULL;

@@ -36,7 +36,11 @@
  * and its backward gives dx only, dequantizing one tile of rows at a
  * time (lib/train/qlora.h); the base is never widened to float. What the
  * checkpoint keeps in float (embeddings, norms, biases, an lm_head left
- * out of the quantization) stays a parameter as above.
+ * out of the quantization) stays a parameter as above. opts.frozen_base
+ * does the same for the F16 and BF16 linear weights of an unquantized
+ * Llama-family model (LoRA: the base read through hf_matmul_w and the
+ * tile dequantization instead of a float32 copy beside the mapped
+ * file); a tied lm_head stays the embedding parameter.
  *
  * Linears and adapters (LoRA). Every nn.Linear of the model is a struct
  * hf_train_lin named as transformers names the module
@@ -88,6 +92,10 @@ struct hf_train_opts {
 	int quant_base;		/* keep a quantized base quantized and
 				 * frozen (adapters only) instead of
 				 * refusing it */
+	int frozen_base;	/* Llama family: keep every linear weight
+				 * stored as F16 or BF16 as stored, frozen
+				 * (adapters only), like a quantized one:
+				 * no float32 copy of it */
 };
 
 /* A stored tensor as float32 and its gradient. */

@@ -25,7 +25,7 @@ struct tlin {
 	char name[192];
 	struct hf_train_adapter ad;
 	int has_ad;
-	int quant;		/* the weight is qw (opts.quant_base) */
+	int quant;		/* the weight is qw (quant_base, frozen_base) */
 	struct hf_weight qw;
 };
 
@@ -196,12 +196,15 @@ static int add_lin(struct hf_train *t, size_t *idx, size_t layer, size_t out,
 	vsnprintf(mod, sizeof(mod), fmt, ap);
 	va_end(ap);
 	/* a quantized base: the weight as stored unless it is plain float
-	 * (the modules the quantizer left out) */
+	 * (the modules the quantizer left out); a frozen base: an f16 or
+	 * bf16 weight as stored, read through the same kernels */
 	snprintf(name, sizeof(name), "%s.weight", mod);
 	ts = find_tensor(t->m, name);
-	if (t->o.quant_base && t->m->qc &&
-	    (!ts || (ts->dtype != HF_DTYPE_F32 && ts->dtype != HF_DTYPE_F16 &&
-		     ts->dtype != HF_DTYPE_BF16))) {
+	if ((t->o.quant_base && t->m->qc &&
+	     (!ts || (ts->dtype != HF_DTYPE_F32 && ts->dtype != HF_DTYPE_F16 &&
+		      ts->dtype != HF_DTYPE_BF16))) ||
+	    (t->o.frozen_base && ts && (ts->dtype == HF_DTYPE_F16 ||
+					ts->dtype == HF_DTYPE_BF16))) {
 		if (train_quant_bind(t->m, &qw, name, sizeof(name), mod, out,
 				     in, err))
 			return err->code;
@@ -390,9 +393,14 @@ int hf_train_new(struct hf_train **out, struct hf_model *m,
 	/* the head as bind_head() binds it: the embeddings when tied */
 	if (m->cfg->tie_word_embeddings && m->embed) {
 		struct tlin *l;
+		int frozen = t->o.frozen_base;
 
-		if ((rc = add_lin(t, &t->head, NONE, t->V, t->H, err,
-				  "embed_tokens")))
+		/* never frozen_base: its weight is the embedding parameter,
+		 * which may train */
+		t->o.frozen_base = 0;
+		rc = add_lin(t, &t->head, NONE, t->V, t->H, err, "embed_tokens");
+		t->o.frozen_base = frozen;
+		if (rc)
 			goto fail;
 		l = &t->lins[t->head];
 		snprintf(l->name, sizeof(l->name), "lm_head");

@@ -249,6 +249,69 @@ static void test_frozen_parameter_has_no_gradient(void **state)
 	hf_model_free(m);
 }
 
+/* opts.frozen_base keeps every f16/bf16 linear weight as stored (no
+ * parameter, hf_train_lin.qw set) and gives the loss and the gradients
+ * of what stays a parameter (embeddings, norms) that the float32 copies
+ * give with those weights frozen: 1e-5, the same products summed in
+ * another order (tensor/matmul's kernels against OpenBLAS). */
+static void frozen_base_case(const char *name)
+{
+	struct hf_model *m = open_fixture(name);
+	struct hf_train_opts o = { .frozen_base = 1 };
+	struct hf_train *a = new_train(m, 0), *b = NULL;
+	int32_t ids[B * T], labels[B * T];
+	struct hf_err err = { 0 };
+	double la, lb;
+
+	assert_int_equal(hf_train_new(&b, m, &o, &err), 0);
+	assert_true(hf_train_nlinears(b) > 0);
+	for (size_t i = 0; i < hf_train_nlinears(b); i++) {
+		const struct hf_train_lin *l = hf_train_linear(b, i);
+
+		if (!strcmp(l->name, "lm_head") && !hf_train_find(a, "lm_head.weight"))
+			continue;	/* tied: the embedding parameter */
+		assert_non_null(l->qw);
+		assert_int_equal(l->w, (size_t)-1);
+		assert_int_equal(hf_train_set_trainable(a, hf_train_linear(a, i)->w, 0,
+							&err), 0);
+	}
+	make_batch(m, ids, labels);
+	la = step(a, ids, labels, 0);
+	lb = step(b, ids, labels, 0);
+	assert_true(fabs(la - lb) <= 1e-5 * fabs(la));
+	for (size_t i = 0; i < hf_train_nparams(b); i++) {
+		struct hf_param *q = hf_train_param(b, i);
+		struct hf_param *p = hf_train_find(a, q->name);
+		double e2 = 0, n2 = 0;
+
+		assert_non_null(p);
+		assert_non_null(p->g);
+		assert_non_null(q->g);
+		for (size_t j = 0; j < p->n; j++) {
+			double d = (double)q->g[j] - p->g[j];
+
+			e2 += d * d;
+			n2 += (double)p->g[j] * p->g[j];
+		}
+		if (sqrt(e2) > 1e-5 * sqrt(n2)) {
+			print_error("%s: %s rel L2 %.3g\n", name, q->name,
+				    sqrt(e2 / n2));
+			fail();
+		}
+	}
+	hf_train_free(a);
+	hf_train_free(b);
+	hf_model_free(m);
+}
+
+static void test_frozen_base_keeps_the_stored_weights(void **state)
+{
+	(void)state;
+	frozen_base_case("llama-tiny");		/* bf16, tied */
+	frozen_base_case("llama-tiny-untied");	/* f16 */
+	frozen_base_case("phi3-tiny");		/* fused qkv, gate_up */
+}
+
 /* A test adapter: y += x D^T with its own D (out, in) and gradient. */
 struct dense {
 	float *d, *g;
@@ -447,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_logits_in_chunks),
 		cmocka_unit_test(test_gradients_add_and_denom_scales),
 		cmocka_unit_test(test_frozen_parameter_has_no_gradient),
+		cmocka_unit_test(test_frozen_base_keeps_the_stored_weights),
 		cmocka_unit_test(test_adapter_hook),
 		cmocka_unit_test(test_names_are_the_stored_ones),
 		cmocka_unit_test(test_bad_input_is_refused),
