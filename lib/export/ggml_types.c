@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -125,17 +126,27 @@ static uint32_t get_u32(const uint8_t *p)
 	       (uint32_t)p[3] << 24;
 }
 
+/* Float to int as ggml's casts compile on x86 (cvttss2si): a value out
+ * of int's range, or NaN, gives INT_MIN. Such values come only from
+ * non-finite input or a scale whose inverse overflows (a block of
+ * subnormals), and the explicit test keeps the cast defined. */
+static int to_int(float f)
+{
+	if (!(f >= -2147483648.0f && f < 2147483648.0f))
+		return INT_MIN;
+	return (int)f;
+}
+
 /* Float to a narrow integer as ggml's casts do on its targets: through
- * int, so that an out-of-range value (only from non-finite input) is
- * defined here. */
+ * int, then its low bits. */
 static int8_t to_i8(float f)
 {
-	return (int8_t)(int)f;
+	return (int8_t)to_int(f);
 }
 
 static uint8_t to_u8(float f)
 {
-	return (uint8_t)(int)f;
+	return (uint8_t)to_int(f);
 }
 
 /* ---- f32, f16, bf16 --------------------------------------------------- */

@@ -401,14 +401,15 @@ static int put_tensor(FILE *f, const struct wtensor *t, unsigned char *buf,
 	for (uint64_t off = 0; off < t->nbytes; off += CHUNK) {
 		size_t len = t->nbytes - off < CHUNK ? (size_t)(t->nbytes - off)
 						     : CHUNK;
-		const void *p = (const unsigned char *)t->data + off;
+		const void *p = buf;
 		int rc;
 
-		if (t->fill) {
+		if (!t->fill) {
+			p = (const unsigned char *)t->data + off;
+		} else {
 			if ((rc = t->fill(t->ctx, buf, (size_t)off, len, err)))
 				return hf_err_prefix(err, "tensor '%s'",
 						     t->name);
-			p = buf;
 		}
 		if ((rc = put(f, p, len, name, err)))
 			return rc;

@@ -613,7 +613,9 @@ int tok_model_tokenize(const struct model *m, struct tok_ws *ws, const char *w,
 		ws->c_klen_total += len;
 		ws->c_toff[slot] = (uint32_t)ws->c_tn_total;
 		ws->c_tn[slot] = (uint32_t)nt;
-		memcpy(ws->c_toks + ws->c_tn_total, ws->mt.v + mark, nt * sizeof(struct mtok));
+		if (nt)		/* a word of no tokens: mt.v may be NULL */
+			memcpy(ws->c_toks + ws->c_tn_total, ws->mt.v + mark,
+			       nt * sizeof(struct mtok));
 		ws->c_tn_total += nt;
 		ws->c_used++;
 	}
