@@ -21,6 +21,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/progress.h"
+#include "export/qlin.h"
 #include "quant/qconfig.h"
 #include "quant/quantize.h"
 #include "st/st.h"
@@ -1098,201 +1099,45 @@ static int run_quantize(struct job *j, struct out *s, struct hf_err *err)
 
 /* ---- --dequantize ------------------------------------------------------------ */
 
-/* The tensors a quantized linear stores besides its bias, after
- * "<base>.". */
-static const char *const qsuffixes[] = {
-	"weight", "SCB", "weight_format", "weight.absmax", "weight.quant_map",
-	"weight.nested_absmax", "weight.nested_quant_map",
-	"weight.quant_state.bitsandbytes__nf4",
-	"weight.quant_state.bitsandbytes__fp4", "qweight", "qzeros",
-	"scales", "g_idx", "weight_scale", "weight_scale_inv",
-};
-
-#define NQSUFFIX (sizeof(qsuffixes) / sizeof(qsuffixes[0]))
-
-/* Whether t is the main tensor of a quantized linear (*is), and then its
- * module in base and its (rows, cols) = (out, in). */
-static int quantized_linear(struct job *j, const struct hf_tensor *t,
-			    char *base, size_t cap, size_t *rows,
-			    size_t *cols, int *is, struct hf_err *err)
-{
-	size_t n = strlen(t->name);
-	const char *sfx;
-
-	*is = 0;
-
-	if (n > 8 && !strcmp(t->name + n - 8, ".qweight"))
-		sfx = ".qweight";
-	else if (n > 7 && !strcmp(t->name + n - 7, ".weight") &&
-		 (t->dtype == HF_DTYPE_I8 || t->dtype == HF_DTYPE_U8 ||
-		  t->dtype == HF_DTYPE_F8_E4M3))
-		sfx = ".weight";
-	else
-		return 0;
-	n -= strlen(sfx);
-	if (n >= cap || t->ndim != 2)
-		return hf_err_set(err, HF_EFORMAT, "tensor '%s' is not a "
-				  "matrix of a quantized linear", t->name);
-	memcpy(base, t->name, n);
-	base[n] = 0;
-	*is = 1;
-	if (!strcmp(sfx, ".qweight")) {
-		if (j->qc.method == HF_QM_AWQ) {
-			*rows = (size_t)t->shape[1] * 8;
-			*cols = (size_t)t->shape[0];
-		} else {
-			*rows = (size_t)t->shape[1];
-			*cols = (size_t)t->shape[0] * 32 /
-				(size_t)(j->qc.bits ? j->qc.bits : 4);
-		}
-		return 0;
-	}
-	if (j->qc.method == HF_QM_BITNET && t->dtype == HF_DTYPE_U8) {
-		*rows = (size_t)t->shape[0] * 4;
-		*cols = (size_t)t->shape[1];
-		return 0;
-	}
-	if (t->dtype == HF_DTYPE_U8) {
-		/* bitsandbytes 4-bit: the shape is in the quant_state */
-		char name[512];
-		const struct hf_tensor *qs;
-		json_t *js = NULL, *sh;
-		int rc = 0;
-
-		snprintf(name, sizeof(name),
-			 "%s.weight.quant_state.bitsandbytes__nf4", base);
-		if (!(qs = hf_st_model_get(j->st, name))) {
-			snprintf(name, sizeof(name), "%s.weight.quant_state."
-				 "bitsandbytes__fp4", base);
-			qs = hf_st_model_get(j->st, name);
-		}
-		if (!qs)
-			return hf_err_set(err, HF_EFORMAT, "tensor '%s' is U8 "
-					  "but has no quant_state", t->name);
-		if (hf_json_load_buf(&js, qs->data, qs->nbytes, qs->name, err))
-			return err->code;
-		sh = json_object_get(js, "shape");
-		if (!json_is_array(sh) || json_array_size(sh) != 2 ||
-		    !json_is_integer(json_array_get(sh, 0)) ||
-		    !json_is_integer(json_array_get(sh, 1)) ||
-		    json_integer_value(json_array_get(sh, 0)) <= 0 ||
-		    json_integer_value(json_array_get(sh, 1)) <= 0)
-			rc = hf_err_set(err, HF_EFORMAT, "%s: 'shape' must be "
-					"[out, in]", qs->name);
-		else {
-			*rows = (size_t)json_integer_value(json_array_get(sh, 0));
-			*cols = (size_t)json_integer_value(json_array_get(sh, 1));
-		}
-		json_decref(js);
-		return rc;
-	}
-	*rows = (size_t)t->shape[0];
-	*cols = (size_t)t->shape[1];
-	return 0;
-}
-
-/* Whether name is one of the tensors of a quantized linear in bases. */
-static int aux_of(const json_t *bases, const char *name)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)bases, k, v) {
-		size_t n = strlen(k);
-
-		if (strncmp(name, k, n) || name[n] != '.')
-			continue;
-		for (size_t i = 0; i < NQSUFFIX; i++)
-			if (!strcmp(name + n + 1, qsuffixes[i]))
-				return 1;
-	}
-	return 0;
-}
-
+/* Each quantized linear as the float32 tensor it stands for (export/qlin.h:
+ * the same reader the exporters use), its other tensors dropped, every
+ * other tensor as it is or in --dtype. */
 static int run_dequantize(struct job *j, struct out *s, struct hf_err *err)
 {
 	const struct opts *o = j->o;
 	size_t n = hf_st_model_count(j->st);
-	json_t *bases = json_object();
-	char base[400], name[512];
 	int rc = 0;
 
-	if (!bases)
-		return hf_err_set(err, HF_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n && !rc; i++) {
 		const struct hf_tensor *t = hf_st_model_tensor(j->st, i);
-		size_t rows = 0, cols = 0;
-		int is;
+		enum hf_qlin_role role = hf_qlin_role(t, get_cb, j->st);
 
-		rc = quantized_linear(j, t, base, sizeof(base), &rows, &cols,
-				      &is, err);
-		if (!rc && is)
-			json_object_set_new(bases, base,
-					    json_pack("[I,I]", (json_int_t)rows,
-						      (json_int_t)cols));
-	}
-	if (rc)
-		goto out;
-	for (size_t i = 0; i < n && !rc; i++) {
-		const struct hf_tensor *t = hf_st_model_tensor(j->st, i);
-		size_t len = strlen(t->name);
-		const json_t *b;
+		if (role == HF_QLIN_MAIN) {
+			struct hf_qlin l;
+			char name[400];
+			size_t len = strlen(t->name);
+			size_t m;
+			float *x;
 
-		if (len > 8 && !strcmp(t->name + len - 8, ".qweight"))
-			len -= 8;
-		else if (len > 7 && !strcmp(t->name + len - 7, ".weight"))
-			len -= 7;
-		snprintf(base, sizeof(base), "%.*s", (int)len, t->name);
-		b = json_object_get(bases, base);
-		if (b && len != strlen(t->name) &&
-		    (t->dtype == HF_DTYPE_I8 || t->dtype == HF_DTYPE_U8 ||
-		     t->dtype == HF_DTYPE_F8_E4M3 ||
-		     !strcmp(t->name + len, ".qweight"))) {
-			const struct hf_tensor *tn[HF_WEIGHT_NT];
-			struct hf_weight w;
-			size_t rows = (size_t)json_integer_value(
-				json_array_get(b, 0));
-			size_t cols = (size_t)json_integer_value(
-				json_array_get(b, 1));
-			int conv = conv1d(j->gpt2, base);
-			int64_t shape[2] = { (int64_t)rows, (int64_t)cols };
-			float *x, *y;
-
-			if ((rc = hf_weight_bind(&w, tn, get_cb, j->st, &j->qc,
-						 base, rows, cols, err))) {
-				if (rc == HF_ENOTFOUND)
-					rc = hf_err_set(err, HF_EFORMAT,
-							"'%s' is stored in no "
-							"format hf reads",
-							t->name);
+			len -= len > 8 && !strcmp(t->name + len - 8,
+						  ".qweight") ? 8 : 7;
+			snprintf(name, sizeof(name), "%.*s.weight", (int)len,
+				 t->name);
+			if ((rc = hf_qlin_find(&l, get_cb, j->st, &j->qc,
+					       j->gpt2, name, err)))
 				break;
-			}
-			if (!(x = malloc(rows * cols * sizeof(float) + 1))) {
+			m = (size_t)hf_tensor_numel(&l.t);
+			if (!(x = malloc(m * sizeof(float) + 1))) {
 				rc = hf_err_set(err, HF_ENOMEM, "out of memory");
 				break;
 			}
-			hf_weight_dequant(x, &w, 0, rows, 0, cols);
-			if (conv) {
-				if (!(y = malloc(rows * cols * sizeof(float) +
-						 1))) {
-					free(x);
-					rc = hf_err_set(err, HF_ENOMEM,
-							"out of memory");
-					break;
-				}
-				for (size_t r = 0; r < rows; r++)
-					for (size_t c = 0; c < cols; c++)
-						y[c * rows + r] =
-							x[r * cols + c];
+			if ((rc = hf_qlin_read(&l, x, err))) {
 				free(x);
-				x = y;
-				shape[0] = (int64_t)cols;
-				shape[1] = (int64_t)rows;
+				break;
 			}
-			snprintf(name, sizeof(name), "%s.weight", base);
-			rc = add_floats(s, name, x, rows * cols, o->dtype, 2,
-					shape, err);
-		} else if (aux_of(bases, t->name)) {
+			rc = add_floats(s, l.t.name, x, m, o->dtype, 2,
+					l.t.shape, err);
+		} else if (role == HF_QLIN_AUX) {
 			rc = 0;
 		} else if ((o->given & G_DTYPE) && t->dtype != o->dtype &&
 			   (t->dtype == HF_DTYPE_F32 ||
@@ -1314,8 +1159,6 @@ static int run_dequantize(struct job *j, struct out *s, struct hf_err *err)
 		if (!rc)
 			rc = tick(j, t, err);
 	}
-out:
-	json_decref(bases);
 	return rc;
 }
 
