@@ -1,8 +1,8 @@
 /* lib/export/qlin.c: a quantized checkpoint's linears as the float32
- * tensors of its dequantized copy (qlin.h). The shapes and the Conv1D
- * rule are those hf-quantize --dequantize (tools/quantize.c) uses, so an
- * export of the quantized checkpoint reads the very floats an export of
- * that copy reads. */
+ * tensors of its dequantized copy (qlin.h). hf-quantize --dequantize
+ * writes that copy through these same functions, so an export of the
+ * quantized checkpoint reads the very floats an export of that copy
+ * reads. */
 #include "export/qlin.h"
 
 #include <jansson.h>
@@ -14,7 +14,7 @@
 #include "quant/qconfig.h"
 
 /* The tensors a quantized linear stores besides its main one and its
- * bias, after "<base>." (tools/quantize.c's list). */
+ * bias, after "<base>.". */
 static const char *const aux[] = {
 	"SCB", "weight_format", "weight.absmax", "weight.quant_map",
 	"weight.nested_absmax", "weight.nested_quant_map",
@@ -77,8 +77,8 @@ enum hf_qlin_role hf_qlin_role(const struct hf_tensor *t, hf_wfmt_get_fn get,
 	return HF_QLIN_NONE;
 }
 
-/* GPT-2's Conv1D modules store W as (in, out) (tools/quantize.c
- * conv1d). */
+/* GPT-2's Conv1D modules store W as (in, out) (as tools/quantize.c's
+ * conv1d says when it quantizes them). */
 static int conv1d(int gpt2, const char *base)
 {
 	const char *d = strrchr(base, '.');
