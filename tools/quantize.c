@@ -467,15 +467,6 @@ static int icontains(const char *s, const char *w)
 	return 0;
 }
 
-/* GPT-2's Conv1D modules store W as (in, out). */
-static int conv1d(int gpt2, const char *base)
-{
-	const char *l = leaf(base);
-
-	return gpt2 && (!strcmp(l, "c_attn") || !strcmp(l, "c_proj") ||
-			!strcmp(l, "c_fc") || !strcmp(l, "q_attn"));
-}
-
 static int skipped(const struct opts *o, const char *base)
 {
 	for (int i = 0; i < o->nskip; i++)
@@ -1061,7 +1052,7 @@ static int run_quantize(struct job *j, struct out *s, struct hf_err *err)
 					  "is stored %s, not as floats: is "
 					  "'%s' quantized already?", t->name,
 					  hf_dtype_name(t->dtype), j->dir);
-		conv = conv1d(j->gpt2, base);
+		conv = hf_qlin_conv1d(j->gpt2, base);
 		if (check_shape(o, base, (size_t)t->shape[conv ? 1 : 0],
 				(size_t)t->shape[conv ? 0 : 1], err))
 			return err->code;
@@ -1080,7 +1071,7 @@ static int run_quantize(struct job *j, struct out *s, struct hf_err *err)
 				return err->code;
 			continue;
 		}
-		conv = conv1d(j->gpt2, base);
+		conv = hf_qlin_conv1d(j->gpt2, base);
 		rows = (size_t)t->shape[conv ? 1 : 0];
 		cols = (size_t)t->shape[conv ? 0 : 1];
 		if (read_weight(&W, t, conv, err))

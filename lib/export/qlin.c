@@ -77,9 +77,7 @@ enum hf_qlin_role hf_qlin_role(const struct hf_tensor *t, hf_wfmt_get_fn get,
 	return HF_QLIN_NONE;
 }
 
-/* GPT-2's Conv1D modules store W as (in, out) (as tools/quantize.c's
- * conv1d says when it quantizes them). */
-static int conv1d(int gpt2, const char *base)
+int hf_qlin_conv1d(int gpt2, const char *base)
 {
 	const char *d = strrchr(base, '.');
 	const char *l = d ? d + 1 : base;
@@ -174,7 +172,7 @@ int hf_qlin_find(struct hf_qlin *l, hf_wfmt_get_fn get, void *ctx,
 		return rc;
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->main = t;
-	l->conv = conv1d(gpt2, base);
+	l->conv = hf_qlin_conv1d(gpt2, base);
 	l->t.name = l->name;
 	l->t.dtype = HF_DTYPE_F32;
 	l->t.ndim = 2;

@@ -33,6 +33,11 @@ enum hf_qlin_role {
 	HF_QLIN_AUX,	/* its scales, zeros, indices, quant_state... */
 };
 
+/* Whether module base ("transformer.h.0.attn.c_attn") of a GPT-2
+ * checkpoint (gpt2) is a Conv1D (c_attn, c_proj, c_fc, q_attn), whose W
+ * is stored (in, out). */
+int hf_qlin_conv1d(int gpt2, const char *base);
+
 /* The role of the checkpoint tensor t, looking its neighbours up by name
  * through get(ctx, name). */
 enum hf_qlin_role hf_qlin_role(const struct hf_tensor *t, hf_wfmt_get_fn get,
